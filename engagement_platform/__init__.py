@@ -1,0 +1,1 @@
+"""engagement-platform: streaming analytics for content engagement, orchestrated by Dagster."""
