@@ -100,14 +100,16 @@ def spawn(
     return record
 
 
-def _group_alive(pgid: int) -> bool:
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         stat = _proc_stat(int(entry.name))
         if stat and int(stat[2]) == pgid and stat[0] != "Z":
-            return True
-    return False
+            members.append(int(entry.name))
+    return members
 
 
 def stop(record: PidRecord, *, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
@@ -125,10 +127,10 @@ def stop(record: PidRecord, *, sig: int = signal.SIGTERM, timeout: float = 20.0)
             _signal(lambda s: os.kill(record.pid, s), signal.SIGKILL)
         return
     _signal(lambda s: os.killpg(pgid, s), sig)
-    _wait(lambda: is_alive(record) or _group_alive(pgid), timeout)
-    if _group_alive(pgid):
+    _wait(lambda: is_alive(record) or bool(group_members(pgid)), timeout)
+    if bool(group_members(pgid)):
         _signal(lambda s: os.killpg(pgid, s), signal.SIGKILL)
-        _wait(lambda: _group_alive(pgid), 5.0)
+        _wait(lambda: bool(group_members(pgid)), 5.0)
     is_alive(record)  # reaps the leader if it was our child
 
 
