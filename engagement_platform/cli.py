@@ -96,6 +96,49 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     return run_down(settings)
 
 
+def positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {raw}")
+    return value
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from engagement_platform.simulator import run
+
+    if args.events is not None and args.rate is not None:
+        raise UsageError("--events and --rate exclude each other (bulk mode or rate mode)")
+    if args.backfill_days is not None and args.rate is not None:
+        raise UsageError("--backfill-days writes --events historical events; --rate does not apply")
+    if args.duration is not None and (args.events is not None or args.backfill_days is not None):
+        raise UsageError("--duration applies to rate mode only")
+    run(
+        settings.postgres_dsn,
+        content=args.content,
+        events=args.events,
+        rate=args.rate if args.rate is not None else 20.0,
+        burst=args.burst,
+        duration=args.duration,
+        backfill_days=args.backfill_days,
+        seed=args.seed,
+        users=args.users,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -108,6 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop everything `up` or `stack up` started")
     down.set_defaults(func=cmd_down)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="insert content and engagement events into Postgres",
+        description="Ensures --content rows exist, then writes events: exactly --events N and exits; "
+        "or --backfill-days D (N events, default 5,000 a day, spread over the past D days); "
+        "or, by default, --rate events/s in bursts until --duration or Ctrl-C.",
+    )
+    sim.add_argument("--content", type=positive_int, default=50, help="content rows to ensure (default 50)")
+    sim.add_argument("--events", type=positive_int, help="write exactly N events, then exit")
+    sim.add_argument("--rate", type=positive_float, help="events per second (rate mode; default 20)")
+    sim.add_argument(
+        "--burst", type=positive_int, default=10, help="events per insert in rate mode (default 10)"
+    )
+    sim.add_argument(
+        "--duration", type=positive_float, help="seconds to run in rate mode (default: until Ctrl-C)"
+    )
+    sim.add_argument("--backfill-days", type=positive_int, help="spread events over the past D days")
+    sim.add_argument("--users", type=positive_int, default=2000, help="size of the user pool (default 2000)")
+    sim.add_argument("--seed", type=int, help="random seed, for reproducible runs")
+    sim.set_defaults(func=cmd_simulate)
 
     stack = sub.add_parser("stack", help="the local embedded services (no Docker)")
     stack_sub = stack.add_subparsers(dest="stack_command", required=True, parser_class=_Parser)

@@ -4,4 +4,26 @@ from __future__ import annotations
 
 import dagster as dg
 
-defs = dg.Definitions.merge(dg.Definitions())
+from engagement_platform import settings
+from engagement_platform.defs.cdc import assets as cdc_assets
+from engagement_platform.defs.cdc.resources import connect_resource
+from engagement_platform.defs.kafka import assets as kafka_assets
+from engagement_platform.defs.kafka.resources import kafka_resource
+from engagement_platform.defs.postgres import assets as postgres_assets
+from engagement_platform.defs.postgres.resources import postgres_resource
+
+# resources read dg.EnvVar; unset variables resolve to the same defaults as everywhere else
+settings.export_defaults()
+
+defs = dg.Definitions.merge(
+    postgres_assets.defs,
+    cdc_assets.defs,
+    kafka_assets.defs,
+    dg.Definitions(
+        resources={
+            "postgres": postgres_resource(),
+            "kafka": kafka_resource(),
+            "connect": connect_resource(),
+        }
+    ),
+)

@@ -60,6 +60,7 @@ class Settings:
     cdc_password: str
 
     kafka_bootstrap_servers: str
+    topic_partitions: int  # partitions of the topics the platform creates
     connect_url: str
 
     clickhouse_host: str
@@ -126,6 +127,7 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "POSTGRES_CDC_USER": ("cdc_user", "debezium"),
     "POSTGRES_CDC_PASSWORD": ("cdc_password", "debezium"),
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka_bootstrap_servers", "127.0.0.1:9092"),
+    "KAFKA_TOPIC_PARTITIONS": ("topic_partitions", 3),
     "CONNECT_URL": ("connect_url", "http://127.0.0.1:8083"),
     "CLICKHOUSE_HOST": ("clickhouse_host", "127.0.0.1"),
     "CLICKHOUSE_PORT": ("clickhouse_port", 8123),
@@ -150,6 +152,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         else:
             values[field_name] = _str(env, name, str(default))
     values["ep_home"] = Path(str(values["ep_home"])).expanduser().resolve()
+    if int(values["topic_partitions"]) < 1:  # type: ignore[call-overload]
+        raise SettingsError("KAFKA_TOPIC_PARTITIONS must be at least 1")
     if values["mode"] not in ("local", "compose"):
         raise SettingsError(f"EP_MODE must be 'local' or 'compose', got {values['mode']!r}")
     settings = Settings(**values)  # type: ignore[arg-type]
@@ -171,3 +175,14 @@ def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dic
     if extra:
         env.update(extra)
     return env
+
+
+def export_defaults() -> None:
+    """Put every unset variable's default into this process's environment.
+
+    Dagster resources are configured with ``dg.EnvVar`` (so the UI shows which variable
+    feeds which field); this makes those variables resolve to the same defaults as
+    everywhere else when the user has not set them.
+    """
+    for name, value in as_env(load()).items():
+        os.environ.setdefault(name, value)

@@ -1,0 +1,27 @@
+"""The Kafka cluster as a Dagster resource."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+from engagement_platform.topics import TopicSpec, ensure_topics, partition_counts
+
+
+class KafkaResource(dg.ConfigurableResource):
+    bootstrap_servers: str
+    topic_partitions: int
+
+    def ensure_topics(self, specs: Iterable[TopicSpec]) -> list[str]:
+        return ensure_topics(self.bootstrap_servers, specs)
+
+    def partition_counts(self, names: Iterable[str]) -> dict[str, int]:
+        return partition_counts(self.bootstrap_servers, names)
+
+
+def kafka_resource() -> KafkaResource:
+    return KafkaResource(
+        bootstrap_servers=dg.EnvVar("KAFKA_BOOTSTRAP_SERVERS"),
+        topic_partitions=dg.EnvVar.int("KAFKA_TOPIC_PARTITIONS"),
+    )

@@ -1,0 +1,43 @@
+"""The source database as a Dagster resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+import psycopg2
+from psycopg2.extensions import connection as PgConnection
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """Owner connection to the source database, plus the CDC role's credentials that
+    `postgres/schema` grants and `cdc/connector` hands to Debezium."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+    cdc_user: str
+    cdc_password: str
+
+    def connect(self) -> PgConnection:
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            dbname=self.dbname,
+            user=self.user,
+            password=self.password,
+            connect_timeout=10,
+            application_name="engagement-platform-dagster",
+        )
+
+
+def postgres_resource() -> PostgresResource:
+    return PostgresResource(
+        host=dg.EnvVar("POSTGRES_HOST"),
+        port=dg.EnvVar.int("POSTGRES_PORT"),
+        dbname=dg.EnvVar("POSTGRES_DB"),
+        user=dg.EnvVar("POSTGRES_USER"),
+        password=dg.EnvVar("POSTGRES_PASSWORD"),
+        cdc_user=dg.EnvVar("POSTGRES_CDC_USER"),
+        cdc_password=dg.EnvVar("POSTGRES_CDC_PASSWORD"),
+    )
