@@ -139,6 +139,32 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# `consume X` and `bench X`: each module offers add_arguments(parser) and run(args, settings) -> int.
+CONSUMERS = {
+    "enrich": "engagement_platform.streaming.enrich_runner",
+    "leaderboard": "engagement_platform.streaming.leaderboard_runner",
+}
+BENCHMARKS = {
+    "enrich": "engagement_platform.bench.enrich",
+    "leaderboard": "engagement_platform.bench.leaderboard",
+}
+
+
+def _add_module_commands(sub, modules: dict[str, str], helps: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    import importlib
+
+    for name, module_name in modules.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # not built yet
+        parser = sub.add_parser(name, help=helps.get(name, ""), description=module.__doc__)
+        module.add_arguments(parser)
+        parser.set_defaults(func=module.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -172,6 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--users", type=positive_int, default=2000, help="size of the user pool (default 2000)")
     sim.add_argument("--seed", type=int, help="random seed, for reproducible runs")
     sim.set_defaults(func=cmd_simulate)
+
+    consume = sub.add_parser("consume", help="run an always-on consumer (Ctrl-C drains and exits)")
+    consume_sub = consume.add_subparsers(dest="consumer", required=True, parser_class=_Parser)
+    _add_module_commands(
+        consume_sub,
+        CONSUMERS,
+        {
+            "enrich": "join events with content; write engagement_enriched",
+            "leaderboard": "count enriched events into Redis minute buckets",
+        },
+    )
+    bench = sub.add_parser("bench", help="measure a consumer against its baseline, in one run")
+    bench_sub = bench.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
+    _add_module_commands(bench_sub, BENCHMARKS, {})
 
     stack = sub.add_parser("stack", help="the local embedded services (no Docker)")
     stack_sub = stack.add_subparsers(dest="stack_command", required=True, parser_class=_Parser)

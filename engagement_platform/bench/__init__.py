@@ -1,0 +1,1 @@
+"""Benchmark commands: each prints figures measured in one run against a baseline in the same run."""

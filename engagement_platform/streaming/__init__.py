@@ -1,0 +1,1 @@
+"""The always-on consumers: pure logic (parsing, enrichment, bucketing) beside its runners."""
