@@ -85,6 +85,26 @@ class StackHandle:
         return result
 
 
+def materialize(handle: StackHandle, selection: str, env: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """Materialize assets with Dagster's own CLI, as a user would; returns the CompletedProcess."""
+    dagster = Path(sys.executable).parent / "dagster"
+    return subprocess.run(
+        [
+            str(dagster),
+            "asset",
+            "materialize",
+            "-m",
+            "engagement_platform.definitions",
+            "--select",
+            selection,
+        ],
+        env={**handle.env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def start_stack(
     prefix: str, services: tuple[str, ...] = (), extra: Mapping[str, str] | None = None
 ) -> StackHandle:
@@ -105,9 +125,21 @@ def stop_stack(handle: StackHandle) -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackHandle]:
-    """The whole five-service stack, shared by every integration test of the session."""
-    handle = start_stack("ep-test-")
+    """The whole five-service stack, shared by every integration test of the session.
+
+    EP_TEST_SERVICES=postgres,kafka (say) starts only those, for quick local iterations.
+    """
+    only = tuple(s for s in os.environ.get("EP_TEST_SERVICES", "").split(",") if s)
+    handle = start_stack("ep-test-", only)
     try:
         yield handle
     finally:
         stop_stack(handle)
+
+
+@pytest.fixture(scope="session")
+def source_schema(stack: StackHandle) -> StackHandle:
+    """init.sql applied through the `postgres/schema` asset."""
+    result = materialize(stack, "postgres/schema")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return stack

@@ -1,0 +1,109 @@
+"""The simulator: realistic, reproducible events; bulk inserts; one-line errors."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import psycopg2
+import pytest
+
+from engagement_platform.simulator import EventGenerator, events_csv, make_content
+
+CLI = [sys.executable, "-m", "engagement_platform.cli", "simulate"]
+
+
+def contents(n: int = 30) -> list:
+    rng = random.Random(7)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    return [make_content(rng, i, now) for i in range(n)]
+
+
+def test_events_are_realistic() -> None:
+    gen = EventGenerator(contents(), seed=1)
+    events = gen.batch(5000, lambda: datetime(2026, 11, 29, 12, tzinfo=UTC))
+    by_type = {t: [e for e in events if e.event_type == t] for t in ("play", "pause", "finish", "click")}
+    assert all(by_type.values()), "every event type occurs"
+    assert all(e.duration_ms is None for e in by_type["click"])
+    assert all(e.duration_ms is not None and e.duration_ms >= 0 for e in by_type["play"])
+    lengths = {c.id: c.length_seconds for c in gen.contents}
+    for e in by_type["finish"]:
+        if lengths[e.content_id]:
+            assert e.duration_ms >= 0.85 * lengths[e.content_id] * 1000 - 1
+    assert len({e.device for e in events}) > 3
+    assert all({"session_id", "app_version"} <= set(e.raw_payload) for e in events)
+
+
+def test_same_seed_same_events() -> None:
+    ts = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
+    a = EventGenerator(contents(), seed=3).batch(100, ts)
+    b = EventGenerator(contents(), seed=3).batch(100, ts)
+    assert a == b
+
+
+def test_copy_payload_quotes_json_and_writes_nulls_as_empty() -> None:
+    gen = EventGenerator(contents(), seed=2)
+    events = gen.batch(200, lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    lines = events_csv(events).getvalue().splitlines()
+    assert len(lines) == 200
+    click = next(i for i, e in enumerate(events) if e.duration_ms is None)
+    assert ",," in lines[click]  # NULL duration
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--events", "0"], "--events: must be at least 1"),
+        (["--rate", "-5"], "--rate: must be greater than 0"),
+        (["--unknown-flag"], "unrecognized arguments: --unknown-flag"),
+        (["--events", "10", "--rate", "5"], "--events and --rate exclude each other"),
+        (["--content", "many"], "expected a whole number"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+
+
+def test_bulk_mode_writes_exactly_n_events(stack, source_schema) -> None:
+    conn = psycopg2.connect(stack.settings.postgres_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(max(id), 0) FROM engagement_events")
+            before = cur.fetchone()[0]
+        stack.cli("simulate", "--content", "20", "--events", "2500", "--seed", "5")
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), count(DISTINCT content_id) FROM engagement_events WHERE id > %s", (before,)
+            )
+            count, distinct_content = cur.fetchone()
+            cur.execute("SELECT count(*) FROM content")
+            assert cur.fetchone()[0] >= 20
+    finally:
+        conn.close()
+    assert count == 2500
+    assert distinct_content > 1
+
+
+def test_backfill_spreads_events_over_past_days(stack, source_schema) -> None:
+    conn = psycopg2.connect(stack.settings.postgres_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(max(id), 0) FROM engagement_events")
+            before = cur.fetchone()[0]
+        stack.cli("simulate", "--backfill-days", "3", "--events", "3000")
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), count(DISTINCT date_trunc('day', event_ts AT TIME ZONE 'UTC')), "
+                "min(event_ts) > now() - interval '3 days 1 minute', max(event_ts) <= now() "
+                "FROM engagement_events WHERE id > %s",
+                (before,),
+            )
+            count, days, lower_ok, upper_ok = cur.fetchone()
+    finally:
+        conn.close()
+    assert count == 3000 and days >= 3 and lower_ok and upper_ok
