@@ -1,25 +1,67 @@
 """`engagement-platform up` / `down`: the whole platform on the local stack, in the foreground.
 
-``up`` starts the five services, then the platform's own processes, prints where to look
-and waits; Ctrl-C (or ``engagement-platform down`` from another shell) stops all of it.
+``up`` starts the five services, applies the set-up assets through Dagster, starts the
+platform's own processes (Dagster UI, consumers, simulator), prints where to look and
+watches: a process that dies is logged and started again. Ctrl-C, or
+``engagement-platform down`` from another shell, stops all of it.
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
-from engagement_platform.local_stack.supervisor import Supervisor
+from engagement_platform.apps import app_services, dagster_env
+from engagement_platform.local_stack.supervisor import StackError, Supervisor
 from engagement_platform.settings import Settings
 
+# what must exist before consumers and the simulator start
+SETUP_ASSETS = "postgres/schema,cdc/connector"
+RESTART_BACKOFF_S = 5.0
 
-def platform_supervisor(settings: Settings) -> Supervisor:
-    return Supervisor(settings)
+
+def stop_marker(settings: Settings) -> Path:
+    """Left by `down` so a foreground `up` stops watching instead of restarting what goes away."""
+    return settings.ep_home / "stop-requested"
 
 
-def run_up(settings: Settings, *, log=print) -> int:  # type: ignore[no-untyped-def]
-    supervisor = platform_supervisor(settings)
+def supervisors(settings: Settings) -> tuple[Supervisor, Supervisor]:
+    return Supervisor(settings), Supervisor(settings, app_services(settings))
+
+
+def materialize_setup(settings: Settings, selection: str = SETUP_ASSETS) -> None:
+    """The same command a user would type; recorded in the instance the UI shows."""
+    dagster = Path(sys.executable).parent / "dagster"
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            str(dagster),
+            "asset",
+            "materialize",
+            "-m",
+            "engagement_platform.definitions",
+            "--select",
+            selection,
+        ],
+        env=dagster_env(settings),
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        errors = [
+            ln for ln in (result.stdout + result.stderr).splitlines() if "ERROR" in ln or "Failure" in ln
+        ]
+        detail = "\n".join(errors[-5:]) or result.stderr[-2000:]
+        raise StackError(f"materializing {selection} failed:\n{detail}")
+
+
+def run_up(settings: Settings, *, log: Callable[[str], None] = print) -> int:
+    stack, apps = supervisors(settings)
     stop_requested = False
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -28,26 +70,52 @@ def run_up(settings: Settings, *, log=print) -> int:  # type: ignore[no-untyped-
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    settings.ep_home.mkdir(parents=True, exist_ok=True)
+    stop_marker(settings).unlink(missing_ok=True)
     try:
-        supervisor.up(log=log)
+        stack.up(log=log)
+        log(f"materializing {SETUP_ASSETS} ...")
+        materialize_setup(settings)
+        apps.up(log=log)
         log("")
-        log("engagement-platform is up (local embedded stack). Endpoints:")
-        for status in supervisor.status():
-            log(f"  {status.name:<11} {status.endpoint}")
-        log(f"State, data and logs: {settings.ep_home}")
+        log("engagement-platform is up on the local embedded stack.")
+        for status in stack.status() + apps.status():
+            log(f"  {status.name:<12} {status.endpoint}")
+        log(f"  Dagster UI   http://127.0.0.1:{settings.dagster_port}")
+        log(f"State, data and logs: {settings.ep_home}  (engagement-platform stack logs SERVICE)")
         log("Stop with Ctrl-C here, or `make down` from another shell.")
-        while not stop_requested:
-            time.sleep(1.0)
-            if all(supervisor.running(s.name) is None for s in supervisor.services):
-                log("every process is gone (stopped from elsewhere); exiting")
-                return 0
+        watch(apps, lambda: stop_requested or stop_marker(settings).exists(), log)
     finally:
         if stop_requested:
             log("stopping ...")
-        supervisor.down(log=log)
+        apps.down(log=log)
+        stack.down(log=log)
     return 0
 
 
-def run_down(settings: Settings, *, log=print) -> int:  # type: ignore[no-untyped-def]
-    platform_supervisor(settings).down(log=log)
+def watch(apps: Supervisor, stopped: Callable[[], bool], log: Callable[[str], None]) -> None:
+    """Restart app processes that die, until asked to stop (here or by `down` elsewhere)."""
+    restarted_at: dict[str, float] = {}
+    while True:
+        time.sleep(1.0)
+        if stopped():
+            return
+        for svc in apps.services:
+            if apps.running(svc.name) is None and apps.pid_file(svc.name).exists():
+                if time.monotonic() - restarted_at.get(svc.name, 0.0) < RESTART_BACKOFF_S:
+                    continue
+                log(f"{svc.name} exited unexpectedly; restarting (log: {apps.log_file(svc.name)})")
+                restarted_at[svc.name] = time.monotonic()
+                try:
+                    apps.up([svc.name], log=log)
+                except StackError as exc:
+                    log(f"{svc.name} failed to restart: {str(exc).splitlines()[0]}")
+
+
+def run_down(settings: Settings, *, log: Callable[[str], None] = print) -> int:
+    stack, apps = supervisors(settings)
+    if settings.ep_home.exists():
+        stop_marker(settings).touch()
+    apps.down(log=log)
+    stack.down(log=log)
     return 0

