@@ -1,0 +1,350 @@
+"""The local Kafka Connect stand-in against the stack's real Postgres and broker.
+
+These tests restart the cdc service and the broker underneath it, so they run on a stack
+of their own (postgres, kafka, cdc) rather than the session's shared one. They run in
+file order and share that stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+from confluent_kafka import Consumer
+
+from engagement_platform.local_stack.process import is_alive
+from engagement_platform_tests.conftest import StackHandle, start_stack, stop_stack
+
+CDC_PASSWORD = "debezium"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+        except Exception:
+            result = None
+        if result:
+            return result
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Stack:
+    """The test's view of its stack: Postgres as owner, the broker, the cdc service."""
+
+    handle: StackHandle
+    startup_s: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return self.handle.settings.connect_url
+
+    @property
+    def bootstrap(self) -> str:
+        return self.handle.settings.kafka_bootstrap_servers
+
+    @property
+    def log(self):  # type: ignore[no-untyped-def]
+        return self.handle.supervisor.log_file("cdc")
+
+    def connect(self) -> Any:
+        conn = psycopg2.connect(self.handle.settings.postgres_dsn)
+        conn.autocommit = True
+        return conn
+
+    def stop_cdc(self, sig: int = signal.SIGTERM) -> None:
+        if sig == signal.SIGTERM:
+            self.handle.cli("stack", "down", "cdc")
+            return
+        record = self.handle.supervisor.running("cdc")
+        assert record is not None
+        os.kill(record.pid, sig)
+        wait_for(lambda: not is_alive(record), 30, "the cdc service to die")
+
+    def start_cdc(self) -> None:
+        began = time.monotonic()
+        self.handle.cli("stack", "up", "cdc")
+        self.startup_s = time.monotonic() - began
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    handle = start_stack("ep-test-cdc-", ("postgres", "kafka"))
+    try:
+        conn = psycopg2.connect(handle.settings.postgres_dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE ROLE debezium LOGIN REPLICATION PASSWORD '{CDC_PASSWORD}'")
+        conn.close()
+        cdc = Stack(handle)
+        cdc.start_cdc()
+        yield cdc
+    finally:
+        stop_stack(handle)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def make_table(stack: Stack, table: str) -> None:
+    with stack.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, name text)")
+        cur.execute(f"GRANT SELECT ON {table} TO debezium")
+        cur.execute(f"CREATE PUBLICATION {table}_pub FOR TABLE {table}")
+
+
+def insert(stack: Stack, table: str, ids: Iterator[int] | list[int] | range) -> None:
+    conn = stack.connect()
+    with conn.cursor() as cur:
+        for i in ids:
+            cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (i, f"n{i}"))
+    conn.close()
+
+
+def connector_config(stack: Stack, table: str, **overrides: str) -> dict[str, str]:
+    """What the platform's client PUTs to a real Kafka Connect."""
+    config = {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": str(stack.handle.settings.postgres_port),
+        "database.user": "debezium",
+        "database.password": CDC_PASSWORD,
+        "database.dbname": "engagement",
+        "topic.prefix": "ep",
+        "plugin.name": "pgoutput",
+        "publication.name": f"{table}_pub",
+        "publication.autocreate.mode": "disabled",
+        "slot.name": f"{table}_slot",
+        "snapshot.mode": "initial",
+        "table.include.list": f"public.{table}",
+        "heartbeat.interval.ms": "10000",
+        "transforms": "unwrap,route",
+        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+        "transforms.route.type": "org.apache.kafka.connect.transforms.RegexRouter",
+        "transforms.route.regex": "ep\\.public\\.(.*)",
+        "transforms.route.replacement": "cdc.$1",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    }
+    config.update(overrides)
+    return config
+
+
+def put_connector(stack: Stack, name: str, config: dict[str, str]) -> requests.Response:
+    return requests.put(f"{stack.url}/connectors/{name}/config", json=config, timeout=30)
+
+
+def status(stack: Stack, name: str) -> dict[str, Any]:
+    return requests.get(f"{stack.url}/connectors/{name}/status", timeout=5).json()
+
+
+def wait_running(stack: Stack, name: str, timeout: float = 60) -> None:
+    def running() -> bool:
+        st = status(stack, name)
+        if any(t["state"] == "FAILED" for t in st["tasks"]):
+            raise AssertionError(f"connector failed: {st}")
+        return st["connector"]["state"] == "RUNNING" and [t["state"] for t in st["tasks"]] == ["RUNNING"]
+
+    deadline = time.monotonic() + timeout
+    while not running():
+        assert time.monotonic() < deadline, status(stack, name)
+        time.sleep(0.1)
+
+
+def read_ids(stack: Stack, topic: str, expect: set[int], timeout: float = 60) -> tuple[list[int], list[Any]]:
+    """Read a topic from the start with a fresh group until ``expect`` is covered.
+
+    Returns every id seen (with repeats) and the raw messages.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "fetch.wait.max.ms": 10,
+            # the topic may not exist yet when we subscribe; notice it quickly
+            "topic.metadata.refresh.interval.ms": 500,
+        }
+    )
+    consumer.subscribe([topic])
+    ids: list[int] = []
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    quiet_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                messages.append(msg)
+                if msg.value() is not None:
+                    ids.append(json.loads(msg.value())["id"])
+                continue
+            if expect <= set(ids):
+                # drain briefly so duplicates that follow are counted too
+                quiet_until = quiet_until or time.monotonic() + 1.5
+                if time.monotonic() > quiet_until:
+                    break
+    finally:
+        consumer.close()
+    return ids, messages
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_connector_plugins_lists_postgres(stack: Stack) -> None:
+    resp = requests.get(f"{stack.url}/connector-plugins", timeout=5)
+    assert resp.status_code == 200
+    plugins = {p["class"]: p for p in resp.json()}
+    pg = plugins["io.debezium.connector.postgresql.PostgresConnector"]
+    assert pg["type"] == "source" and pg["version"].startswith("3.6")
+    root = requests.get(f"{stack.url}/", timeout=5).json()
+    assert set(root) == {"version", "commit", "kafka_cluster_id"}
+    print(f"cdc service: stack up -> healthy in {stack.startup_s:.2f}s")
+
+
+def test_unknown_connector_is_404(stack: Stack) -> None:
+    resp = requests.get(f"{stack.url}/connectors/nope/status", timeout=5)
+    assert resp.status_code == 404
+    assert resp.json() == {"error_code": 404, "message": "Connector nope not found"}
+
+
+def test_insert_streams_flattened_json(stack: Stack) -> None:
+    make_table(stack, "cdc_a")
+    insert(stack, "cdc_a", [1])
+    resp = put_connector(stack, "cdc-a", connector_config(stack, "cdc_a"))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["name"] == "cdc-a" and resp.json()["type"] == "source"
+    assert requests.get(f"{stack.url}/connectors", timeout=5).json() == ["cdc-a"]
+    wait_running(stack, "cdc-a")
+    ids, _ = read_ids(stack, "cdc.cdc_a", {1})  # the snapshot
+    assert ids == [1]
+    inserted = time.monotonic()
+    insert(stack, "cdc_a", [2])
+    ids, messages = read_ids(stack, "cdc.cdc_a", {1, 2})
+    print(f"INSERT -> readable in Kafka (incl. consumer join): {time.monotonic() - inserted:.2f}s")
+    by_id = {json.loads(m.value())["id"]: m for m in messages}
+    # exactly the bytes of JsonConverter with schemas.enable=false after ExtractNewRecordState
+    assert by_id[2].key() == b'{"id":2}'
+    assert by_id[2].value() == b'{"id":2,"name":"n2"}'
+    assert sorted(ids) == [1, 2]
+    config = requests.get(f"{stack.url}/connectors/cdc-a/config", timeout=5).json()
+    assert config["name"] == "cdc-a" and config["slot.name"] == "cdc_a_slot"
+
+
+def test_put_same_config_twice_is_harmless(stack: Stack) -> None:
+    before = status(stack, "cdc-a")
+    resp = put_connector(stack, "cdc-a", connector_config(stack, "cdc_a"))
+    assert resp.status_code == 200, resp.text
+    assert status(stack, "cdc-a") == before
+    insert(stack, "cdc_a", [3])
+    ids, _ = read_ids(stack, "cdc.cdc_a", {1, 2, 3})
+    assert sorted(ids) == [1, 2, 3]
+
+
+def test_wrong_password(stack: Stack) -> None:
+    # Like a real worker, the PUT validates the config (Debezium opens a test connection)
+    bad = connector_config(stack, "cdc_a", **{"database.password": "wrong", "slot.name": "x"})
+    resp = put_connector(stack, "cdc-bad", bad)
+    assert resp.status_code == 400
+    body = resp.json()
+    assert body["error_code"] == 400
+    assert "password authentication failed" in body["message"], body
+    assert requests.get(f"{stack.url}/connectors/cdc-bad", timeout=5).status_code == 404
+
+    # A password that goes wrong after registration fails the task, with Debezium's text
+    make_table(stack, "cdc_p")
+    with stack.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE ROLE dbz_p LOGIN REPLICATION PASSWORD 'first'")
+        cur.execute("GRANT SELECT ON cdc_p TO dbz_p")
+    config = connector_config(stack, "cdc_p", **{"database.user": "dbz_p"})
+    config["database.password"] = "first"
+    assert put_connector(stack, "cdc-p", config).status_code == 201
+    wait_running(stack, "cdc-p")
+    with stack.connect() as conn, conn.cursor() as cur:
+        cur.execute("ALTER ROLE dbz_p PASSWORD 'second'")
+    resp = requests.post(f"{stack.url}/connectors/cdc-p/restart", timeout=60)
+    assert resp.status_code == 204
+
+    def failed() -> dict[str, Any] | None:
+        st = status(stack, "cdc-p")
+        return st if st["tasks"] and st["tasks"][0]["state"] == "FAILED" else None
+
+    st = wait_for(failed, 60, "the task to fail")
+    assert "password authentication failed" in st["tasks"][0]["trace"], st
+    assert requests.delete(f"{stack.url}/connectors/cdc-p", timeout=60).status_code == 204
+    assert requests.get(f"{stack.url}/connectors/cdc-p", timeout=5).status_code == 404
+
+
+def test_clean_restart_resumes_without_loss_or_duplicates(stack: Stack) -> None:
+    insert(stack, "cdc_a", range(10, 20))
+    read_ids(stack, "cdc.cdc_a", set(range(10, 20)))
+    stack.stop_cdc(signal.SIGTERM)
+    insert(stack, "cdc_a", range(20, 30))  # while the service is down
+    stack.start_cdc()
+    wait_running(stack, "cdc-a")
+    insert(stack, "cdc_a", range(30, 40))
+    expected = {1, 2, 3} | set(range(10, 40))
+    ids, _ = read_ids(stack, "cdc.cdc_a", expected)
+    assert set(ids) == expected
+    assert len(ids) == len(set(ids)), "a clean restart must not duplicate"
+
+
+def test_kill_9_restart_loses_nothing(stack: Stack) -> None:
+    stop_writing = threading.Event()
+    written: list[int] = []
+
+    def writer() -> None:
+        conn = stack.connect()
+        i = 1000
+        while not stop_writing.is_set():
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO cdc_a VALUES (%s, 'k')", (i,))
+            written.append(i)
+            i += 1
+            time.sleep(0.002)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    time.sleep(1.5)
+    stack.stop_cdc(signal.SIGKILL)
+    stack.start_cdc()
+    wait_running(stack, "cdc-a")
+    time.sleep(1)
+    stop_writing.set()
+    thread.join()
+    ids, _ = read_ids(stack, "cdc.cdc_a", set(written), timeout=90)
+    assert set(written) <= set(ids)
+
+
+def test_broker_restart_triggers_resnapshot(stack: Stack) -> None:
+    with stack.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM cdc_a")
+        before = {r[0] for r in cur.fetchall()}
+    stack.handle.cli("stack", "down", "kafka")
+    insert(stack, "cdc_a", [5000])  # committed while the broker is down
+    stack.handle.cli("stack", "up", "kafka")  # same port, empty memory storage
+    insert(stack, "cdc_a", [5001])  # committed after it came back
+    expected = before | {5000, 5001}
+    ids, _ = read_ids(stack, "cdc.cdc_a", expected, timeout=90)
+    assert expected <= set(ids)
+    log = stack.log.read_text()
+    assert "fresh Kafka broker detected" in log
