@@ -50,6 +50,7 @@ class CliProcess(Service):
     """A process that is one `engagement-platform ...` command; healthy while it runs."""
 
     start_timeout = 30.0
+    min_uptime = 2.0
 
     def __init__(self, settings: Settings, name: str, args: list[str], endpoint: str) -> None:
         super().__init__(settings)

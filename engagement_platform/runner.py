@@ -18,11 +18,13 @@ from types import FrameType
 
 from engagement_platform.apps import app_services, dagster_env
 from engagement_platform.local_stack.supervisor import StackError, Supervisor
+from engagement_platform.pulse import Pulse
 from engagement_platform.settings import Settings
 
 # what must exist before consumers and the simulator start
 SETUP_ASSETS = "postgres/schema,cdc/connector"
 RESTART_BACKOFF_S = 5.0
+PULSE_EVERY_S = 15.0
 
 
 def stop_marker(settings: Settings) -> Path:
@@ -81,10 +83,13 @@ def run_up(settings: Settings, *, log: Callable[[str], None] = print) -> int:
         log("engagement-platform is up on the local embedded stack.")
         for status in stack.status() + apps.status():
             log(f"  {status.name:<12} {status.endpoint}")
-        log(f"  Dagster UI   http://127.0.0.1:{settings.dagster_port}")
         log(f"State, data and logs: {settings.ep_home}  (engagement-platform stack logs SERVICE)")
         log("Stop with Ctrl-C here, or `make down` from another shell.")
-        watch(apps, lambda: stop_requested or stop_marker(settings).exists(), log)
+        pulse = Pulse(settings)
+        try:
+            watch(apps, lambda: stop_requested or stop_marker(settings).exists(), log, pulse)
+        finally:
+            pulse.close()
     finally:
         if stop_requested:
             log("stopping ...")
@@ -93,13 +98,18 @@ def run_up(settings: Settings, *, log: Callable[[str], None] = print) -> int:
     return 0
 
 
-def watch(apps: Supervisor, stopped: Callable[[], bool], log: Callable[[str], None]) -> None:
-    """Restart app processes that die, until asked to stop (here or by `down` elsewhere)."""
+def watch(apps: Supervisor, stopped: Callable[[], bool], log: Callable[[str], None], pulse: Pulse) -> None:
+    """Restart app processes that die, until asked to stop (here or by `down` elsewhere);
+    every PULSE_EVERY_S, one line on what flows through the topics."""
     restarted_at: dict[str, float] = {}
+    last_pulse = time.monotonic()
     while True:
-        time.sleep(1.0)
+        pulse.poll(1.0)
         if stopped():
             return
+        if time.monotonic() - last_pulse >= PULSE_EVERY_S:
+            log(pulse.line())
+            last_pulse = time.monotonic()
         for svc in apps.services:
             if apps.running(svc.name) is None and apps.pid_file(svc.name).exists():
                 if time.monotonic() - restarted_at.get(svc.name, 0.0) < RESTART_BACKOFF_S:

@@ -24,6 +24,9 @@ class Service(ABC):
     stop_signal: int = signal.SIGTERM
     start_timeout: float = 60.0
     run_as: str | None = None  # unprivileged account to run under when we are root
+    # seconds the process must stay alive before it counts as started: for processes with
+    # no protocol to probe, so a command that dies on start-up is not reported as up
+    min_uptime: float = 0.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -101,7 +101,7 @@ class Supervisor:
             self._start(svc)
             started.append(svc)
         for svc in selected:
-            self._wait_healthy(svc)
+            self._wait_healthy(svc, min_uptime=svc.min_uptime if svc in started else 0.0)
             svc.after_start()
             if svc in started:
                 log(f"{svc.name}: up at {svc.endpoint}")
@@ -120,13 +120,14 @@ class Supervisor:
             run_as=svc.run_as,
         )
 
-    def _wait_healthy(self, svc: Service) -> None:
-        deadline = time.monotonic() + svc.start_timeout
+    def _wait_healthy(self, svc: Service, *, min_uptime: float = 0.0) -> None:
+        began = time.monotonic()
+        deadline = began + svc.start_timeout
         while True:
             record = self.running(svc.name)
             if record is None:
                 raise StackError(f"{svc.name} exited during start-up:\n{self.tail(svc.name)}")
-            if svc.healthy():
+            if time.monotonic() - began >= min_uptime and svc.healthy():
                 return
             if time.monotonic() > deadline:
                 raise StackError(

@@ -1,0 +1,55 @@
+"""What `engagement-platform up` prints every few seconds: records flowing through each topic.
+
+It reads the topics from their end with a throwaway group and never commits, so it takes
+nothing from the real consumers; it only shows that data moves, and how fast.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+from confluent_kafka import Consumer
+
+from engagement_platform import topics
+from engagement_platform.settings import Settings
+
+WATCHED = (topics.CONTENT_FLAT, topics.EVENTS_FLAT, topics.ENRICHED, topics.ENRICHED_DLQ)
+
+
+class Pulse:
+    def __init__(self, settings: Settings, watched: tuple[str, ...] = WATCHED) -> None:
+        self.watched = watched
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "group.id": f"ep-pulse-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "topic.metadata.refresh.interval.ms": 5000,
+                "log_level": 3,
+            }
+        )
+        self.consumer.subscribe(list(watched))
+        self.counts: Counter[str] = Counter()
+        self.since = time.monotonic()
+
+    def poll(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            for message in self.consumer.consume(num_messages=10_000, timeout=min(left, 0.5)):
+                if message.error() is None:
+                    self.counts[message.topic()] += 1
+
+    def line(self) -> str:
+        """One summary of the interval since the previous line, then start a new interval."""
+        elapsed = max(time.monotonic() - self.since, 1e-9)
+        parts = [f"{t} +{self.counts[t]:,} ({self.counts[t] / elapsed:,.0f}/s)" for t in self.watched]
+        self.counts.clear()
+        self.since = time.monotonic()
+        return "flowing: " + ", ".join(parts)
+
+    def close(self) -> None:
+        self.consumer.close()
