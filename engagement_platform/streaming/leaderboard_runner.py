@@ -1,0 +1,448 @@
+"""Count enriched events into Redis minute buckets, exactly once per event id, in one round trip per batch.
+
+Reads ``engagement_enriched`` in a stable consumer group (default ``leaderboard``), folds each
+consumed batch into increments per (UTC minute of ``event_ts``, content_id), applies the whole
+batch with ONE ``EVALSHA`` of the Lua script below, and only then commits the batch's offsets.
+
+Why a replay cannot double count
+--------------------------------
+Delivery is at-least-once twice over: the topic itself can hold the same ``event_id`` at
+several offsets (Debezium re-delivery, enrichment replay), and a crash between "Redis applied
+the batch" and "offsets committed" replays the batch. So the guard is not on offsets but on
+the event id, and it lives in Redis next to the scores it protects:
+
+1. every minute bucket ``zset:eng:minute:M`` has a companion set ``set:eng:seen:M`` of the
+   event ids already counted into it (an event id always maps to the same minute, because
+   its ``event_ts`` is the immutable timestamp of the source row);
+2. the script adds an event's id to the seen set and adds *only the ids that were not there*
+   to the score, in the same script. Redis runs a script atomically (no other command in
+   between, and with AOF the effects are logged as one MULTI/EXEC), so "id marked seen" and
+   "score incremented" happen together or not at all -- there is no state in which one is
+   true without the other, whatever process dies when;
+3. the consumer dies at any point: before the script reached Redis (nothing happened, the
+   replay counts it once), after it ran but before the commit (the replay finds every id in
+   the seen sets and adds nothing), or in between batches (nothing to replay). Duplicates at
+   other offsets are the same case as a replay;
+4. the seen set must outlive every possible replay. Both keys get the same *absolute*
+   expiry, ``end of minute + retention + margin``, set in the same script (so a key never
+   exists without its TTL). The consumer only writes to a bucket while
+   ``now < end of minute + retention``; older events are skipped and counted as late. Hence,
+   whenever a write is accepted, the seen set holding every earlier write to that bucket is
+   still alive, and once it could have expired, nothing is written to that bucket any more.
+
+Within one batch the same id twice is dropped in Python before the script (first wins); per
+bucket the script asks ``SMISMEMBER`` which of the batch's ids are new, adds 1 (or their
+engagement seconds) per new id to their content's score, and ``SADD``s exactly those ids.
+
+Memory: the seen sets hold one id per event in retention (integers; ~10 bytes each while a
+set is small enough for Redis's intset encoding, ~60-80 bytes beyond). Size retention to the
+largest window actually served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from engagement_platform.cli import positive_float, positive_int
+from engagement_platform.settings import Settings
+from engagement_platform.streaming import kafka_io
+from engagement_platform.streaming.leaderboard import (
+    DEFAULT_RETENTION_MINUTES,
+    DEFAULT_TTL_MARGIN_SECONDS,
+    METRIC_EVENTS,
+    METRICS,
+    Batch,
+    InvalidEvent,
+    Keys,
+    Rules,
+    aggregate,
+    utcnow,
+)
+from engagement_platform.topics import ENRICHED, TopicSpec, ensure_topics
+
+log = logging.getLogger("engagement_platform.streaming.leaderboard")
+
+DEFAULT_GROUP = "leaderboard"
+DEFAULT_BATCH_SIZE = 5000
+
+# ARGV: mode, #buckets, #content, content pairs (id, json)...; then per bucket: expire_at,
+# groups as JSON [content_id, #ids, ...], the ids as a JSON array [, their values as a JSON array].
+# Ids travel as one string per bucket and are split with gmatch, which keeps them exact strings
+# (cjson would turn them into doubles) and spares the client packing thousands of arguments.
+# Per bucket: one SMISMEMBER says which ids are new, one SADD marks them, one ZINCRBY per content.
+# Redis 6.2's Lua refuses to unpack() more than ~8000 values at once: variadic calls are chunked.
+APPLY_LUA = """
+local sum_mode = ARGV[1] == 'sum'
+local nb = tonumber(ARGV[2])
+local nc = tonumber(ARGV[3])
+local CHUNK = 4000
+local p = 4
+local i = 0
+while i < nc do
+  local j = math.min(i + CHUNK / 2, nc)
+  redis.call('HSET', KEYS[1], unpack(ARGV, p + 2 * i, p + 2 * j - 1))
+  i = j
+end
+p = p + 2 * nc
+local applied = 0
+local dups = 0
+for b = 1, nb do
+  local zkey, skey = KEYS[2 * b], KEYS[2 * b + 1]
+  local expire_at = ARGV[p]
+  local groups = cjson.decode(ARGV[p + 1])
+  local ids = {}
+  local n = 0
+  for id in string.gmatch(ARGV[p + 2], '%-?%d+') do
+    n = n + 1
+    ids[n] = id
+  end
+  local vals
+  if sum_mode then
+    vals = {}
+    local k = 0
+    for v in string.gmatch(ARGV[p + 3], '[^,%[%]]+') do
+      k = k + 1
+      vals[k] = tonumber(v)
+    end
+    p = p + 4
+  else
+    p = p + 3
+  end
+  local flags = {}
+  local nf = 0
+  local s = 1
+  while s <= n do
+    local e = math.min(s + CHUNK - 1, n)
+    local part = redis.call('SMISMEMBER', skey, unpack(ids, s, e))
+    for k = 1, #part do flags[nf + k] = part[k] end
+    nf = nf + #part
+    s = e + 1
+  end
+  local new = {}
+  local nn = 0
+  local at = 0
+  for g = 1, #groups, 2 do
+    local cid, count = groups[g], groups[g + 1]
+    local added, inc = 0, 0
+    for k = at + 1, at + count do
+      if flags[k] == 0 then
+        added = added + 1
+        nn = nn + 1
+        new[nn] = ids[k]
+        if sum_mode then inc = inc + vals[k] end
+      end
+    end
+    at = at + count
+    if added > 0 then
+      if not sum_mode then inc = added end
+      redis.call('ZINCRBY', zkey, string.format('%.17g', inc), cid)
+    end
+  end
+  s = 1
+  while s <= nn do
+    local e = math.min(s + CHUNK - 1, nn)
+    redis.call('SADD', skey, unpack(new, s, e))
+    s = e + 1
+  end
+  applied = applied + nn
+  dups = dups + n - nn
+  redis.call('EXPIREAT', zkey, expire_at)
+  redis.call('EXPIREAT', skey, expire_at)
+end
+return {applied, dups}
+"""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int  # event ids counted for the first time
+    duplicates: int  # event ids Redis had already counted (replays, duplicates across batches)
+
+
+class Applier:
+    """Turns a ``Batch`` into one EVALSHA; remembers which content metadata Redis already holds."""
+
+    # Forget what was written now and then, so a wiped content hash heals itself.
+    CONTENT_REFRESH_SECONDS = 300.0
+
+    def __init__(self, client: redis.Redis, rules: Rules, keys: Keys) -> None:
+        self.client = client
+        self.rules = rules
+        self.keys = keys
+        self.script = client.register_script(APPLY_LUA)  # EVALSHA, loading the script on NOSCRIPT
+        self._written_content: dict[str, bytes] = {}
+        self._content_since = time.monotonic()
+
+    def build(self, batch: Batch) -> tuple[list[str], list[Any], dict[str, bytes]]:
+        """KEYS and ARGV for the script, and the content metadata this call will write."""
+        if time.monotonic() - self._content_since > self.CONTENT_REFRESH_SECONDS:
+            self._written_content.clear()
+            self._content_since = time.monotonic()
+        content: dict[str, bytes] = {}
+        for content_id, meta in batch.content.items():
+            encoded = orjson.dumps(meta)
+            if self._written_content.get(content_id) != encoded:
+                content[content_id] = encoded
+        count_mode = self.rules.metric == METRIC_EVENTS
+        keys: list[str] = [self.keys.content]
+        args: list[Any] = ["count" if count_mode else "sum", len(batch.groups), len(content)]
+        for content_id, encoded in content.items():
+            args += (content_id, encoded)
+        for bucket, by_content in batch.groups.items():
+            keys += (self.keys.minute(bucket), self.keys.seen(bucket))
+            ids: list[int] = []
+            headers: list[Any] = []
+            for content_id, group in by_content.items():
+                headers += (content_id, len(group.event_ids))
+                ids += group.event_ids
+            args += (self.rules.expire_at(bucket), orjson.dumps(headers), orjson.dumps(ids))
+            if not count_mode:
+                args.append(orjson.dumps([v for g in by_content.values() for v in g.values]))
+        return keys, args, content
+
+    def apply(self, batch: Batch) -> ApplyResult:
+        """Apply the batch in one round trip; safe to call again with the same batch."""
+        if not batch.groups and not batch.content:
+            return ApplyResult(0, 0)
+        keys, args, content = self.build(batch)
+        applied, duplicates = self.script(keys=keys, args=args)
+        self._written_content.update(content)
+        return ApplyResult(int(applied), int(duplicates))
+
+
+def decode(msg: Message) -> dict[str, Any] | Exception:
+    """One record's JSON object, or the reason it is not one (never raises)."""
+    value = msg.value()
+    if value is None:
+        return InvalidEvent("empty record (tombstone)")
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return InvalidEvent(f"bad JSON: {exc}")
+    if not isinstance(event, dict):
+        return InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
+    return event
+
+
+def next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit once ``msgs`` are applied: last offset + 1 per partition."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        key = (msg.topic(), msg.partition())
+        offset = msg.offset()
+        if offset > last.get(key, -1):
+            last[key] = offset
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password or None,
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        health_check_interval=30,
+    )
+
+
+@dataclass
+class Config:
+    topic: str = ENRICHED
+    group: str = DEFAULT_GROUP
+    batch_size: int = DEFAULT_BATCH_SIZE
+    poll_timeout: float = 0.5
+    summary_every: float = 5.0
+    key_prefix: str = ""
+    rules: Rules = field(default_factory=Rules)
+    create_topic: bool = True
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class LeaderboardConsumer:
+    """The consume -> aggregate -> apply -> commit loop; the benchmark drives the same object."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: Config,
+        client: redis.Redis | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.now = now
+        self.redis = client if client is not None else redis_client(settings)
+        self.applier = Applier(self.redis, config.rules, Keys(config.key_prefix))
+        self.summary = kafka_io.Summary("leaderboard", every=config.summary_every)
+        self.consumer: Consumer | None = None
+
+    def open(self) -> Consumer:
+        if self.config.create_topic:
+            ensure_topics(
+                self.settings.kafka_bootstrap_servers,
+                [TopicSpec(self.config.topic, self.settings.topic_partitions)],
+            )
+        conf = kafka_io.consumer_config(self.settings, self.config.group, **self.config.consumer_overrides)
+        self.consumer = Consumer(conf)
+        self.consumer.subscribe([self.config.topic])
+        return self.consumer
+
+    def process(self, msgs: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> ApplyResult:
+        """Aggregate and apply one batch, retrying Redis until it answers, then commit."""
+        assert self.consumer is not None
+        records: list[Message] = []
+        for msg in msgs:
+            err = msg.error()
+            if err is None:
+                records.append(msg)
+            elif err.fatal():
+                raise KafkaException(err)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", err)
+        if not records:
+            return ApplyResult(0, 0)
+        batch = aggregate((decode(m) for m in records), self.config.rules, self.now())
+        if batch.invalid_samples:
+            log.warning("skipped %d invalid record(s), e.g. %s", batch.invalid, batch.invalid_samples[0])
+        result = self._apply_with_retry(batch, stop)
+        self._commit(records)
+        self.summary.add(
+            processed=batch.processed,
+            applied=result.applied,
+            duplicates=result.duplicates + batch.batch_duplicates,
+            late=batch.late,
+            future=batch.future,
+            invalid=batch.invalid,
+        )
+        return result
+
+    def _apply_with_retry(self, batch: Batch, stop: kafka_io.GracefulStop | None) -> ApplyResult:
+        delay = 0.5
+        while True:
+            try:
+                return self.applier.apply(batch)
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                if stop is not None and stop.requested:
+                    # the batch is not committed: the next start replays it, and replay is safe
+                    raise RuntimeError(
+                        f"stopping while Redis is unreachable ({exc}); batch not committed"
+                    ) from exc
+                log.warning("Redis unavailable (%s); retrying the batch in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _commit(self, records: Sequence[Message]) -> None:
+        assert self.consumer is not None
+        try:
+            self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
+        except KafkaException as exc:
+            # e.g. the partition moved to another member in a rebalance: it replays there, harmlessly
+            log.warning("offset commit failed (%s); the batch will be replayed and deduplicated", exc)
+
+    def lag(self) -> int:
+        return kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
+
+    def loop(
+        self,
+        stop: kafka_io.GracefulStop | None = None,
+        until: Callable[[], bool] | None = None,
+        on_batch: Callable[[ApplyResult], None] | None = None,
+    ) -> None:
+        """Consume until SIGTERM/SIGINT (``stop``) or ``until()`` says so; the batch in hand is finished."""
+        consumer = self.consumer or self.open()
+        # "partitions=0" tells an idle consumer from one still waiting for its group assignment
+        extra = lambda: {"partitions": len(consumer.assignment()), "lag": self.lag()}  # noqa: E731
+        while not (stop is not None and stop.requested) and not (until is not None and until()):
+            msgs = consumer.consume(num_messages=self.config.batch_size, timeout=self.config.poll_timeout)
+            if msgs:
+                result = self.process(msgs, stop)
+                if on_batch is not None:
+                    on_batch(result)
+            self.summary.maybe_log(extra)
+        self.summary.log_now(extra)
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()  # leaves the group now, so a restart does not wait for the session
+            self.consumer = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topic", default=ENRICHED, help=f"input topic (default {ENRICHED})")
+    parser.add_argument("--group", default=DEFAULT_GROUP, help=f"consumer group (default {DEFAULT_GROUP})")
+    parser.add_argument(
+        "--metric",
+        choices=METRICS,
+        default=METRIC_EVENTS,
+        help="score: number of events, or sum of engagement seconds (default events)",
+    )
+    parser.add_argument(
+        "--retention-minutes",
+        type=positive_int,
+        default=DEFAULT_RETENTION_MINUTES,
+        help="largest window served; older events are skipped as late "
+        f"(default {DEFAULT_RETENTION_MINUTES}; buckets live {DEFAULT_TTL_MARGIN_SECONDS}s longer)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"records per batch (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--key-prefix",
+        default="",
+        help="put in front of every Redis key (tests, benchmarks); "
+        "default none, i.e. zset:eng:minute:<YYYYMMDDHHMM>",
+    )
+    parser.add_argument(
+        "--summary-every", type=positive_float, default=5.0, help="seconds between summary lines (default 5)"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        topic=args.topic,
+        group=args.group,
+        batch_size=args.batch_size,
+        summary_every=args.summary_every,
+        key_prefix=args.key_prefix,
+        rules=Rules(metric=args.metric, retention_minutes=args.retention_minutes),
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    kafka_io.setup_logging()
+    config = config_from_args(args)
+    stop = kafka_io.GracefulStop()
+    runner = LeaderboardConsumer(settings, config)
+    log.info(
+        "leaderboard: topic=%s group=%s metric=%s retention=%dmin ttl=%ds prefix=%r redis=%s:%d",
+        config.topic,
+        config.group,
+        config.rules.metric,
+        config.rules.retention_minutes,
+        config.rules.ttl_seconds,
+        config.key_prefix,
+        settings.redis_host,
+        settings.redis_port,
+    )
+    try:
+        runner.open()
+        runner.loop(stop)
+    finally:
+        runner.close()
+    log.info("leaderboard: stopped cleanly")
+    return 0

@@ -1,0 +1,466 @@
+"""The leaderboard consumer against a real broker and a real Redis.
+
+The consumer runs as a real subprocess (``engagement-platform consume leaderboard``) with a
+unique topic, group and Redis key prefix per test, so tests never see each other's data.
+The replay guarantee is also exercised directly on the apply function, where the "crash
+after Redis applied, before the commit" case can be produced deterministically.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from engagement_platform.bench.leaderboard import SyntheticContent, make_contents, make_event
+from engagement_platform.streaming import kafka_io
+from engagement_platform.streaming.leaderboard import (
+    METRIC_ENGAGEMENT_SECONDS,
+    Keys,
+    Rules,
+    aggregate,
+    minute_bucket,
+)
+from engagement_platform.streaming.leaderboard_read import top_content
+from engagement_platform.streaming.leaderboard_runner import Applier
+from engagement_platform.topics import TopicSpec, ensure_topics
+from engagement_platform_tests.conftest import CLI, StackHandle, start_stack, stop_stack
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackHandle]:
+    handle = start_stack("ep-test-leader-", ("kafka", "redis"))
+    try:
+        yield handle
+    finally:
+        stop_stack(handle)
+
+
+@pytest.fixture
+def r(stack: StackHandle) -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=stack.settings.redis_port)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def names(r: redis.Redis) -> Iterator[dict[str, str]]:
+    """A fresh topic, group and key prefix; the prefix's keys are deleted afterwards."""
+    run = uuid.uuid4().hex[:8]
+    yield {"topic": f"test.enriched.{run}", "group": f"leader-{run}", "prefix": f"t{run}:"}
+    for key in r.scan_iter(match=f"t{run}:*", count=1000):
+        r.delete(key)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def synthetic(
+    counts: list[int], rng: random.Random, first_id: int = 1, minutes: float = 8.0
+) -> tuple[list[SyntheticContent], list[dict[str, Any]]]:
+    """``counts[i]`` events for content i, stamped over the last ``minutes`` minutes, shuffled."""
+    contents = make_contents(len(counts), rng)
+    now = datetime.now(UTC)
+    chosen = [c for c, n in zip(contents, counts, strict=True) for _ in range(n)]
+    rng.shuffle(chosen)
+    events = [
+        make_event(first_id + i, c, now - timedelta(seconds=rng.uniform(0, minutes * 60)), rng)
+        for i, c in enumerate(chosen)
+    ]
+    return contents, events
+
+
+class Produced:
+    """Produces records and remembers the end offset of each partition (from delivery reports)."""
+
+    def __init__(self, stack: StackHandle, topic: str) -> None:
+        ensure_topics(
+            stack.settings.kafka_bootstrap_servers, [TopicSpec(topic, stack.settings.topic_partitions)]
+        )
+        self.topic = topic
+        self.producer = Producer(kafka_io.producer_config(stack.settings))
+        self.ends: dict[int, int] = {}
+        self.errors: list[str] = []
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.ends[msg.partition()] = max(self.ends.get(msg.partition(), 0), msg.offset() + 1)
+
+    def send(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.producer.produce(
+                self.topic, orjson.dumps(event), key=event["content_id"], on_delivery=self._delivered
+            )
+            self.producer.poll(0)
+        assert self.producer.flush(30) == 0
+        assert not self.errors, self.errors
+
+    @property
+    def total(self) -> int:
+        return sum(self.ends.values())
+
+
+def committed(stack: StackHandle, group: str, topic: str) -> dict[int, int]:
+    consumer = Consumer(kafka_io.consumer_config(stack.settings, group))
+    try:
+        tps = [TopicPartition(topic, p) for p in range(stack.settings.topic_partitions)]
+        return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10) if tp.offset >= 0}
+    finally:
+        consumer.close()
+
+
+def scores(r: redis.Redis, prefix: str) -> Counter[tuple[str, str]]:
+    """(bucket, content_id) -> score, over every minute bucket under ``prefix``."""
+    out: Counter[tuple[str, str]] = Counter()
+    head = Keys(prefix).minute("")
+    for key in r.scan_iter(match=f"{head}*", count=1000):
+        bucket = key.decode()[len(head) :]
+        for member, score in r.zrange(key, 0, -1, withscores=True):
+            out[(bucket, member.decode())] = score
+    return out
+
+
+def expected_scores(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    unique = {e["event_id"]: e for e in events}
+    return Counter((minute_bucket(e["event_ts"]), e["content_id"]) for e in unique.values())
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"consumer exited with {proc.returncode} while waiting for {what}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class ConsumerProcess:
+    """``engagement-platform consume leaderboard`` as a child process, its log in a file."""
+
+    def __init__(self, stack: StackHandle, names: dict[str, str], log: Path, *extra: str) -> None:
+        self.log = log
+        self._fh = open(log, "ab")  # noqa: SIM115 - closed in stop()/kill()
+        argv = [
+            *CLI,
+            "consume",
+            "leaderboard",
+            "--topic",
+            names["topic"],
+            "--group",
+            names["group"],
+            "--key-prefix",
+            names["prefix"],
+            "--summary-every",
+            "1",
+            *extra,
+        ]
+        self.proc = subprocess.Popen(argv, env=stack.env, stdout=self._fh, stderr=subprocess.STDOUT)
+
+    def stop(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._fh.close()
+
+    def kill(self) -> None:
+        self.proc.kill()  # SIGKILL: no drain, no commit
+        self.proc.wait(10)
+        self._fh.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def consumers() -> Iterator[list[ConsumerProcess]]:
+    """Every consumer a test starts is killed if the test did not stop it."""
+    started: list[ConsumerProcess] = []
+    yield started
+    for c in started:
+        if c.proc.poll() is None:
+            c.kill()
+
+
+def rewind_group(stack: StackHandle, names: dict[str, str], offsets: dict[int, int]) -> None:
+    """Commit ``offsets`` for the group as a member of it, then leave.
+
+    Joining is what makes the broker evict a killed member (after its session times out); a
+    commit from outside the group is refused while the dead member is still listed.
+    """
+    consumer = Consumer(kafka_io.consumer_config(stack.settings, names["group"]))
+    try:
+        consumer.subscribe([names["topic"]])
+        wait_for(
+            lambda: (
+                consumer.consume(100, 0.2) is not None
+                and len(consumer.assignment()) == stack.settings.topic_partitions
+            ),
+            60,
+            "a helper member to own every partition",
+        )
+        consumer.commit(
+            offsets=[TopicPartition(names["topic"], p, o) for p, o in offsets.items()], asynchronous=False
+        )
+    finally:
+        consumer.close()
+
+
+def last_counter(log: str, name: str) -> int:
+    values = re.findall(rf"\b{name}=([\d,]+)", log)
+    assert values, f"no {name}= in the consumer's summary lines:\n{log}"
+    return int(values[-1].replace(",", ""))
+
+
+def all_committed(stack: StackHandle, names: dict[str, str], produced: Produced) -> Callable[[], bool]:
+    return lambda: committed(stack, names["group"], names["topic"]) == produced.ends
+
+
+# --- the consumer, end to end -----------------------------------------------------------------------
+
+
+def test_5000_events_scores_ttl_titles_ranking_and_sigterm(
+    stack: StackHandle,
+    r: redis.Redis,
+    names: dict[str, str],
+    consumers: list[ConsumerProcess],
+    tmp_path: Path,
+) -> None:
+    counts = [1600, 1200, 1000, 700, 500]
+    contents, events = synthetic(counts, random.Random(1))
+    produced = Produced(stack, names["topic"])
+    produced.send(events)
+
+    c = ConsumerProcess(stack, names, tmp_path / "leaderboard.log")
+    consumers.append(c)
+    wait_for(lambda: sum(scores(r, names["prefix"]).values()) >= 5000, 60, "5,000 counted", c.proc)
+    wait_for(all_committed(stack, names, produced), 30, "offsets committed", c.proc)
+    assert c.stop() == 0, c.output()
+
+    got = scores(r, names["prefix"])
+    assert sum(got.values()) == 5000
+    assert got == expected_scores(events)
+
+    keys = Keys(names["prefix"])
+    rules = Rules()
+    for bucket in {b for b, _ in got}:
+        for key in (keys.minute(bucket), keys.seen(bucket)):
+            ttl = r.ttl(key)
+            # longer than the largest window served, and never unbounded
+            assert rules.retention_minutes * 60 < ttl <= rules.ttl_seconds + 60, (key, ttl)
+
+    rows = top_content(15, 3, client=r, key_prefix=names["prefix"], max_age_ms=0)
+    assert [(row.rank, row.content_id, row.score) for row in rows] == [
+        (i + 1, contents[i].content_id, float(counts[i])) for i in range(3)
+    ]
+    assert [(row.title, row.content_type) for row in rows] == [
+        (x.title, x.content_type) for x in contents[:3]
+    ]
+
+    log = c.output()
+    assert "processed=5,000" in log and "applied=5,000" in log and "lag=" in log
+    assert "stopped cleanly" in log
+
+
+def test_duplicates_in_topic_count_once_and_a_full_replay_adds_nothing(
+    stack: StackHandle,
+    r: redis.Redis,
+    names: dict[str, str],
+    consumers: list[ConsumerProcess],
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(2)
+    _, events = synthetic([900, 700, 400], rng)
+    # at-least-once upstream: the same ids again, later, at other offsets (a re-enriched copy too)
+    again = [dict(e, enriched_at="2026-12-01T00:00:00.000Z") for e in rng.sample(events, 1000)]
+    produced = Produced(stack, names["topic"])
+    produced.send(events[:1000])
+    produced.send(again)
+    produced.send(events[1000:])
+
+    first = ConsumerProcess(stack, names, tmp_path / "first.log", "--batch-size", "300")
+    consumers.append(first)
+    wait_for(all_committed(stack, names, produced), 60, "all offsets committed", first.proc)
+    assert first.stop() == 0, first.output()
+    assert scores(r, names["prefix"]) == expected_scores(events)
+    assert sum(scores(r, names["prefix"]).values()) == 2000
+
+    # a new group reads the whole topic again into the same keys: every id is already counted
+    replay_names = dict(names, group=names["group"] + "-replay")
+    replay = ConsumerProcess(stack, replay_names, tmp_path / "replay.log")
+    consumers.append(replay)
+    wait_for(all_committed(stack, replay_names, produced), 60, "replay committed", replay.proc)
+    assert replay.stop() == 0, replay.output()
+    assert scores(r, names["prefix"]) == expected_scores(events)
+    assert "applied=0 " in replay.output() and "duplicates=3,000" in replay.output()
+
+
+def test_kill_9_mid_stream_then_restart_counts_exactly(
+    stack: StackHandle,
+    r: redis.Redis,
+    names: dict[str, str],
+    consumers: list[ConsumerProcess],
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(3)
+    _, events = synthetic([6000, 5000, 4000, 3000, 2000], rng)
+    stream = events[:2000] + rng.sample(events[:2000], 300) + events[2000:]  # with some duplicates
+    produced = Produced(stack, names["topic"])
+    produced.send(stream[:2000])
+    counted = lambda: sum(scores(r, names["prefix"]).values())  # noqa: E731
+
+    def produce_rest() -> None:
+        # the stream keeps flowing, a bit slower than the consumer, so it is busy when it dies
+        wait_for(lambda: counted() > 0, 60, "the consumer to start counting")
+        for i in range(2000, len(stream), 500):
+            produced.send(stream[i : i + 500])
+            time.sleep(0.1)
+
+    first = ConsumerProcess(stack, names, tmp_path / "first.log", "--batch-size", "200")
+    consumers.append(first)
+    feeder = threading.Thread(target=produce_rest)
+    feeder.start()
+    try:
+        wait_for(lambda: counted() >= 8000, 60, "counting under way", first.proc)
+        first.kill()
+        counted_at_kill = counted()
+    finally:
+        feeder.join()
+    assert counted_at_kill < len(events), "the consumer finished before it was killed: nothing was tested"
+
+    # Where kill -9 lands cannot be chosen, so also force the worst case: rewind the group's
+    # offsets by up to 1,500 records a partition, as if Redis had applied those batches and
+    # every commit since had been lost.
+    before = committed(stack, names["group"], names["topic"])
+    rewound = {p: max(0, o - 1500) for p, o in before.items()}
+    rewind_group(stack, names, rewound)
+    assert committed(stack, names["group"], names["topic"]) == rewound
+
+    second = ConsumerProcess(stack, names, tmp_path / "second.log", "--batch-size", "200")
+    consumers.append(second)
+    wait_for(all_committed(stack, names, produced), 90, "all offsets committed after restart", second.proc)
+    assert second.stop() == 0, second.output()
+    got = scores(r, names["prefix"])
+    assert sum(got.values()) == 20000
+    assert got == expected_scores(events)
+    replayed = sum(before.values()) - sum(rewound.values())
+    assert last_counter(second.output(), "duplicates") >= replayed > 0
+
+
+# --- the apply function against real Redis ----------------------------------------------------------
+
+
+def test_replaying_a_batch_counts_nothing_twice(r: redis.Redis, names: dict[str, str]) -> None:
+    rules, keys = Rules(), Keys(names["prefix"])
+    applier = Applier(r, rules, keys)
+    _, events = synthetic([300, 200, 100], random.Random(4), minutes=5)
+    now = datetime.now(UTC)
+
+    first = applier.apply(aggregate(events[:400], rules, now))
+    assert (first.applied, first.duplicates) == (400, 0)
+    after_first = scores(r, names["prefix"])
+
+    # the crash case: Redis applied the batch, the commit never happened, the batch comes again
+    replay = applier.apply(aggregate(events[:400], rules, now))
+    assert (replay.applied, replay.duplicates) == (0, 400)
+    assert scores(r, names["prefix"]) == after_first
+
+    # a batch that overlaps the last one (rebalance/replay boundaries never align)
+    overlap = applier.apply(aggregate(events[300:], rules, now))
+    assert (overlap.applied, overlap.duplicates) == (200, 100)
+    assert scores(r, names["prefix"]) == expected_scores(events)
+
+    for bucket in {b for b, _ in expected_scores(events)}:
+        for key in (keys.minute(bucket), keys.seen(bucket)):
+            assert abs(r.ttl(key) - (rules.expire_at(bucket) - time.time())) <= 2
+    stored = r.hgetall(keys.content)
+    assert {orjson.loads(v)["title"] for v in stored.values()} == {e["title"] for e in events}
+
+
+def test_replay_with_engagement_seconds_metric(r: redis.Redis, names: dict[str, str]) -> None:
+    rules = Rules(metric=METRIC_ENGAGEMENT_SECONDS)
+    applier = Applier(r, rules, Keys(names["prefix"]))
+    _, events = synthetic([50, 30], random.Random(5), minutes=3)
+    now = datetime.now(UTC)
+    want: Counter[tuple[str, str]] = Counter()
+    for e in events:
+        want[(minute_bucket(e["event_ts"]), e["content_id"])] += e["engagement_seconds"] or 0.0
+    applier.apply(aggregate(events, rules, now))
+    applier.apply(aggregate(events, rules, now))
+    got = scores(r, names["prefix"])
+    # a bucket of clicks only adds nothing: compare the non-zero entries
+    assert {k for k, v in got.items() if v} == {k for k, v in want.items() if v}
+    for k, v in want.items():
+        assert got.get(k, 0.0) == pytest.approx(v)
+
+
+def test_big_batch_in_one_bucket_crosses_lua_unpack_limits(r: redis.Redis, names: dict[str, str]) -> None:
+    """10,000 ids in one bucket: more than one SMISMEMBER/SADD chunk and Lua's unpack() limit."""
+    rules, applier = Rules(), Applier(r, Rules(), Keys(names["prefix"]))
+    contents = make_contents(1, random.Random(6))
+    ts = datetime.now(UTC).replace(second=1)
+    rng = random.Random(6)
+    events = [make_event(10**15 + i, contents[0], ts, rng) for i in range(10_000)]  # ids past 2**53/1000
+    assert applier.apply(aggregate(events, rules, ts)).applied == 10_000
+    assert applier.apply(aggregate(events, rules, ts)).duplicates == 10_000
+    assert sum(scores(r, names["prefix"]).values()) == 10_000
+    assert r.sismember(Keys(names["prefix"]).seen(minute_bucket(events[0]["event_ts"])), str(10**15 + 9999))
+
+
+def test_top_content_window_ranking_and_cache(r: redis.Redis, names: dict[str, str]) -> None:
+    rules, keys = Rules(), Keys(names["prefix"])
+    applier = Applier(r, rules, keys)
+    now = datetime.now(UTC)
+    a, b, c = make_contents(3, random.Random(7))
+    rng = random.Random(7)
+    ids = iter(range(1, 10_000))
+
+    def at(content: SyntheticContent, minutes_ago: int, n: int) -> list[dict[str, Any]]:
+        return [make_event(next(ids), content, now - timedelta(minutes=minutes_ago), rng) for _ in range(n)]
+
+    # c is the biggest overall, but most of it is 20 minutes old
+    events = at(a, 0, 5) + at(a, 4, 5) + at(b, 2, 7) + at(c, 1, 2) + at(c, 20, 50)
+    missing = make_event(next(ids), SyntheticContent("no-title-yet", "", "", "", None), now, rng)
+    missing.update(content_missing=True, title=None, content_type=None)
+    applier.apply(aggregate([*events, missing], rules, now))
+
+    rows = top_content(10, 10, client=r, key_prefix=names["prefix"], now=now, max_age_ms=0)
+    assert [(x.rank, x.content_id, x.score) for x in rows] == [
+        (1, a.content_id, 10.0),
+        (2, b.content_id, 7.0),
+        (3, c.content_id, 2.0),
+        (4, "no-title-yet", 1.0),
+    ]
+    assert (rows[0].title, rows[0].content_type) == (a.title, a.content_type)
+    assert (rows[3].title, rows[3].content_type) == (None, None)
+    assert rows[0].as_dict()["title"] == a.title
+    wide = top_content(30, 1, client=r, key_prefix=names["prefix"], now=now, max_age_ms=0)
+    assert [(x.content_id, x.score) for x in wide] == [(c.content_id, 52.0)]
+    assert not list(r.scan_iter(match=f"{names['prefix']}cache:*"))  # max_age_ms=0 leaves no cache
+
+    # cached: a second reader within max_age reuses the union; it expires on its own
+    cached = top_content(10, 2, client=r, key_prefix=names["prefix"], now=now, max_age_ms=5000)
+    cache_keys = list(r.scan_iter(match=f"{names['prefix']}cache:*"))
+    assert len(cache_keys) == 1 and 0 < r.pttl(cache_keys[0]) <= 5000
+    assert top_content(10, 2, client=r, key_prefix=names["prefix"], now=now, max_age_ms=5000) == cached
+    assert top_content(10, 5, client=r, key_prefix="nothing-here:", now=now) == []
