@@ -14,6 +14,7 @@ VALUES = {
     "POSTGRES_DB": "engagement",
     "POSTGRES_CDC_USER": "cdc",
     "POSTGRES_CDC_PASSWORD": "s3cret",
+    "KAFKA_TOPIC_PARTITIONS": "3",
 }
 
 
@@ -56,3 +57,12 @@ def test_an_unknown_placeholder_is_an_error() -> None:
         render({"name": "x", "config": {"a": "${NOPE}"}}, VALUES)
     with pytest.raises(ConnectorConfigError, match="lacks 'config'"):
         render({"name": "x"}, VALUES)
+
+
+def test_topic_creation_makes_content_compacted_and_events_plain() -> None:
+    from engagement_platform.local_stack.cdc_engine import topic_creation_settings
+
+    config = load(VALUES).config
+    assert topic_creation_settings(config, "content.flat") == (3, {"cleanup.policy": "compact"})
+    assert topic_creation_settings(config, "engagement_events.flat") == (3, {})
+    assert topic_creation_settings({}, "x") == (1, {})

@@ -63,6 +63,39 @@ def kafka_client_config(bootstrap_servers: str) -> dict[str, Any]:
     return {"bootstrap.servers": bootstrap_servers, "logger": RDKAFKA_LOG, "error_cb": on_error}
 
 
+def topic_creation_settings(config: Mapping[str, str], topic: str) -> tuple[int, dict[str, str]]:
+    """Partitions and topic configs for a new topic, by Connect's topic-creation rules (KIP-158).
+
+    ``topic.creation.groups`` lists groups tried in order; the first whose ``include``
+    regexes match the whole topic name (and no ``exclude`` does) applies, over the
+    ``default`` group. Keys other than include/exclude/partitions/replication.factor are
+    topic configs (e.g. ``cleanup.policy``). Unset partitions default to 1.
+    """
+    import re
+
+    def group_settings(group: str) -> dict[str, str]:
+        prefix = f"topic.creation.{group}."
+        return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+
+    def patterns(raw: str) -> list[str]:
+        return [p.strip() for p in raw.split(",") if p.strip()]
+
+    chosen = group_settings("default")
+    for group in patterns(config.get("topic.creation.groups", "")):
+        settings = group_settings(group)
+        included = any(re.fullmatch(p, topic) for p in patterns(settings.get("include", "")))
+        excluded = any(re.fullmatch(p, topic) for p in patterns(settings.get("exclude", "")))
+        if included and not excluded:
+            chosen = {**chosen, **settings}
+            break
+    try:
+        partitions = max(int(chosen.get("partitions", "1") or "1"), 1)
+    except ValueError:
+        partitions = 1
+    reserved = {"include", "exclude", "partitions", "replication.factor"}
+    return partitions, {k: v for k, v in chosen.items() if k not in reserved}
+
+
 _jvm_lock = threading.Lock()
 _bridge: dict[str, Any] = {}
 
@@ -483,8 +516,7 @@ class ConnectorRunner:
     def _ensure_topics(self, topics: set[str]) -> None:
         """Create destination topics before producing, as Connect's topic creation does.
 
-        Auto-creation on the broker would give 4 partitions on tansu; Connect would use
-        ``topic.creation.default.partitions`` — default 1 here.
+        Auto-creation on the broker would give 4 partitions on tansu and no compaction.
         """
         missing = topics - self._known_topics
         if not missing:
@@ -492,10 +524,10 @@ class ConnectorRunner:
         from confluent_kafka.admin import NewTopic
 
         existing = set(self._admin.list_topics(timeout=10).topics)
-        partitions = int(self.config.get("topic.creation.default.partitions", "1") or "1")
-        if partitions < 1:
-            partitions = 1
-        to_create = [NewTopic(t, partitions, 1) for t in missing if t not in existing]
+        to_create = []
+        for topic in sorted(missing - existing):
+            partitions, topic_config = topic_creation_settings(self.config, topic)
+            to_create.append(NewTopic(topic, partitions, 1, config=topic_config))
         if to_create:
             for topic, fut in self._admin.create_topics(to_create).items():
                 try:

@@ -10,9 +10,10 @@ from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.topics import flat_topic_specs
 
 
-def connector_values(postgres: PostgresResource) -> dict[str, str]:
+def connector_values(postgres: PostgresResource, kafka: KafkaResource) -> dict[str, str]:
     """What connector.json's placeholders stand for, from the resources' configuration."""
     return {
+        "KAFKA_TOPIC_PARTITIONS": str(kafka.topic_partitions),
         "POSTGRES_HOST": postgres.host,
         "POSTGRES_PORT": str(postgres.port),
         "POSTGRES_DB": postgres.dbname,
@@ -35,7 +36,7 @@ def cdc_connector(
     kafka: KafkaResource,
     connect: KafkaConnectResource,
 ) -> dg.MaterializeResult:
-    spec = connector.load(connector_values(postgres))
+    spec = connector.load(connector_values(postgres, kafka))
     created_topics = kafka.ensure_topics(flat_topic_specs(kafka.topic_partitions))
     if created_topics:
         context.log.info(f"created topics {created_topics}")

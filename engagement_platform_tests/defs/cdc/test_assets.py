@@ -34,8 +34,8 @@ def connector(source_schema):  # type: ignore[no-untyped-def]
 
 
 def connector_name() -> str:
-    return load({k: "x" for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_CDC_USER",
-                                  "POSTGRES_CDC_PASSWORD")}).name  # fmt: skip
+    names = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_CDC_USER", "POSTGRES_CDC_PASSWORD")
+    return load({**dict.fromkeys(names, "x"), "KAFKA_TOPIC_PARTITIONS": "1"}).name
 
 
 def max_event_id(stack) -> int:  # type: ignore[no-untyped-def]
