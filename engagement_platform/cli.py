@@ -143,10 +143,12 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 CONSUMERS = {
     "enrich": "engagement_platform.streaming.enrich_runner",
     "leaderboard": "engagement_platform.streaming.leaderboard_runner",
+    "warehouse": "engagement_platform.streaming.warehouse_runner",
 }
 BENCHMARKS = {
     "enrich": "engagement_platform.bench.enrich",
     "leaderboard": "engagement_platform.bench.leaderboard",
+    "warehouse": "engagement_platform.bench.warehouse",
 }
 
 

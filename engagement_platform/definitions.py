@@ -11,6 +11,8 @@ from engagement_platform.defs.kafka import assets as kafka_assets
 from engagement_platform.defs.kafka.resources import kafka_resource
 from engagement_platform.defs.postgres import assets as postgres_assets
 from engagement_platform.defs.postgres.resources import postgres_resource
+from engagement_platform.defs.warehouse import definitions as warehouse_defs
+from engagement_platform.defs.warehouse.resources import clickhouse_resource
 
 # resources read dg.EnvVar; unset variables resolve to the same defaults as everywhere else
 settings.export_defaults()
@@ -19,11 +21,13 @@ defs = dg.Definitions.merge(
     postgres_assets.defs,
     cdc_assets.defs,
     kafka_assets.defs,
+    warehouse_defs.defs,
     dg.Definitions(
         resources={
             "postgres": postgres_resource(),
             "kafka": kafka_resource(),
             "connect": connect_resource(),
+            "clickhouse": clickhouse_resource(),
         }
     ),
 )

@@ -1,0 +1,103 @@
+"""Checks that the warehouse is telling the truth: nothing failing to parse, rollups agreeing with FINAL."""
+
+import dagster as dg
+
+from engagement_platform.defs.warehouse import ddl
+from engagement_platform.defs.warehouse.assets import ENRICHED_TABLE_KEY, daily_content_engagement
+from engagement_platform.defs.warehouse.resources import ClickHouseResource
+
+# Rows younger than this may still be in flight between the two reads a check compares.
+SETTLE = "INTERVAL 2 MINUTE"
+
+
+@dg.asset_check(
+    asset=ENRICHED_TABLE_KEY,
+    description="No message landed in engagement_enriched_errors in the last hour. A failure means the "
+    "enricher and the warehouse disagree on the record format; the rows keep the raw message and reason.",
+)
+def no_recent_parse_errors(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
+    rows = clickhouse.rows(
+        f"SELECT reason, count() AS n, any(raw) FROM {ddl.ERRORS} "
+        "WHERE received_at >= now64(3) - INTERVAL 1 HOUR GROUP BY reason ORDER BY n DESC LIMIT 10"
+    )
+    total = sum(int(r[1]) for r in rows)
+    return dg.AssetCheckResult(
+        passed=total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "errors_last_hour": total,
+            "by_reason": dg.MetadataValue.json({r[0]: int(r[1]) for r in rows}),
+            "samples": dg.MetadataValue.json({r[0]: r[2][:500] for r in rows}),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=ENRICHED_TABLE_KEY,
+    description="content_engagement_minute (fed by a materialized view, replay-idempotent states) counts "
+    "the same events per minute as engagement_enriched FINAL over the last 24 hours.",
+)
+def minute_rollup_matches_final(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
+    rows = clickhouse.rows(
+        f"""
+        WITH
+            now64(3) - INTERVAL 1 DAY AS lo,
+            now64(3) - {SETTLE} AS hi
+        SELECT f.minute, f.events, r.events
+        FROM (
+            SELECT toStartOfMinute(event_ts) AS minute, count() AS events
+            FROM {ddl.ENRICHED} FINAL
+            WHERE event_ts >= toStartOfMinute(lo) AND event_ts < toStartOfMinute(hi)
+            GROUP BY minute
+        ) AS f
+        FULL OUTER JOIN (
+            SELECT minute, uniqExactMerge(events) AS events
+            FROM {ddl.MINUTE}
+            WHERE minute >= toStartOfMinute(lo) AND minute < toStartOfMinute(hi)
+            GROUP BY minute
+        ) AS r USING (minute)
+        WHERE f.events != r.events
+        ORDER BY minute
+        LIMIT 20
+        """
+    )
+    return dg.AssetCheckResult(
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "mismatched_minutes": len(rows),
+            "samples": dg.MetadataValue.json([[str(m), int(f), int(r)] for m, f, r in rows]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=daily_content_engagement,
+    description="Each day built in the last 30 days still totals the events engagement_enriched FINAL "
+    "holds for it. A mismatch means events arrived after the build (late data, a history backfill): "
+    "re-run that partition.",
+)
+def daily_matches_final(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
+    rows = clickhouse.rows(
+        f"""
+        SELECT d.day, d.events, f.events
+        FROM (
+            SELECT day, sum(events) AS events FROM {ddl.DAILY}
+            WHERE day >= today() - 30 GROUP BY day
+        ) AS d
+        LEFT JOIN (
+            SELECT toDate(event_ts) AS day, count() AS events FROM {ddl.ENRICHED} FINAL
+            WHERE event_ts >= toDateTime64(today() - 30, 3, 'UTC') GROUP BY day
+        ) AS f USING (day)
+        WHERE d.events != f.events
+        ORDER BY day
+        """
+    )
+    return dg.AssetCheckResult(
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "stale_days": dg.MetadataValue.json([str(r[0]) for r in rows]),
+            "samples": dg.MetadataValue.json([[str(d), int(a), int(b)] for d, a, b in rows]),
+        },
+    )

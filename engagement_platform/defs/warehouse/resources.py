@@ -1,0 +1,74 @@
+"""ClickHouse as a Dagster resource: clickhouse-connect over HTTP, values passed as parameters only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+from clickhouse_connect.driver.client import Client
+
+from engagement_platform.defs.warehouse import ddl
+
+
+class ClickHouseResource(dg.ConfigurableResource):
+    """Every query goes through ``command``/``rows`` with a ``parameters`` mapping
+    (``{name:Type}`` placeholders, bound server-side), so no value is ever formatted into SQL."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    database: str
+    # which clickhouse_ddl/ files apply: "local" (Null queue fed by the bridge) or "compose" (Kafka engine)
+    mode: str = "local"
+    send_receive_timeout_s: int = 600
+
+    def client(self, database: str | None = None) -> Client:
+        """A new client on ``database`` (default: the configured one); the caller closes it."""
+        return ddl.connect(
+            self.host,
+            self.port,
+            self.username,
+            self.password,
+            self.database if database is None else database,
+            send_receive_timeout=self.send_receive_timeout_s,
+        )
+
+    def ensure_database(self) -> bool:
+        """Create the database if missing; True when it was created."""
+        client = self.client(database="default")
+        try:
+            existed = client.command(
+                "SELECT count() FROM system.databases WHERE name = {db:String}",
+                parameters={"db": self.database},
+            )
+            ddl.ensure_database(client, self.database)
+        finally:
+            client.close()
+        return not int(existed)  # type: ignore[arg-type]
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        client = self.client()
+        try:
+            return client.command(sql, parameters=dict(parameters or {}))
+        finally:
+            client.close()
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        client = self.client()
+        try:
+            return client.query(sql, parameters=dict(parameters or {})).result_rows
+        finally:
+            client.close()
+
+
+def clickhouse_resource() -> ClickHouseResource:
+    return ClickHouseResource(
+        host=dg.EnvVar("CLICKHOUSE_HOST"),
+        port=dg.EnvVar.int("CLICKHOUSE_PORT"),
+        username=dg.EnvVar("CLICKHOUSE_USER"),
+        password=dg.EnvVar("CLICKHOUSE_PASSWORD"),
+        database=dg.EnvVar("CLICKHOUSE_DATABASE"),
+        mode=dg.EnvVar("EP_MODE"),
+    )
