@@ -46,6 +46,30 @@ class DagsterService(Service):
         return dagster_env(self.settings)
 
 
+class DashboardService(Service):
+    """The Streamlit dashboard."""
+
+    name = "dashboard"
+    start_timeout = 60.0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.settings.dashboard_port}"
+
+    def argv(self, data_dir: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "streamlit", "run",
+            str(PROJECT_ROOT / "engagement_platform" / "dashboard" / "app.py"),
+            "--server.address", "127.0.0.1",
+            "--server.port", str(self.settings.dashboard_port),
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+        ]  # fmt: skip
+
+    def healthy(self) -> bool:
+        return http_ok(f"{self.endpoint}/_stcore/health")
+
+
 class CliProcess(Service):
     """A process that is one `engagement-platform ...` command; healthy while it runs."""
 
@@ -79,6 +103,9 @@ def app_services(settings: Settings, *, simulator_rate: float = 20.0) -> list[Se
         DagsterService(settings),
         CliProcess(settings, "enrich", ["consume", "enrich"], "consumer group enrich"),
         CliProcess(settings, "leaderboard", ["consume", "leaderboard"], "consumer group leaderboard"),
+        # local mode's bridge into ClickHouse (compose mode's ClickHouse reads Kafka itself)
+        CliProcess(settings, "warehouse", ["consume", "warehouse"], "consumer group warehouse"),
+        DashboardService(settings),
         CliProcess(
             settings,
             "simulator",

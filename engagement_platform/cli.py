@@ -156,13 +156,10 @@ def _add_module_commands(sub, modules: dict[str, str], helps: dict[str, str]) ->
     import importlib
 
     for name, module_name in modules.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # not built yet
-        parser = sub.add_parser(name, help=helps.get(name, ""), description=module.__doc__)
+        module = importlib.import_module(module_name)
+        summary = (module.__doc__ or "").strip().split("\n\n")[0]  # the first paragraph
+        parser = sub.add_parser(name, help=helps.get(name, summary.splitlines()[0] if summary else ""),
+                                description=summary)  # fmt: skip
         module.add_arguments(parser)
         parser.set_defaults(func=module.run)
 
@@ -209,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         {
             "enrich": "join events with content; write engagement_enriched",
             "leaderboard": "count enriched events into Redis minute buckets",
+            "warehouse": "insert enriched events into ClickHouse (local mode's bridge)",
         },
     )
     bench = sub.add_parser("bench", help="measure a consumer against its baseline, in one run")

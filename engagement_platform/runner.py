@@ -22,7 +22,7 @@ from engagement_platform.pulse import Pulse
 from engagement_platform.settings import Settings
 
 # what must exist before consumers and the simulator start
-SETUP_ASSETS = "postgres/schema,cdc/connector"
+SETUP_ASSETS = "postgres/schema,cdc/connector,clickhouse/schema"
 RESTART_BACKOFF_S = 5.0
 PULSE_EVERY_S = 15.0
 

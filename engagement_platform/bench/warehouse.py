@@ -33,6 +33,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from engagement_platform.cli import positive_int
+from engagement_platform.dashboard.queries import MAIN_QUERIES
 from engagement_platform.defs.warehouse import ddl, rollup
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import enrich, kafka_io
@@ -174,51 +175,6 @@ FROM (
 )
 """
 
-QUERIES: dict[str, str] = {
-    "top content, last 1 h (FINAL)": f"""
-        SELECT content_id, any(title) AS title, count() AS events, uniqExact(user_id) AS users
-        FROM {ddl.ENRICHED} FINAL
-        WHERE event_ts >= now64(3) - INTERVAL 1 HOUR
-        GROUP BY content_id ORDER BY events DESC LIMIT 10""",
-    "top content, last 24 h (FINAL)": f"""
-        SELECT content_id, any(title) AS title, count() AS events, uniqExact(user_id) AS users
-        FROM {ddl.ENRICHED} FINAL
-        WHERE event_ts >= now64(3) - INTERVAL 1 DAY
-        GROUP BY content_id ORDER BY events DESC LIMIT 10""",
-    "top content, last 24 h (minute rollup)": f"""
-        SELECT content_id, uniqExactMerge(events) AS events, uniqExactMerge(unique_users) AS users
-        FROM {ddl.MINUTE}
-        WHERE minute >= now() - INTERVAL 1 DAY
-        GROUP BY content_id ORDER BY events DESC LIMIT 10""",
-    "events by type per minute, last 1 h (FINAL)": f"""
-        SELECT toStartOfMinute(event_ts) AS minute, event_type, count() AS events
-        FROM {ddl.ENRICHED} FINAL
-        WHERE event_ts >= now64(3) - INTERVAL 1 HOUR
-        GROUP BY minute, event_type ORDER BY minute, event_type""",
-    "events by type per minute, last 1 h (minute rollup)": f"""
-        SELECT minute, uniqExactIfMerge(plays) AS plays, uniqExactIfMerge(pauses) AS pauses,
-               uniqExactIfMerge(finishes) AS finishes, uniqExactIfMerge(clicks) AS clicks
-        FROM {ddl.MINUTE}
-        WHERE minute >= now() - INTERVAL 1 HOUR
-        GROUP BY minute ORDER BY minute""",
-    "engagement seconds per content, last 1 h (minute rollup)": f"""
-        SELECT content_id, arraySum(mapValues(maxMapMerge(engagement_ms))) / 1000 AS seconds
-        FROM {ddl.MINUTE}
-        WHERE minute >= now() - INTERVAL 1 HOUR
-        GROUP BY content_id ORDER BY seconds DESC LIMIT 10""",
-    "daily totals, last 7 days (daily rollup)": f"""
-        SELECT day, sum(events), sum(plays), sum(clicks), sum(engagement_seconds)
-        FROM {ddl.DAILY}
-        WHERE day >= today() - 7
-        GROUP BY day ORDER BY day""",
-    "daily totals, last 7 days (FINAL, no rollup)": f"""
-        SELECT toDate(event_ts) AS day, count(), countIf(event_type = 'play'), countIf(event_type = 'click'),
-               sum(ifNull(duration_ms, 0)) / 1000
-        FROM {ddl.ENRICHED} FINAL
-        WHERE event_ts >= toDateTime64(today() - 7, 3, 'UTC')
-        GROUP BY day ORDER BY day""",
-}
-
 
 def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
     times = []
@@ -258,8 +214,8 @@ def run_queries(settings: Settings, database: str, rows: int, repeat: int) -> di
                 "best_ms": round(min(rebuild_times) * 1000, 1),
             },
         }
-        for name, sql in QUERIES.items():
-            results[name] = timed(lambda sql=sql: client.query(sql).result_rows, repeat)
+        for name, query in MAIN_QUERIES.items():
+            results[name] = timed(lambda query=query: query(client), repeat)
             say(f"queries: {name}: {results[name]['median_ms']} ms")
         return results
     finally:

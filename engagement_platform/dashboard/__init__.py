@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: the live leaderboard from Redis, history from ClickHouse."""
