@@ -91,10 +91,13 @@ def run_up(settings: Settings, *, log: Callable[[str], None] = print) -> int:
         finally:
             pulse.close()
     finally:
-        if stop_requested:
-            log("stopping ...")
-        apps.down(log=log)
-        stack.down(log=log)
+        if stop_marker(settings).exists():
+            log("stopped by `engagement-platform down`")
+        else:
+            if stop_requested:
+                log("stopping ...")
+            apps.down(log=log)
+            stack.down(log=log)
     return 0
 
 

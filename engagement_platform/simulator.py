@@ -207,7 +207,8 @@ class Simulator:
                 )
                 self.log(f"simulate: created {len(rows)} content rows ({have} existed)")
             cur.execute(
-                "SELECT id, slug, title, content_type, length_seconds, publish_ts FROM content ORDER BY slug"
+                # by id: random with respect to type, so the popularity skew favours no content type
+                "SELECT id, slug, title, content_type, length_seconds, publish_ts FROM content ORDER BY id"
             )
             return [Content(uuid.UUID(str(r[0])), r[1], r[2], r[3], r[4], r[5]) for r in cur.fetchall()]
 

@@ -20,19 +20,14 @@ st.set_page_config(page_title="Engagement", page_icon="📈", layout="wide")
 settings = settings_module.load()
 
 
+# clients are cached per endpoint, so a changed environment gets new ones
 @st.cache_resource
-def redis_client() -> redis.Redis:
-    return redis.Redis(
-        host=settings.redis_host,
-        port=settings.redis_port,
-        db=settings.redis_db,
-        password=settings.redis_password or None,
-        socket_timeout=5,
-    )
+def redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 @st.cache_resource
-def warehouse():  # type: ignore[no-untyped-def]
+def warehouse(endpoint: str):  # type: ignore[no-untyped-def]
     return connect_settings(settings)
 
 
@@ -48,7 +43,7 @@ with st.sidebar:
 def live() -> None:
     st.subheader(f"Live leaderboard: last {window} min")
     try:
-        rows = top_content(window_minutes=window, n=top_n, client=redis_client())
+        rows = top_content(window_minutes=window, n=top_n, client=redis_client(settings.redis_url))
     except redis.RedisError as exc:
         st.error(f"Redis is not reachable ({settings.redis_url}): {exc}")
         return
@@ -57,7 +52,7 @@ def live() -> None:
         return
     frame = pd.DataFrame([r.as_dict() for r in rows])
     left, right = st.columns([3, 2])
-    left.dataframe(frame, hide_index=True, use_container_width=True)
+    left.dataframe(frame, hide_index=True, width="stretch")
     frame["title"] = frame["title"].fillna(frame["content_id"])
     right.bar_chart(frame.set_index("title")["score"])
 
@@ -65,7 +60,7 @@ def live() -> None:
 @st.fragment(run_every=max(refresh, 10))
 def history() -> None:
     try:
-        client = warehouse()
+        client = warehouse(settings.clickhouse_url)
         head = queries.headline(client, minutes=60)
         per_minute = queries.events_per_minute(client, minutes=60)
         top = queries.top_content(client, hours=hours, n=top_n)
@@ -83,7 +78,7 @@ def history() -> None:
     if not per_minute.empty:
         st.area_chart(per_minute.set_index("minute"))
     st.subheader(f"Top content: last {hours} h (deduplicated)")
-    st.dataframe(top, hide_index=True, use_container_width=True)
+    st.dataframe(top, hide_index=True, width="stretch")
     st.subheader("Daily rollup (materialized by Dagster)")
     if daily.empty:
         st.info("No daily partitions yet: materialize clickhouse/daily_content_engagement in Dagster.")

@@ -19,7 +19,7 @@ def top_content(client: Client, hours: int = 24, n: int = 10) -> pd.DataFrame:
     """Most engaged content over the last ``hours``, exact (deduplicated with FINAL)."""
     return client.query_df(
         f"""
-        SELECT content_id, any(title) AS title, any(content_type) AS content_type,
+        SELECT toString(content_id) AS content_id, any(title) AS title, any(content_type) AS content_type,
                count() AS events, uniqExact(user_id) AS users,
                round(sum(ifNull(engagement_seconds, 0)) / 3600, 2) AS hours_engaged
         FROM {ENRICHED} FINAL
