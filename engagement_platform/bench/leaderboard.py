@@ -43,7 +43,6 @@ from engagement_platform.streaming.leaderboard_runner import (
     DEFAULT_BATCH_SIZE,
     Config,
     LeaderboardConsumer,
-    next_offsets,
     redis_client,
 )
 from engagement_platform.topics import TopicSpec, ensure_topics
@@ -313,7 +312,7 @@ def measure_ceiling(
                 event = orjson.loads(msg.value())
                 pipe.zincrby(key_prefix + minute_bucket(event["event_ts"]), 1, event["content_id"])
             pipe.execute()
-            consumer.commit(offsets=next_offsets(msgs), asynchronous=False)
+            consumer.commit(offsets=kafka_io.next_offsets(msgs), asynchronous=False)
             done += len(msgs)
             batches += 1
             progress.update(done)

@@ -10,9 +10,11 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from engagement_platform.settings import Settings
 
@@ -124,3 +126,51 @@ def consumer_lag(consumer: Any) -> int:
         if high >= 0 and tp.offset >= 0:
             total += max(high - tp.offset, 0)
     return total
+
+
+def next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit once ``msgs`` are stored: last offset + 1 per partition."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        key = (msg.topic(), msg.partition())
+        offset = msg.offset()
+        if offset > last.get(key, -1):
+            last[key] = offset
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def commit_after(consumer: Consumer, msgs: Sequence[Message]) -> None:
+    """Commit past ``msgs`` once their sink has them. A failed commit (e.g. the partition
+    moved in a rebalance) only means the new owner replays them, which sinks deduplicate."""
+    try:
+        consumer.commit(offsets=next_offsets(msgs), asynchronous=False)
+    except KafkaException as exc:
+        log.warning("offset commit failed (%s); the batch will be replayed and deduplicated", exc)
+
+
+T = TypeVar("T")
+
+
+def retry_sink(
+    write: Callable[[], T],
+    errors: tuple[type[BaseException], ...],
+    sink: str,
+    stop: GracefulStop | None,
+) -> T:
+    """Retry a sink write with backoff while the sink is down; never skip a batch.
+
+    When a stop is requested meanwhile, give up *without* committing: the next start
+    replays the batch, and replays are deduplicated by event id.
+    """
+    delay = 0.5
+    while True:
+        try:
+            return write()
+        except errors as exc:
+            if stop is not None and stop.requested:
+                raise RuntimeError(
+                    f"stopping while {sink} is unavailable ({exc}); batch not committed"
+                ) from exc
+            log.warning("%s unavailable (%s); retrying the batch in %.1fs", sink, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)

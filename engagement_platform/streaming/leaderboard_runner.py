@@ -51,7 +51,7 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from engagement_platform.cli import positive_float, positive_int
 from engagement_platform.settings import Settings
@@ -234,17 +234,6 @@ def decode(msg: Message) -> dict[str, Any] | Exception:
     return event
 
 
-def next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
-    """The offsets to commit once ``msgs`` are applied: last offset + 1 per partition."""
-    last: dict[tuple[str, int], int] = {}
-    for msg in msgs:
-        key = (msg.topic(), msg.partition())
-        offset = msg.offset()
-        if offset > last.get(key, -1):
-            last[key] = offset
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-
-
 def redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis(
         host=settings.redis_host,
@@ -316,8 +305,14 @@ class LeaderboardConsumer:
         batch = aggregate((decode(m) for m in records), self.config.rules, self.now())
         if batch.invalid_samples:
             log.warning("skipped %d invalid record(s), e.g. %s", batch.invalid, batch.invalid_samples[0])
-        result = self._apply_with_retry(batch, stop)
-        self._commit(records)
+        result = kafka_io.retry_sink(
+            lambda: self.applier.apply(batch),
+            (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError),
+            "Redis",
+            stop,
+        )
+        assert self.consumer is not None
+        kafka_io.commit_after(self.consumer, records)
         self.summary.add(
             processed=batch.processed,
             applied=result.applied,
@@ -327,29 +322,6 @@ class LeaderboardConsumer:
             invalid=batch.invalid,
         )
         return result
-
-    def _apply_with_retry(self, batch: Batch, stop: kafka_io.GracefulStop | None) -> ApplyResult:
-        delay = 0.5
-        while True:
-            try:
-                return self.applier.apply(batch)
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-                if stop is not None and stop.requested:
-                    # the batch is not committed: the next start replays it, and replay is safe
-                    raise RuntimeError(
-                        f"stopping while Redis is unreachable ({exc}); batch not committed"
-                    ) from exc
-                log.warning("Redis unavailable (%s); retrying the batch in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def _commit(self, records: Sequence[Message]) -> None:
-        assert self.consumer is not None
-        try:
-            self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
-        except KafkaException as exc:
-            # e.g. the partition moved to another member in a rebalance: it replays there, harmlessly
-            log.warning("offset commit failed (%s); the batch will be replayed and deduplicated", exc)
 
     def lag(self) -> int:
         return kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0

@@ -27,7 +27,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from engagement_platform.cli import positive_float, positive_int
 from engagement_platform.defs.warehouse import ddl
@@ -40,17 +40,6 @@ log = logging.getLogger("engagement_platform.streaming.warehouse")
 DEFAULT_GROUP = "warehouse"
 DEFAULT_BATCH_SIZE = 20_000
 DEFAULT_MAX_WAIT = 1.0
-
-
-def next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
-    """The offsets to commit once ``msgs`` are stored: last offset + 1 per partition."""
-    last: dict[tuple[str, int], int] = {}
-    for msg in msgs:
-        key = (msg.topic(), msg.partition())
-        offset = msg.offset()
-        if offset > last.get(key, -1):
-            last[key] = offset
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
 @dataclass
@@ -110,36 +99,18 @@ class WarehouseBridge:
         # it is not a valid enriched event, and nothing is dropped without a trace
         values = [m.value() or b"" for m in records]
         started = time.monotonic()
-        self._insert_with_retry(values, stop)
+        kafka_io.retry_sink(
+            lambda: ddl.insert_raw(self.client, self.config.table, values),
+            (ClickHouseError, OSError),
+            "ClickHouse",
+            stop,
+        )
         elapsed = time.monotonic() - started
-        self._commit(records)
+        assert self.consumer is not None
+        kafka_io.commit_after(self.consumer, records)
         self.inserted += len(values)
         self.summary.add(inserted=len(values), batches=1, insert_ms=int(elapsed * 1000))
         return len(values)
-
-    def _insert_with_retry(self, values: list[bytes], stop: kafka_io.GracefulStop | None) -> None:
-        delay = 0.5
-        while True:
-            try:
-                ddl.insert_raw(self.client, self.config.table, values)
-                return
-            except (ClickHouseError, OSError) as exc:
-                if stop is not None and stop.requested:
-                    # not committed: the next start replays the batch, and replays are deduplicated
-                    raise RuntimeError(
-                        f"stopping while ClickHouse refuses the insert ({exc}); batch not committed"
-                    ) from exc
-                log.warning("ClickHouse insert failed (%s); retrying the batch in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def _commit(self, records: Sequence[Message]) -> None:
-        assert self.consumer is not None
-        try:
-            self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
-        except KafkaException as exc:
-            # e.g. the partition moved in a rebalance: the new owner replays it, harmlessly
-            log.warning("offset commit failed (%s); the batch will be replayed and deduplicated", exc)
 
     def lag(self) -> int:
         return kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
