@@ -36,20 +36,25 @@ def supervisors(settings: Settings) -> tuple[Supervisor, Supervisor]:
     return Supervisor(settings), Supervisor(settings, app_services(settings))
 
 
-def materialize_setup(settings: Settings, selection: str = SETUP_ASSETS) -> None:
-    """The same command a user would type; recorded in the instance the UI shows."""
+def materialize_argv(selection: str) -> list[str]:
+    """Dagster's own CLI on our code location: what a user would type."""
     dagster = Path(sys.executable).parent / "dagster"
+    return [
+        str(dagster),
+        "asset",
+        "materialize",
+        "-m",
+        "engagement_platform.definitions",
+        "--select",
+        selection,
+    ]
+
+
+def materialize_setup(settings: Settings, selection: str = SETUP_ASSETS) -> None:
+    """Runs in the Dagster instance the UI shows, so the set-up runs appear there."""
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [
-            str(dagster),
-            "asset",
-            "materialize",
-            "-m",
-            "engagement_platform.definitions",
-            "--select",
-            selection,
-        ],
+        materialize_argv(selection),
         env=dagster_env(settings),
         capture_output=True,
         text=True,

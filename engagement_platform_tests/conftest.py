@@ -87,17 +87,10 @@ class StackHandle:
 
 def materialize(handle: StackHandle, selection: str, env: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
     """Materialize assets with Dagster's own CLI, as a user would; returns the CompletedProcess."""
-    dagster = Path(sys.executable).parent / "dagster"
+    from engagement_platform.runner import materialize_argv
+
     return subprocess.run(
-        [
-            str(dagster),
-            "asset",
-            "materialize",
-            "-m",
-            "engagement_platform.definitions",
-            "--select",
-            selection,
-        ],
+        materialize_argv(selection),
         env={**handle.env, **(env or {})},
         capture_output=True,
         text=True,
