@@ -1,4 +1,5 @@
-"""What `engagement-platform up` prints every few seconds: records flowing through each topic.
+"""What `engagement-platform up` prints every few seconds: records flowing through each topic,
+and the top of the live leaderboard.
 
 It reads the topics from their end with a throwaway group and never commits, so it takes
 nothing from the real consumers; it only shows that data moves, and how fast.
@@ -21,6 +22,7 @@ WATCHED = (topics.CONTENT_FLAT, topics.EVENTS_FLAT, topics.ENRICHED, topics.ENRI
 class Pulse:
     def __init__(self, settings: Settings, watched: tuple[str, ...] = WATCHED) -> None:
         self.watched = watched
+        self.settings = settings
         self.consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -50,6 +52,19 @@ class Pulse:
         self.counts.clear()
         self.since = time.monotonic()
         return "flowing: " + ", ".join(parts)
+
+    def leaderboard_line(self, window_minutes: int = 10, n: int = 3) -> str:
+        """The top of the live leaderboard, read the way the dashboard reads it."""
+        from engagement_platform.streaming.leaderboard_read import top_content
+
+        try:
+            rows = top_content(window_minutes=window_minutes, n=n, settings=self.settings)
+        except Exception as exc:  # noqa: BLE001 - a status line reports, it does not fail
+            return f"leaderboard: unavailable ({exc})"
+        if not rows:
+            return f"leaderboard ({window_minutes} min): empty"
+        top = ", ".join(f"#{r.rank} {r.title or r.content_id} ({r.score:g})" for r in rows)
+        return f"leaderboard ({window_minutes} min): {top}"
 
     def close(self) -> None:
         self.consumer.close()

@@ -117,6 +117,7 @@ def watch(apps: Supervisor, stopped: Callable[[], bool], log: Callable[[str], No
             return
         if time.monotonic() - last_pulse >= PULSE_EVERY_S:
             log(pulse.line())
+            log(pulse.leaderboard_line())
             last_pulse = time.monotonic()
         for svc in apps.services:
             if apps.running(svc.name) is None and apps.pid_file(svc.name).exists():

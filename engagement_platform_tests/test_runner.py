@@ -52,6 +52,7 @@ def test_up_runs_the_platform_and_down_stops_it() -> None:
             assert any(line.split()[:1] == [name] for line in lines), name
         # records flow: CDC -> enrich; the pulse line counts enriched records
         wait_for_line(r"engagement_events\.flat \+[1-9].*engagement_enriched \+[1-9]", 120)
+        wait_for_line(r"leaderboard \(10 min\): #1 ", 60)
         settings = handle.settings
         deadline = time.monotonic() + 60
         while not top_content(window_minutes=10, n=5, settings=settings) and time.monotonic() < deadline:
