@@ -373,12 +373,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "events": n,
         "content": args.content,
         "partitions": parts,
-        "ours": ours,
-        "baseline": baseline,
-        "ceiling": ceiling,
-        "ours_over_baseline": round(vs_base, 2),
-        "ours_over_ceiling": round(vs_ceiling, 3),
-        "targets": {"ours_over_baseline": TARGET_VS_BASELINE, "ours_over_ceiling": TARGET_VS_CEILING},
+        # the same shape as `bench leaderboard --json`
+        "results": {"ours": ours, "baseline": baseline, "ceiling": ceiling},
+        "ratios": {"ours_vs_baseline": round(vs_base, 2), "ours_vs_ceiling": round(vs_ceiling, 3)},
+        "targets": {"ours_vs_baseline": TARGET_VS_BASELINE, "ours_vs_ceiling": TARGET_VS_CEILING},
         "targets_met": vs_base >= TARGET_VS_BASELINE and vs_ceiling >= TARGET_VS_CEILING,
     }
     print()
