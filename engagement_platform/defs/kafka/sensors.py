@@ -1,0 +1,305 @@
+"""Consumer lag of the platform's consumer groups, reported as asset checks on the topics they read.
+
+The local broker (tansu) answers ListOffsets(latest) with the base offset of the last batch + 1,
+too low whenever that batch held several records, so the high watermark here comes from a Fetch
+response instead: a short-lived consumer assigns the partitions (it never joins nor commits for
+any group) and fetches once. Committed offsets come from the group coordinator (OffsetFetch),
+which the broker answers correctly. Real Kafka gives the same figures, so one code path serves
+both modes.
+"""
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from engagement_platform import settings, topics
+from engagement_platform.defs.alerts import Level, Verdict, grade
+from engagement_platform.defs.kafka.assets import engagement_events_flat
+from engagement_platform.defs.kafka.resources import KafkaResource
+from engagement_platform.defs.warehouse.assets import ENRICHED_TOPIC_KEY
+
+# The probe consumer needs a group.id to exist, but only assigns partitions: it never joins
+# this group, never commits, so the broker keeps nothing under this name.
+PROBE_GROUP = "ep-lag-probe"
+
+
+@dataclass(frozen=True)
+class LagThresholds:
+    """Messages behind, summed over a group's partitions. A healthy consumer drains tens of
+    thousands of messages a second, so 10k only persists when it is stuck or far too slow;
+    at the simulator's live 20 events/s a stopped consumer warns after ~8 minutes."""
+
+    warn: int = 10_000
+    error: int = 100_000
+
+
+@dataclass(frozen=True)
+class ConsumerGroup:
+    """A consumer group, the topic it reads, and the asset that topic is in the UI."""
+
+    group: str
+    topic: str
+    asset_key: dg.AssetKey
+
+    @property
+    def check_key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(self.asset_key, f"{self.group}_consumer_lag")
+
+    def check_spec(self, thresholds: LagThresholds) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(
+            self.check_key.name,
+            asset=self.asset_key,
+            description=f"Consumer group `{self.group}` is at most {thresholds.warn:,} messages behind "
+            f"`{self.topic}` (WARN above, ERROR above {thresholds.error:,}). Evaluated every "
+            "30 s by `consumer_lag_sensor`; executing it here measures once.",
+        )
+
+
+# the group of ClickHouse's Kafka engine (clickhouse_ddl/010_queue.compose.sql)
+COMPOSE_WAREHOUSE_GROUP = "clickhouse_warehouse"
+
+
+def consumer_groups(mode: str) -> tuple[ConsumerGroup, ...]:
+    """The groups to watch: in compose mode ClickHouse itself consumes for the warehouse."""
+    warehouse = "warehouse" if mode == "local" else COMPOSE_WAREHOUSE_GROUP
+    return (
+        ConsumerGroup("enrich", topics.EVENTS_FLAT, engagement_events_flat.key),
+        ConsumerGroup("leaderboard", topics.ENRICHED, ENRICHED_TOPIC_KEY),
+        ConsumerGroup(warehouse, topics.ENRICHED, ENRICHED_TOPIC_KEY),
+    )
+
+
+CONSUMER_GROUPS = consumer_groups(settings.load().mode)
+DEFAULT_THRESHOLDS = LagThresholds()
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    """One group's position on one topic, partition by partition."""
+
+    partitions: tuple[int, ...]
+    committed: Mapping[int, int]  # absent: the group never committed that partition
+    high: Mapping[int, int]  # absent: the high watermark could not be learned
+    lag: Mapping[int, int]  # only partitions whose high watermark is known
+
+    @property
+    def total(self) -> int:
+        return sum(self.lag.values())
+
+    @property
+    def unknown(self) -> tuple[int, ...]:
+        return tuple(p for p in self.partitions if p not in self.high)
+
+
+def group_lag(
+    partitions: Iterable[int],
+    high: Mapping[int, int],
+    committed: Mapping[int, int],
+    low: Mapping[int, int] | None = None,
+) -> GroupLag:
+    """Lag per partition = high watermark - committed offset.
+
+    Negative offsets are librdkafka's "unknown" (-1001) and count as absent. A partition the group
+    never committed is measured from the low watermark, because the consumers start there
+    (auto.offset.reset=earliest). A committed offset past the watermark (the broker lost data) is
+    no lag at all rather than a negative one that would hide another partition's real lag.
+    """
+    low = low or {}
+    parts = tuple(sorted(set(partitions)))
+    known_high = {p: high[p] for p in parts if high.get(p, -1) >= 0}
+    known_committed = {p: committed[p] for p in parts if committed.get(p, -1) >= 0}
+    lag = {}
+    for p, h in known_high.items():
+        start = known_committed.get(p, max(low.get(p, 0), 0))
+        lag[p] = max(h - start, 0)
+    return GroupLag(parts, known_committed, known_high, lag)
+
+
+def lag_verdict(group: str, topic: str, lag: GroupLag, thresholds: LagThresholds) -> Verdict:
+    total = lag.total
+    level = grade(total, thresholds.warn, thresholds.error)
+    notes = [f"`{group}` is {total:,} messages behind `{topic}`"]
+    if not lag.partitions:
+        level = max(level, Level.WARN)
+        notes = [f"topic `{topic}` does not exist, so `{group}` has nothing to read"]
+    elif not lag.committed:
+        notes.append("the group has never committed: its consumer has not run, or its offsets were lost")
+        if total > 0:
+            level = max(level, Level.WARN)
+    if lag.unknown:
+        level = max(level, Level.WARN)
+        notes.append(f"high watermark not learned for partitions {list(lag.unknown)}")
+    return Verdict(
+        level,
+        "; ".join(notes) + ".",
+        {
+            "group": group,
+            "topic": topic,
+            "lag": dg.MetadataValue.int(total),
+            "group_committed": bool(lag.committed),
+            "lag_by_partition": dg.MetadataValue.json({str(p): n for p, n in lag.lag.items()}),
+            "committed_by_partition": dg.MetadataValue.json({str(p): o for p, o in lag.committed.items()}),
+            "high_watermark_by_partition": dg.MetadataValue.json({str(p): o for p, o in lag.high.items()}),
+            "warn_above": thresholds.warn,
+            "error_above": thresholds.error,
+        },
+    )
+
+
+def committed_offsets(
+    admin: AdminClient, group: str, topic: str, partitions: Sequence[int], timeout: float
+) -> dict[int, int]:
+    """The group's committed offsets (OffsetFetch); an unknown group simply has none."""
+    if not partitions:
+        return {}
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+    future = admin.list_consumer_group_offsets([request], request_timeout=timeout)[group]
+    result = future.result(timeout)
+    return {tp.partition: tp.offset for tp in result.topic_partitions if tp.error is None and tp.offset >= 0}
+
+
+def fetched_watermarks(
+    bootstrap_servers: str, starts: Mapping[tuple[str, int], int], timeout: float
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(low, high) watermarks as carried by Fetch responses, for every partition in ``starts``.
+
+    Each partition is fetched from its given offset (the furthest committed one keeps the
+    fetch tiny; out-of-range resets to the earliest). Partitions whose watermark did not arrive
+    before ``timeout`` are left out.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": PROBE_GROUP,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            # one small fetch per partition is all we want from the data
+            "max.partition.fetch.bytes": 1024,
+            "queued.max.messages.kbytes": 1024,
+            "fetch.wait.max.ms": 10,
+            "socket.timeout.ms": max(int(timeout * 1000), 1000),
+            "log_level": 2,
+        }
+    )
+    found: dict[tuple[str, int], tuple[int, int]] = {}
+    try:
+        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
+        deadline = time.monotonic() + timeout
+        while True:
+            for key in starts.keys() - found.keys():
+                low, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+                if high >= 0:
+                    found[key] = (low, high)
+            if len(found) == len(starts) or time.monotonic() >= deadline:
+                return found
+            consumer.consume(num_messages=1000, timeout=0.05)
+    finally:
+        consumer.close()
+
+
+def measure_lag(
+    kafka: KafkaResource, groups: Sequence[ConsumerGroup], timeout: float = 10.0
+) -> list[GroupLag]:
+    """One GroupLag per entry of ``groups``, in order. Raises KafkaException when the broker is down."""
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 2})
+    metadata = admin.list_topics(timeout=timeout)
+    partitions: dict[str, list[int]] = {}
+    for topic in {g.topic for g in groups}:
+        meta = metadata.topics.get(topic)
+        partitions[topic] = sorted(meta.partitions) if meta is not None and meta.error is None else []
+    committed = [committed_offsets(admin, g.group, g.topic, partitions[g.topic], timeout) for g in groups]
+    starts: dict[tuple[str, int], int] = {}
+    for g, offsets in zip(groups, committed, strict=True):
+        for p in partitions[g.topic]:
+            starts[(g.topic, p)] = max(starts.get((g.topic, p), 0), offsets.get(p, 0))
+    watermarks = fetched_watermarks(kafka.bootstrap_servers, starts, timeout) if starts else {}
+    result = []
+    for g, offsets in zip(groups, committed, strict=True):
+        marks = {p: watermarks[(g.topic, p)] for p in partitions[g.topic] if (g.topic, p) in watermarks}
+        result.append(
+            group_lag(
+                partitions[g.topic],
+                high={p: high for p, (_low, high) in marks.items()},
+                committed=offsets,
+                low={p: low for p, (low, _high) in marks.items()},
+            )
+        )
+    return result
+
+
+def evaluate_lag(
+    kafka: KafkaResource, groups: Sequence[ConsumerGroup], thresholds: LagThresholds
+) -> list[tuple[ConsumerGroup, Verdict, GroupLag | None]]:
+    try:
+        lags = measure_lag(kafka, groups)
+    except KafkaException as exc:
+        down = Verdict(
+            Level.ERROR,
+            f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}",
+            {"bootstrap_servers": kafka.bootstrap_servers},
+        )
+        return [(g, down, None) for g in groups]
+    return [
+        (g, lag_verdict(g.group, g.topic, lag, thresholds), lag) for g, lag in zip(groups, lags, strict=True)
+    ]
+
+
+def lag_observations(
+    results: Iterable[tuple[ConsumerGroup, Verdict, GroupLag | None]],
+) -> Iterator[dg.AssetObservation]:
+    """One observation per topic with each group's lag, so the asset's plots show lag over time."""
+    by_asset: dict[dg.AssetKey, dict[str, int]] = {}
+    for g, _verdict, lag in results:
+        if lag is not None:
+            by_asset.setdefault(g.asset_key, {})[f"lag_{g.group}"] = lag.total
+    for key, figures in by_asset.items():
+        yield dg.AssetObservation(
+            asset_key=key, metadata={k: dg.MetadataValue.int(v) for k, v in figures.items()}
+        )
+
+
+def build_consumer_lag_sensor(
+    name: str = "consumer_lag_sensor",
+    groups: Sequence[ConsumerGroup] = CONSUMER_GROUPS,
+    thresholds: LagThresholds = DEFAULT_THRESHOLDS,
+    minimum_interval_seconds: int = 30,
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reports each consumer group's lag behind its topic as an asset check "
+        f"({', '.join(g.check_key.to_user_string() for g in groups)}) and observes the figures.",
+    )
+    def consumer_lag(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult:
+        results = evaluate_lag(kafka, groups, thresholds)
+        for g, verdict, _lag in results:
+            if not verdict.passed:
+                context.log.warning(f"{g.check_key.to_user_string()}: {verdict.description}")
+        return dg.SensorResult(
+            asset_events=[v.evaluation(g.check_key) for g, v, _lag in results]
+            + list(lag_observations(results))
+        )
+
+    return consumer_lag
+
+
+consumer_lag_sensor = build_consumer_lag_sensor()
+
+
+@dg.multi_asset_check(
+    name="consumer_lag",
+    specs=[g.check_spec(DEFAULT_THRESHOLDS) for g in CONSUMER_GROUPS],
+    description="Measures every consumer group's lag now; consumer_lag_sensor does the same every 30 s.",
+)
+def consumer_lag_checks(kafka: KafkaResource) -> Iterator[dg.AssetCheckResult]:
+    for g, verdict, _lag in evaluate_lag(kafka, CONSUMER_GROUPS, DEFAULT_THRESHOLDS):
+        yield verdict.result(g.check_key)
+
+
+defs = dg.Definitions(asset_checks=[consumer_lag_checks], sensors=[consumer_lag_sensor])

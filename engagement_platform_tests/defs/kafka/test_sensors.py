@@ -1,0 +1,222 @@
+"""consumer_lag_sensor: lag against the real broker, whose ListOffsets answer is too low after
+multi-record batches; plus the pure lag arithmetic and thresholds."""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from engagement_platform.defs.alerts import Level
+from engagement_platform.defs.kafka import sensors
+from engagement_platform.defs.kafka.resources import KafkaResource
+from engagement_platform.defs.kafka.sensors import ConsumerGroup, LagThresholds, group_lag, lag_verdict
+
+KEY = dg.AssetKey(["kafka", "test_topic"])
+
+# --------------------------------------------------------------------------- pure
+
+
+def test_lag_is_high_watermark_minus_committed_per_partition() -> None:
+    lag = group_lag([0, 1, 2], high={0: 100, 1: 50, 2: 7}, committed={0: 40, 1: 50, 2: 0})
+    assert lag.lag == {0: 60, 1: 0, 2: 7}
+    assert lag.total == 67 and lag.unknown == ()
+
+
+def test_an_uncommitted_partition_counts_from_the_low_watermark() -> None:
+    # -1001 is librdkafka's "no offset"; the consumers start at the earliest offset
+    lag = group_lag([0, 1], high={0: 100, 1: 100}, committed={0: 90, 1: -1001}, low={1: 30})
+    assert lag.lag == {0: 10, 1: 70}
+    assert lag.committed == {0: 90}
+
+
+def test_a_commit_past_the_watermark_is_no_lag_and_unknown_watermarks_are_reported() -> None:
+    lag = group_lag([0, 1, 2], high={0: 10, 1: -1001}, committed={0: 25, 1: 3, 2: 3})
+    assert lag.lag == {0: 0}
+    assert lag.unknown == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("total", "level"),
+    [(0, Level.OK), (10, Level.OK), (11, Level.WARN), (100, Level.WARN), (101, Level.ERROR)],
+)
+def test_thresholds_grade_the_total(total: int, level: Level) -> None:
+    lag = group_lag([0], high={0: total}, committed={0: 0})
+    verdict = lag_verdict("g", "t", lag, LagThresholds(warn=10, error=100))
+    assert verdict.level is level
+    assert verdict.passed is (level is Level.OK)
+    expected = dg.AssetCheckSeverity.ERROR if level is Level.ERROR else dg.AssetCheckSeverity.WARN
+    assert verdict.severity is expected
+
+
+def test_a_group_that_never_committed_warns_only_when_something_waits() -> None:
+    thresholds = LagThresholds(warn=1000, error=2000)
+    waiting = lag_verdict("g", "t", group_lag([0], high={0: 5}, committed={}), thresholds)
+    assert waiting.level is Level.WARN and "never committed" in waiting.description
+    idle = lag_verdict("g", "t", group_lag([0], high={0: 0}, committed={}), thresholds)
+    assert idle.passed and "never committed" in idle.description
+    missing_topic = lag_verdict("g", "t", group_lag([], high={}, committed={}), thresholds)
+    assert missing_topic.level is Level.WARN and "does not exist" in missing_topic.description
+
+
+# --------------------------------------------------------------------------- real broker
+
+
+def kafka_resource(stack) -> KafkaResource:  # type: ignore[no-untyped-def]
+    return KafkaResource(
+        bootstrap_servers=stack.settings.kafka_bootstrap_servers,
+        topic_partitions=stack.settings.topic_partitions,
+    )
+
+
+def evaluate(stack, groups: list[ConsumerGroup], thresholds: LagThresholds) -> dg.SensorResult:  # type: ignore[no-untyped-def]
+    sensor = sensors.build_consumer_lag_sensor(
+        name=f"lag_{uuid.uuid4().hex[:8]}", groups=groups, thresholds=thresholds
+    )
+    context = dg.build_sensor_context(resources={"kafka": kafka_resource(stack)})
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+@pytest.fixture(scope="module")
+def produced(stack):  # type: ignore[no-untyped-def]
+    """A fresh 3-partition topic holding 3 x 20,000 messages, produced in big batches so the last
+    batch of every partition holds many records (where the broker's ListOffsets goes wrong)."""
+    bootstrap = stack.settings.kafka_bootstrap_servers
+    topic = f"test-lag-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 200,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 100_000,
+        }
+    )
+    per_partition = 20_000
+    for i in range(per_partition * 3):
+        producer.produce(topic, value=b'{"n": %d}' % i, partition=i % 3)
+    assert producer.flush(60) == 0
+    return topic, per_partition
+
+
+def commit(stack, group: str, topic: str, offsets: dict[int, int]) -> None:  # type: ignore[no-untyped-def]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.settings.kafka_bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def check(result: dg.SensorResult, group: str) -> dg.AssetCheckEvaluation:
+    [evaluation] = [
+        e
+        for e in result.asset_events
+        if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == f"{group}_consumer_lag"
+    ]
+    return evaluation
+
+
+def test_lag_equals_the_true_lag_after_multi_record_batches(stack, produced) -> None:  # type: ignore[no-untyped-def]
+    topic, n = produced
+    group = f"test-group-{uuid.uuid4().hex[:8]}"
+    commit(stack, group, topic, {0: 1_000, 1: n})  # partition 2 never committed
+    result = evaluate(stack, [ConsumerGroup(group, topic, KEY)], LagThresholds(warn=50_000, error=100_000))
+
+    evaluation = check(result, group)
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    assert meta["high_watermark_by_partition"] == {"0": n, "1": n, "2": n}
+    assert meta["lag_by_partition"] == {"0": n - 1_000, "1": 0, "2": n}
+    assert meta["lag"] == 2 * n - 1_000
+    assert meta["group"] == group and meta["topic"] == topic
+    assert evaluation.passed  # 39,000 <= 50,000
+    [observation] = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
+    assert observation.asset_key == KEY and observation.metadata[f"lag_{group}"].value == 2 * n - 1_000
+
+
+def test_warn_and_error_severities_follow_the_thresholds(stack, produced) -> None:  # type: ignore[no-untyped-def]
+    topic, n = produced
+    group = f"test-group-{uuid.uuid4().hex[:8]}"
+    commit(stack, group, topic, {0: n, 1: n, 2: n - 500})
+    warn = check(
+        evaluate(stack, [ConsumerGroup(group, topic, KEY)], LagThresholds(warn=100, error=1_000)), group
+    )
+    assert not warn.passed and warn.severity is dg.AssetCheckSeverity.WARN
+    error = check(
+        evaluate(stack, [ConsumerGroup(group, topic, KEY)], LagThresholds(warn=10, error=100)), group
+    )
+    assert not error.passed and error.severity is dg.AssetCheckSeverity.ERROR
+    assert error.metadata["lag"].value == 500
+
+
+def test_a_group_that_never_committed_is_reported_not_raised(stack, produced) -> None:  # type: ignore[no-untyped-def]
+    topic, n = produced
+    group = f"test-never-{uuid.uuid4().hex[:8]}"
+    result = evaluate(
+        stack,
+        [
+            ConsumerGroup(group, topic, KEY),
+            ConsumerGroup(group, f"no-such-topic-{uuid.uuid4().hex[:6]}", KEY),
+        ],
+        LagThresholds(),
+    )
+    never, no_topic = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert not never.passed and "never committed" in (never.description or "")
+    assert never.metadata["group_committed"].value is False
+    assert never.metadata["lag"].value == 3 * n  # it would start from the beginning
+    assert not no_topic.passed and "does not exist" in (no_topic.description or "")
+
+
+def test_the_platform_sensor_reports_its_three_checks(stack) -> None:  # type: ignore[no-untyped-def]
+    context = dg.build_sensor_context(resources={"kafka": kafka_resource(stack)})
+    result = sensors.consumer_lag_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name)
+        for e in result.asset_events
+        if isinstance(e, dg.AssetCheckEvaluation)
+    }
+    assert checks == {
+        ("kafka/engagement_events_flat", "enrich_consumer_lag"),
+        ("kafka/engagement_enriched", "leaderboard_consumer_lag"),
+        ("kafka/engagement_enriched", "warehouse_consumer_lag"),
+    }
+
+
+def test_the_code_location_declares_the_checks_and_running_sensors() -> None:
+    from engagement_platform.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.asset_check_keys}
+    assert {
+        "kafka/engagement_events_flat:enrich_consumer_lag",
+        "kafka/engagement_enriched:leaderboard_consumer_lag",
+        "kafka/engagement_enriched:warehouse_consumer_lag",
+        "cdc/connector:connector_running",
+        "postgres/engagement_events:replication_slot",
+    } <= keys
+    for name in ("consumer_lag_sensor", "connector_health_sensor", "replication_slot_sensor"):
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
+        assert sensor.minimum_interval_seconds is not None and sensor.minimum_interval_seconds >= 30
+
+
+def test_compose_mode_watches_the_group_of_clickhouses_kafka_engine() -> None:
+    from engagement_platform.defs.kafka.sensors import COMPOSE_WAREHOUSE_GROUP, consumer_groups
+    from engagement_platform.settings import PROJECT_ROOT
+
+    assert [g.group for g in consumer_groups("local")] == ["enrich", "leaderboard", "warehouse"]
+    assert [g.group for g in consumer_groups("compose")][-1] == COMPOSE_WAREHOUSE_GROUP
+    ddl = (PROJECT_ROOT / "clickhouse_ddl" / "010_queue.compose.sql").read_text()
+    assert f"kafka_group_name = '{COMPOSE_WAREHOUSE_GROUP}'" in ddl
