@@ -13,7 +13,7 @@ import pwd
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,12 +134,12 @@ def stop(record: PidRecord, *, sig: int = signal.SIGTERM, timeout: float = 20.0)
     is_alive(record)  # reaps the leader if it was our child
 
 
-def _signal(send, sig: int) -> None:  # type: ignore[no-untyped-def]
+def _signal(send: Callable[[int], None], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         send(sig)
 
 
-def _wait(still_running, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(still_running: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while still_running() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -8,7 +8,7 @@ and ``stack down`` in another agree on what is running.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +89,7 @@ class Supervisor:
     def running(self, name: str) -> process.PidRecord | None:
         return process.running_record(self.pid_file(name))
 
-    def up(self, names: Iterable[str] | None = None, *, log=print) -> None:  # type: ignore[no-untyped-def]
+    def up(self, names: Iterable[str] | None = None, *, log: Callable[[str], None] = print) -> None:
         """Start what is not running, wait until each answers its protocol. Idempotent."""
         selected = [self.service(n) for n in names] if names else self.services
         self.settings.ep_home.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ class Supervisor:
                 )
             time.sleep(0.2)
 
-    def down(self, names: Iterable[str] | None = None, *, log=print) -> None:  # type: ignore[no-untyped-def]
+    def down(self, names: Iterable[str] | None = None, *, log: Callable[[str], None] = print) -> None:
         """Stop the processes our pid files name (and only those), in reverse start order."""
         selected = [self.service(n) for n in names] if names else self.services
         for svc in reversed(selected):
@@ -149,7 +149,7 @@ class Supervisor:
             self.pid_file(svc.name).unlink(missing_ok=True)
             log(f"{svc.name}: stopped (pid {record.pid})")
 
-    def restart(self, name: str, *, log=print) -> None:  # type: ignore[no-untyped-def]
+    def restart(self, name: str, *, log: Callable[[str], None] = print) -> None:
         self.down([name], log=log)
         self.up([name], log=log)
 
