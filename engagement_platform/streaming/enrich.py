@@ -157,6 +157,16 @@ def _str_field(record: dict[str, Any], name: str, *, required: bool) -> str | No
     raise InvalidRecord("wrong_type", f"{name} must be a string, got {type(value).__name__}")
 
 
+def _optional_int_field(record: dict[str, Any], name: str) -> int | None:
+    """An optional integer; a whole float (as some JSON writers emit) is accepted."""
+    value = record.get(name)
+    if value is None or type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise InvalidRecord("wrong_type", f"{name} must be an integer, got {type(value).__name__}")
+
+
 class Event:
     """A validated engagement event, timestamps already in output format."""
 
@@ -220,15 +230,8 @@ def parse_event(value: bytes | str | None) -> Event | None:
             raise InvalidRecord("missing_field", "event_type")
         raise InvalidRecord("unknown_event_type", repr(event_type)[:100])
 
-    duration = record.get("duration_ms")
+    duration = _optional_int_field(record, "duration_ms")
     if duration is not None:
-        if type(duration) is not int:
-            if type(duration) is float and duration.is_integer():
-                duration = int(duration)
-            else:
-                raise InvalidRecord(
-                    "wrong_type", f"duration_ms must be an integer, got {type(duration).__name__}"
-                )
         if duration < 0:
             raise InvalidRecord("negative_duration", str(duration))
         if duration > MAX_DURATION_MS:
@@ -314,17 +317,9 @@ def parse_content(key: bytes | str | None, value: bytes | str | None) -> Content
         if content_type is None:
             raise InvalidRecord("missing_field", "content_type")
         raise InvalidRecord("unknown_content_type", repr(content_type)[:100])
-    length = record.get("length_seconds")
-    if length is not None:
-        if type(length) is not int:
-            if type(length) is float and length.is_integer():
-                length = int(length)
-            else:
-                raise InvalidRecord(
-                    "wrong_type", f"length_seconds must be an integer, got {type(length).__name__}"
-                )
-        if length <= 0:  # the source schema says > 0; a zero would divide engagement_pct by it
-            raise InvalidRecord("out_of_range", f"length_seconds must be positive, got {length}")
+    length = _optional_int_field(record, "length_seconds")
+    if length is not None and length <= 0:  # the schema says > 0; a zero would divide engagement_pct
+        raise InvalidRecord("out_of_range", f"length_seconds must be positive, got {length}")
     return Content(
         content_id,  # type: ignore[arg-type]
         _str_field(record, "slug", required=True),  # type: ignore[arg-type]

@@ -174,3 +174,17 @@ def retry_sink(
             log.warning("%s unavailable (%s); retrying the batch in %.1fs", sink, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def subscribed_consumer(
+    settings: Settings, topic: str, group: str, *, create_topic: bool, **overrides: Any
+) -> Consumer:
+    """A consumer of ``topic`` in ``group``; the topic is created first when asked, so a
+    consumer started before its producer does not wait on a broker-default topic."""
+    if create_topic:
+        from engagement_platform.topics import TopicSpec, ensure_topics
+
+        ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, settings.topic_partitions)])
+    consumer = Consumer(consumer_config(settings, group, **overrides))
+    consumer.subscribe([topic])
+    return consumer

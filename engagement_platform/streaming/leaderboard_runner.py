@@ -68,7 +68,7 @@ from engagement_platform.streaming.leaderboard import (
     aggregate,
     utcnow,
 )
-from engagement_platform.topics import ENRICHED, TopicSpec, ensure_topics
+from engagement_platform.topics import ENRICHED
 
 log = logging.getLogger("engagement_platform.streaming.leaderboard")
 
@@ -278,14 +278,13 @@ class LeaderboardConsumer:
         self.consumer: Consumer | None = None
 
     def open(self) -> Consumer:
-        if self.config.create_topic:
-            ensure_topics(
-                self.settings.kafka_bootstrap_servers,
-                [TopicSpec(self.config.topic, self.settings.topic_partitions)],
-            )
-        conf = kafka_io.consumer_config(self.settings, self.config.group, **self.config.consumer_overrides)
-        self.consumer = Consumer(conf)
-        self.consumer.subscribe([self.config.topic])
+        self.consumer = kafka_io.subscribed_consumer(
+            self.settings,
+            self.config.topic,
+            self.config.group,
+            create_topic=self.config.create_topic,
+            **self.config.consumer_overrides,
+        )
         return self.consumer
 
     def process(self, msgs: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> ApplyResult:

@@ -33,7 +33,7 @@ from engagement_platform.cli import positive_float, positive_int
 from engagement_platform.defs.warehouse import ddl
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
-from engagement_platform.topics import ENRICHED, TopicSpec, ensure_topics
+from engagement_platform.topics import ENRICHED
 
 log = logging.getLogger("engagement_platform.streaming.warehouse")
 
@@ -69,14 +69,13 @@ class WarehouseBridge:
         self.first_record_at: float | None = None  # monotonic; rates exclude the group join
 
     def open(self) -> Consumer:
-        if self.config.create_topic:
-            ensure_topics(
-                self.settings.kafka_bootstrap_servers,
-                [TopicSpec(self.config.topic, self.settings.topic_partitions)],
-            )
-        conf = kafka_io.consumer_config(self.settings, self.config.group, **self.config.consumer_overrides)
-        self.consumer = Consumer(conf)
-        self.consumer.subscribe([self.config.topic])
+        self.consumer = kafka_io.subscribed_consumer(
+            self.settings,
+            self.config.topic,
+            self.config.group,
+            create_topic=self.config.create_topic,
+            **self.config.consumer_overrides,
+        )
         return self.consumer
 
     def _records(self, msgs: Sequence[Message]) -> list[Message]:
