@@ -62,7 +62,11 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stack_logs(args: argparse.Namespace, settings: Settings) -> int:
-    supervisor = _stack_supervisor(settings)
+    from engagement_platform.apps import app_services
+    from engagement_platform.local_stack.supervisor import Supervisor, stack_services
+
+    # the platform's own processes (enrich, dagster, ...) keep their logs the same way
+    supervisor = Supervisor(settings, stack_services(settings) + app_services(settings))
     supervisor.service(args.service)  # validates the name
     path = supervisor.log_file(args.service)
     if not path.exists():
@@ -227,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     s_status = stack_sub.add_parser("status", help="health, pid and endpoint of each service")
     s_status.add_argument("--json", action="store_true", help="machine-readable output")
     s_status.set_defaults(func=cmd_stack_status)
-    s_logs = stack_sub.add_parser("logs", help="print a service's log")
+    s_logs = stack_sub.add_parser("logs", help="print the log of a service or of a process `up` started")
     s_logs.add_argument("service", metavar="SERVICE")
     s_logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
     s_logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
