@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,14 +13,12 @@ import pytest
 from engagement_platform.defs.warehouse.ddl import connect_settings
 from engagement_platform.local_stack.process import is_alive
 from engagement_platform.streaming.leaderboard_read import top_content
-from engagement_platform_tests.conftest import CLI, StackHandle, free_ports, make_ep_home
+from engagement_platform_tests.conftest import CLI, StackHandle, free_ports, make_ep_home, stack_env
 
 
 @pytest.mark.slow
 def test_up_runs_the_platform_and_down_stops_it() -> None:
     dagster_port, dashboard_port = free_ports(2)
-    from engagement_platform_tests.conftest import stack_env
-
     handle = StackHandle(
         {
             **stack_env(make_ep_home("ep-test-up-")),
@@ -79,6 +76,3 @@ def _supervisors(handle: StackHandle):  # type: ignore[no-untyped-def]
     from engagement_platform.runner import supervisors
 
     return supervisors(handle.settings)
-
-
-assert sys.executable  # the CLI runs with the interpreter that runs the tests
