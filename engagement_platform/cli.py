@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from engagement_platform import settings as settings_module
+from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.settings import Settings, SettingsError
 
 PROG = "engagement-platform"
@@ -98,26 +99,6 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     from engagement_platform.runner import run_down
 
     return run_down(settings)
-
-
-def positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {raw}")
-    return value
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:

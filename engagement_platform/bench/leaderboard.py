@@ -35,7 +35,7 @@ import redis
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from engagement_platform.cli import positive_int
+from engagement_platform.argtypes import positive_int
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.leaderboard import Keys, Rules, minute_bucket

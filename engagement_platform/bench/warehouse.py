@@ -32,7 +32,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from engagement_platform.cli import positive_int
+from engagement_platform.argtypes import positive_int
 from engagement_platform.dashboard.queries import MAIN_QUERIES
 from engagement_platform.defs.warehouse import ddl, rollup
 from engagement_platform.settings import Settings

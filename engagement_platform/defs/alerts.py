@@ -6,7 +6,7 @@ verdict free of Dagster contexts lets the thresholds be unit-tested on plain num
 """
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,22 +45,33 @@ class Verdict:
         # a passed check carries WARN so the UI never paints a green result as if it were critical
         return dg.AssetCheckSeverity.ERROR if self.level is Level.ERROR else dg.AssetCheckSeverity.WARN
 
+    def _fields(self, key: dg.AssetCheckKey) -> dict[str, Any]:
+        return {
+            "asset_key": key.asset_key,
+            "check_name": key.name,
+            "passed": self.passed,
+            "severity": self.severity,
+            "description": self.description,
+            "metadata": dict(self.metadata),
+        }
+
     def evaluation(self, key: dg.AssetCheckKey) -> dg.AssetCheckEvaluation:
-        return dg.AssetCheckEvaluation(
-            asset_key=key.asset_key,
-            check_name=key.name,
-            passed=self.passed,
-            severity=self.severity,
-            description=self.description,
-            metadata=dict(self.metadata),
-        )
+        return dg.AssetCheckEvaluation(**self._fields(key))
 
     def result(self, key: dg.AssetCheckKey) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            asset_key=key.asset_key,
-            check_name=key.name,
-            passed=self.passed,
-            severity=self.severity,
-            description=self.description,
-            metadata=dict(self.metadata),
-        )
+        return dg.AssetCheckResult(**self._fields(key))
+
+
+def sensor_report(
+    context: dg.SensorEvaluationContext,
+    verdicts: Iterable[tuple[dg.AssetCheckKey, Verdict]],
+    observations: Iterable[dg.AssetObservation] = (),
+) -> dg.SensorResult:
+    """What every monitoring sensor returns: one check evaluation per verdict (failures also
+    logged on the tick), plus any observations of the measured figures."""
+    events: list[dg.AssetCheckEvaluation | dg.AssetObservation] = []
+    for key, verdict in verdicts:
+        if not verdict.passed:
+            context.log.warning(f"{key.to_user_string()}: {verdict.description}")
+        events.append(verdict.evaluation(key))
+    return dg.SensorResult(asset_events=[*events, *observations])

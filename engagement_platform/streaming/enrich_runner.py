@@ -45,6 +45,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import TopicPartition as TP
 
 from engagement_platform import topics
+from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.enrich import (
@@ -59,20 +60,6 @@ from engagement_platform.streaming.enrich import (
 )
 
 log = logging.getLogger("engagement_platform.streaming.enrich")
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {raw}")
-    return value
 
 
 @dataclass
@@ -104,36 +91,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-topic", default=d.output_topic, help=f"default {d.output_topic}")
     parser.add_argument("--dlq-topic", default=d.dlq_topic, help=f"default {d.dlq_topic}")
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=d.batch_size, help=f"max events per poll ({d.batch_size})"
+        "--batch-size", type=positive_int, default=d.batch_size, help=f"max events per poll ({d.batch_size})"
     )
     parser.add_argument(
         "--pending-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=d.pending_timeout,
         help=f"seconds an event waits for its content before leaving flagged content_missing "
         f"(default {d.pending_timeout:g})",
     )
     parser.add_argument(
         "--max-pending",
-        type=_positive_int,
+        type=positive_int,
         default=d.max_pending,
         help=f"events waiting for content before consumption pauses (default {d.max_pending:,})",
     )
     parser.add_argument(
         "--commit-interval",
-        type=_positive_float,
+        type=positive_float,
         default=d.commit_interval,
         help=f"seconds between flush+commit cycles (default {d.commit_interval:g})",
     )
     parser.add_argument(
         "--summary-every",
-        type=_positive_float,
+        type=positive_float,
         default=d.summary_every,
         help=f"seconds between summary lines (default {d.summary_every:g})",
     )
     parser.add_argument(
         "--catchup-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=d.catchup_timeout,
         help=f"max seconds to load the content topic before consuming events (default {d.catchup_timeout:g})",
     )

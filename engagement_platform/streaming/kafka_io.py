@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from engagement_platform.settings import Settings
 
@@ -188,3 +188,18 @@ def subscribed_consumer(
     consumer = Consumer(consumer_config(settings, group, **overrides))
     consumer.subscribe([topic])
     return consumer
+
+
+def records_of(msgs: Sequence[Message]) -> list[Message]:
+    """The messages that carry records. A fatal client error raises; end-of-partition
+    markers are dropped; other errors are transient (librdkafka retries) and only logged."""
+    records = []
+    for msg in msgs:
+        err = msg.error()
+        if err is None:
+            records.append(msg)
+        elif err.fatal():
+            raise KafkaException(err)
+        elif err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", err)
+    return records

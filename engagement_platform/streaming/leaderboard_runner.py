@@ -51,9 +51,9 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, Message
 
-from engagement_platform.cli import positive_float, positive_int
+from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.leaderboard import (
@@ -290,15 +290,7 @@ class LeaderboardConsumer:
     def process(self, msgs: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> ApplyResult:
         """Aggregate and apply one batch, retrying Redis until it answers, then commit."""
         assert self.consumer is not None
-        records: list[Message] = []
-        for msg in msgs:
-            err = msg.error()
-            if err is None:
-                records.append(msg)
-            elif err.fatal():
-                raise KafkaException(err)
-            elif err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", err)
+        records = kafka_io.records_of(msgs)
         if not records:
             return ApplyResult(0, 0)
         batch = aggregate((decode(m) for m in records), self.config.rules, self.now())

@@ -27,9 +27,9 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, Message
 
-from engagement_platform.cli import positive_float, positive_int
+from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.defs.warehouse import ddl
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
@@ -78,18 +78,6 @@ class WarehouseBridge:
         )
         return self.consumer
 
-    def _records(self, msgs: Sequence[Message]) -> list[Message]:
-        records = []
-        for msg in msgs:
-            err = msg.error()
-            if err is None:
-                records.append(msg)
-            elif err.fatal():
-                raise KafkaException(err)
-            elif err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", err)
-        return records
-
     def flush(self, records: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> int:
         """Insert one batch (retrying until ClickHouse answers), then commit its offsets."""
         if not records:
@@ -136,7 +124,7 @@ class WarehouseBridge:
                 else max(0.0, min(config.poll_timeout, deadline - time.monotonic()))
             )
             msgs = consumer.consume(num_messages=config.batch_size - len(batch), timeout=timeout)
-            records = self._records(msgs) if msgs else []
+            records = kafka_io.records_of(msgs) if msgs else []
             if records and not batch:
                 deadline = time.monotonic() + config.max_wait
                 if self.first_record_at is None:

@@ -13,7 +13,7 @@ import dagster as dg
 
 from engagement_platform import connector
 from engagement_platform.connect_client import ConnectError
-from engagement_platform.defs.alerts import Level, Verdict
+from engagement_platform.defs.alerts import Level, Verdict, sensor_report
 from engagement_platform.defs.cdc.assets import cdc_connector, connector_values
 from engagement_platform.defs.cdc.resources import KafkaConnectResource
 from engagement_platform.defs.kafka.resources import KafkaResource
@@ -116,9 +116,7 @@ def build_connector_health_sensor(
         kafka: KafkaResource,
     ) -> dg.SensorResult:
         verdict = evaluate_connector(connect, connector_name_override or connector_name(postgres, kafka))
-        if not verdict.passed:
-            context.log.warning(f"{CHECK_KEY.to_user_string()}: {verdict.description}")
-        return dg.SensorResult(asset_events=[verdict.evaluation(CHECK_KEY)])
+        return sensor_report(context, [(CHECK_KEY, verdict)])
 
     return connector_health
 

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from engagement_platform import settings, topics
-from engagement_platform.defs.alerts import Level, Verdict, grade
+from engagement_platform.defs.alerts import Level, Verdict, grade, sensor_report
 from engagement_platform.defs.kafka.assets import engagement_events_flat
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.warehouse.assets import ENRICHED_TOPIC_KEY
@@ -278,13 +278,7 @@ def build_consumer_lag_sensor(
     )
     def consumer_lag(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult:
         results = evaluate_lag(kafka, groups, thresholds)
-        for g, verdict, _lag in results:
-            if not verdict.passed:
-                context.log.warning(f"{g.check_key.to_user_string()}: {verdict.description}")
-        return dg.SensorResult(
-            asset_events=[v.evaluation(g.check_key) for g, v, _lag in results]
-            + list(lag_observations(results))
-        )
+        return sensor_report(context, [(g.check_key, v) for g, v, _lag in results], lag_observations(results))
 
     return consumer_lag
 

@@ -14,7 +14,7 @@ import dagster as dg
 import psycopg2
 
 from engagement_platform import connector
-from engagement_platform.defs.alerts import Level, Verdict, grade
+from engagement_platform.defs.alerts import Level, Verdict, grade, sensor_report
 from engagement_platform.defs.cdc.assets import connector_values
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.postgres.assets import engagement_events_table
@@ -199,12 +199,8 @@ def build_replication_slot_sensor(
     ) -> dg.SensorResult:
         slot = slot_name_override or slot_name(postgres, kafka)
         verdict, state = evaluate_slot(postgres, slot, thresholds)
-        if not verdict.passed:
-            context.log.warning(f"{CHECK_KEY.to_user_string()}: {verdict.description}")
-        events: list[dg.AssetCheckEvaluation | dg.AssetObservation] = [verdict.evaluation(CHECK_KEY)]
-        if state is not None:
-            events.append(slot_observation(slot, state))
-        return dg.SensorResult(asset_events=events)
+        observations = [slot_observation(slot, state)] if state is not None else []
+        return sensor_report(context, [(CHECK_KEY, verdict)], observations)
 
     return replication_slot
 

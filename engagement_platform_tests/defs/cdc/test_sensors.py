@@ -12,9 +12,8 @@ from engagement_platform.defs.alerts import Level
 from engagement_platform.defs.cdc import sensors
 from engagement_platform.defs.cdc.resources import KafkaConnectResource
 from engagement_platform.defs.cdc.sensors import CHECK_KEY, connector_verdict
-from engagement_platform.defs.kafka.resources import KafkaResource
-from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform_tests.conftest import materialize
+from engagement_platform_tests.defs import resources as test_resources
 
 TRACE = (
     "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event producer.\n"
@@ -73,19 +72,9 @@ def connector(source_schema):  # type: ignore[no-untyped-def]
 def resources(stack) -> dict[str, object]:  # type: ignore[no-untyped-def]
     s = stack.settings
     return {
-        "connect": KafkaConnectResource(url=s.connect_url),
-        "kafka": KafkaResource(
-            bootstrap_servers=s.kafka_bootstrap_servers, topic_partitions=s.topic_partitions
-        ),
-        "postgres": PostgresResource(
-            host=s.postgres_host,
-            port=s.postgres_port,
-            dbname=s.postgres_db,
-            user=s.postgres_user,
-            password=s.postgres_password,
-            cdc_user=s.cdc_user,
-            cdc_password=s.cdc_password,
-        ),
+        "connect": test_resources.connect(s),
+        "kafka": test_resources.kafka(s),
+        "postgres": test_resources.postgres(s),
     }
 
 

@@ -14,6 +14,7 @@ from engagement_platform.defs.alerts import Level
 from engagement_platform.defs.kafka import sensors
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.kafka.sensors import ConsumerGroup, LagThresholds, group_lag, lag_verdict
+from engagement_platform_tests.defs import resources as test_resources
 
 KEY = dg.AssetKey(["kafka", "test_topic"])
 
@@ -66,10 +67,7 @@ def test_a_group_that_never_committed_warns_only_when_something_waits() -> None:
 
 
 def kafka_resource(stack) -> KafkaResource:  # type: ignore[no-untyped-def]
-    return KafkaResource(
-        bootstrap_servers=stack.settings.kafka_bootstrap_servers,
-        topic_partitions=stack.settings.topic_partitions,
-    )
+    return test_resources.kafka(stack.settings)
 
 
 def evaluate(stack, groups: list[ConsumerGroup], thresholds: LagThresholds) -> dg.SensorResult:  # type: ignore[no-untyped-def]

@@ -9,11 +9,10 @@ import psycopg2
 import pytest
 
 from engagement_platform.defs.alerts import Level
-from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.postgres import sensors
-from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.defs.postgres.sensors import CHECK_KEY, SlotState, SlotThresholds, slot_verdict
 from engagement_platform_tests.conftest import materialize
+from engagement_platform_tests.defs import resources as test_resources
 
 GIB = 1024**3
 LIMITS = SlotThresholds(warn_bytes=100, error_bytes=1000, inactive_warn_s=60, inactive_error_s=600)
@@ -64,20 +63,9 @@ def connector(source_schema):  # type: ignore[no-untyped-def]
 
 
 def resources(stack) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    s = stack.settings
     return {
-        "kafka": KafkaResource(
-            bootstrap_servers=s.kafka_bootstrap_servers, topic_partitions=s.topic_partitions
-        ),
-        "postgres": PostgresResource(
-            host=s.postgres_host,
-            port=s.postgres_port,
-            dbname=s.postgres_db,
-            user=s.postgres_user,
-            password=s.postgres_password,
-            cdc_user=s.cdc_user,
-            cdc_password=s.cdc_password,
-        ),
+        "kafka": test_resources.kafka(stack.settings),
+        "postgres": test_resources.postgres(stack.settings),
     }
 
 

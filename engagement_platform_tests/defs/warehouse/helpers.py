@@ -18,20 +18,14 @@ from engagement_platform.defs.warehouse import ddl
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import enrich
+from engagement_platform_tests.defs import resources as test_resources
 
 CONTENT_ID = "4819a3ff-8df3-46eb-8f8d-9d838a7fe39d"
 USER_ID = "da968c47-5573-4ac3-99b2-b4849132695b"
 
 
 def resource(settings: Settings, database: str, mode: str = "local") -> ClickHouseResource:
-    return ClickHouseResource(
-        host=settings.clickhouse_host,
-        port=settings.clickhouse_port,
-        username=settings.clickhouse_user,
-        password=settings.clickhouse_password,
-        database=database,
-        mode=mode,
-    )
+    return test_resources.clickhouse(settings, database, mode)
 
 
 @contextmanager

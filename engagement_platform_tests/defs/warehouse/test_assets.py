@@ -14,9 +14,9 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.defs.warehouse import assets, backfill, checks, ddl
 from engagement_platform_tests.conftest import materialize
+from engagement_platform_tests.defs import resources as test_resources
 from engagement_platform_tests.defs.warehouse.helpers import fresh_database, resource
 
 EVENTS = 6000
@@ -31,18 +31,6 @@ def simulated(wh_stack):  # type: ignore[no-untyped-def]
         "simulate", "--backfill-days", "3", "--events", str(EVENTS), "--content", "20", "--seed", "5"
     )
     return wh_stack
-
-
-def postgres_resource(settings) -> PostgresResource:  # type: ignore[no-untyped-def]
-    return PostgresResource(
-        host=settings.postgres_host,
-        port=settings.postgres_port,
-        dbname=settings.postgres_db,
-        user=settings.postgres_user,
-        password=settings.postgres_password,
-        cdc_user=settings.cdc_user,
-        cdc_password=settings.cdc_password,
-    )
 
 
 def postgres_totals(settings, start: datetime, end: datetime) -> dict:  # type: ignore[no-untyped-def]
@@ -89,7 +77,7 @@ def test_backfill_and_daily_rollup_equal_a_group_by_over_postgres(simulated) -> 
     days = [today - timedelta(days=2), today - timedelta(days=1)]  # the two complete days
     with fresh_database(settings, "assets") as (name, client):
         ch = resource(settings, name)
-        pg = postgres_resource(settings)
+        pg = test_resources.postgres(settings)
         streamed = stream_some(settings, client, days[1], days[1] + timedelta(days=1), every=3)
         assert streamed > 0
 

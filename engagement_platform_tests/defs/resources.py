@@ -1,0 +1,44 @@
+"""The code location's resources configured for a test stack.
+
+Production wires them with ``dg.EnvVar``; tests point them at a stack's settings directly,
+from this one place.
+"""
+
+from __future__ import annotations
+
+from engagement_platform.defs.cdc.resources import KafkaConnectResource
+from engagement_platform.defs.kafka.resources import KafkaResource
+from engagement_platform.defs.postgres.resources import PostgresResource
+from engagement_platform.defs.warehouse.resources import ClickHouseResource
+from engagement_platform.settings import Settings
+
+
+def postgres(s: Settings) -> PostgresResource:
+    return PostgresResource(
+        host=s.postgres_host,
+        port=s.postgres_port,
+        dbname=s.postgres_db,
+        user=s.postgres_user,
+        password=s.postgres_password,
+        cdc_user=s.cdc_user,
+        cdc_password=s.cdc_password,
+    )
+
+
+def kafka(s: Settings) -> KafkaResource:
+    return KafkaResource(bootstrap_servers=s.kafka_bootstrap_servers, topic_partitions=s.topic_partitions)
+
+
+def connect(s: Settings) -> KafkaConnectResource:
+    return KafkaConnectResource(url=s.connect_url)
+
+
+def clickhouse(s: Settings, database: str, mode: str = "local") -> ClickHouseResource:
+    return ClickHouseResource(
+        host=s.clickhouse_host,
+        port=s.clickhouse_port,
+        username=s.clickhouse_user,
+        password=s.clickhouse_password,
+        database=database,
+        mode=mode,
+    )
