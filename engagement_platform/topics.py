@@ -1,16 +1,19 @@
 """The Kafka topics of the platform, and creating them explicitly with the partitions we want.
 
-Brokers auto-create topics on first produce with their own defaults (tansu: 4 partitions,
-no compaction), so the code that owns a topic creates it before anything writes to it.
+The local broker never auto-creates topics (a broker default would pick partitions and
+retention for us), so the code that owns a topic creates it before anything writes to it,
+with bounded retention by time and size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from engagement_platform.settings import Settings
 
 CONTENT_FLAT = "content.flat"
 EVENTS_FLAT = "engagement_events.flat"
@@ -24,6 +27,19 @@ class TopicSpec:
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def compacted(self) -> bool:
+        return "compact" in self.config.get("cleanup.policy", "")
+
+
+def retention_bounds(retention_ms: int, retention_bytes: int) -> dict[str, str]:
+    """Time and size bounds of a topic (``retention.bytes`` is per partition)."""
+    return {"retention.ms": str(retention_ms), "retention.bytes": str(retention_bytes)}
+
+
+def settings_bounds(settings: Settings) -> dict[str, str]:
+    return retention_bounds(settings.topic_retention_ms, settings.topic_retention_bytes)
+
 
 def flat_topic_specs(partitions: int) -> list[TopicSpec]:
     """The CDC topics: content is a changelog keyed by id, so it is compacted."""
@@ -33,8 +49,14 @@ def flat_topic_specs(partitions: int) -> list[TopicSpec]:
     ]
 
 
-def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created. Idempotent."""
+def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec], *, bounds: Mapping[str, str], timeout: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created. Idempotent.
+
+    Every topic but a compacted changelog (which keeps the last record per key, whatever
+    its age) gets ``bounds`` unless its spec sets its own.
+    """
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [s for s in specs if s.name not in existing]
@@ -42,7 +64,12 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
         return []
     futures = admin.create_topics(
         [
-            NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config)
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=1,
+                config=dict(s.config) if s.compacted else {**bounds, **s.config},
+            )
             for s in missing
         ],
         operation_timeout=timeout,

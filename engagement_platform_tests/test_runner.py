@@ -13,7 +13,7 @@ import pytest
 from engagement_platform.defs.warehouse.ddl import connect_settings
 from engagement_platform.local_stack.process import is_alive
 from engagement_platform.streaming.leaderboard_read import top_content
-from engagement_platform_tests.conftest import CLI, StackHandle, free_ports, make_ep_home, stack_env
+from engagement_platform_tests.harness import CLI, StackHandle, free_ports, make_ep_home, stack_env
 
 
 @pytest.mark.slow

@@ -191,7 +191,11 @@ def run_baseline(
     )
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
     out = f"bench-enrich-{run_id}.baseline"
-    topics.ensure_topics(settings.kafka_bootstrap_servers, [topics.TopicSpec(out, settings.topic_partitions)])
+    topics.ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [topics.TopicSpec(out, settings.topic_partitions)],
+        bounds=topics.settings_bounds(settings),
+    )
     cache: dict[str, dict[str, Any]] = {}
     consumer.subscribe([content_topic, events_topic])
     done, started, last = 0, None, time.monotonic()
@@ -251,7 +255,11 @@ def run_ceiling(
     consumer = Consumer(kafka_io.consumer_config(settings, group))
     producer = Producer(kafka_io.producer_config(settings))
     out = f"bench-enrich-{run_id}.ceiling{attempt}"
-    topics.ensure_topics(settings.kafka_bootstrap_servers, [topics.TopicSpec(out, settings.topic_partitions)])
+    topics.ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [topics.TopicSpec(out, settings.topic_partitions)],
+        bounds=topics.settings_bounds(settings),
+    )
     consumer.subscribe([events_topic])
     produce = producer.produce
     nxt: dict[int, int] = {}
@@ -332,6 +340,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             topics.TopicSpec(content_topic, parts, {"cleanup.policy": "compact"}),
             topics.TopicSpec(events_topic, parts),
         ],
+        bounds=topics.settings_bounds(settings),
     )
     print(
         f"pre-loading {n:,} events and {args.content} content rows into {events_topic} ...", file=sys.stderr

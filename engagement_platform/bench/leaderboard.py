@@ -45,7 +45,7 @@ from engagement_platform.streaming.leaderboard_runner import (
     LeaderboardConsumer,
     redis_client,
 )
-from engagement_platform.topics import TopicSpec, ensure_topics
+from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
 
 CONTENT_TYPES = ("video", "podcast", "newsletter")
 EVENT_TYPES = ("play", "pause", "finish", "click")
@@ -170,7 +170,11 @@ def preload(settings: Settings, topic: str, events: int, contents: int, seed: in
     """Events over the last 30 minutes, in time order with a few seconds of jitter, like a live
     stream replayed; ``shuffle`` scatters them at random over the 30 minutes instead (the worst
     case for per-batch aggregation: every batch touches every bucket)."""
-    ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, settings.topic_partitions)])
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [TopicSpec(topic, settings.topic_partitions)],
+        bounds=settings_bounds(settings),
+    )
     rng = random.Random(seed)
     pool = make_contents(contents, rng)
     weights = zipf_weights(contents)

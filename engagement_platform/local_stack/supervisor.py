@@ -98,6 +98,9 @@ class Supervisor:
             if self.running(svc.name) is not None:
                 log(f"{svc.name}: already running")
                 continue
+            for need in svc.needs:
+                if need in self._by_name and self.running(need) is not None:
+                    self._wait_healthy(self._by_name[need])
             self._start(svc)
             started.append(svc)
         for svc in selected:

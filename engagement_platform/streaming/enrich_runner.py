@@ -243,7 +243,9 @@ class EnrichRunner:
             topics.TopicSpec(o.output_topic, n),
             topics.TopicSpec(o.dlq_topic, n),
         ]
-        created = topics.ensure_topics(self.settings.kafka_bootstrap_servers, specs)
+        created = topics.ensure_topics(
+            self.settings.kafka_bootstrap_servers, specs, bounds=topics.settings_bounds(self.settings)
+        )
         if created:
             log.info("created topics %s", ", ".join(created))
 

@@ -182,9 +182,13 @@ def subscribed_consumer(
     """A consumer of ``topic`` in ``group``; the topic is created first when asked, so a
     consumer started before its producer does not wait on a broker-default topic."""
     if create_topic:
-        from engagement_platform.topics import TopicSpec, ensure_topics
+        from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
 
-        ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, settings.topic_partitions)])
+        ensure_topics(
+            settings.kafka_bootstrap_servers,
+            [TopicSpec(topic, settings.topic_partitions)],
+            bounds=settings_bounds(settings),
+        )
     consumer = Consumer(consumer_config(settings, group, **overrides))
     consumer.subscribe([topic])
     return consumer

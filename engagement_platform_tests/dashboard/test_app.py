@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engagement_platform.settings import PROJECT_ROOT
-from engagement_platform_tests.conftest import materialize
+from engagement_platform_tests.harness import materialize
 
 APP = PROJECT_ROOT / "engagement_platform" / "dashboard" / "app.py"
 

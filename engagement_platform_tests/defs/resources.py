@@ -26,7 +26,12 @@ def postgres(s: Settings) -> PostgresResource:
 
 
 def kafka(s: Settings) -> KafkaResource:
-    return KafkaResource(bootstrap_servers=s.kafka_bootstrap_servers, topic_partitions=s.topic_partitions)
+    return KafkaResource(
+        bootstrap_servers=s.kafka_bootstrap_servers,
+        topic_partitions=s.topic_partitions,
+        retention_ms=s.topic_retention_ms,
+        retention_bytes=s.topic_retention_bytes,
+    )
 
 
 def connect(s: Settings) -> KafkaConnectResource:

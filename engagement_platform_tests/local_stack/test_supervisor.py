@@ -11,7 +11,7 @@ import pytest
 
 from engagement_platform.local_stack import process
 from engagement_platform.local_stack.process import is_alive
-from engagement_platform_tests.conftest import start_stack, stop_stack
+from engagement_platform_tests.harness import start_stack, stop_stack
 
 SUBSET = ("postgres", "kafka", "redis")
 

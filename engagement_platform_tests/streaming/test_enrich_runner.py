@@ -28,7 +28,7 @@ from engagement_platform.bench.enrich import flat_content, synthetic
 from engagement_platform.simulator import Content
 from engagement_platform.streaming.enrich import Event
 from engagement_platform.streaming.enrich_runner import PendingBuffer
-from engagement_platform_tests.conftest import CLI, StackHandle, start_stack, stop_stack
+from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
 
 PARTITIONS = 3
 
@@ -54,6 +54,7 @@ class Topics:
         topics.ensure_topics(
             self.bootstrap,
             [topics.TopicSpec(t, PARTITIONS) for t in (self.events, self.content, self.output, self.dlq)],
+            bounds=topics.settings_bounds(handle.settings),
         )
         self.producer = Producer(
             {"bootstrap.servers": self.bootstrap, "linger.ms": 5, "enable.idempotence": True}

@@ -37,8 +37,8 @@ from engagement_platform.streaming.leaderboard import (
 )
 from engagement_platform.streaming.leaderboard_read import top_content
 from engagement_platform.streaming.leaderboard_runner import Applier
-from engagement_platform.topics import TopicSpec, ensure_topics
-from engagement_platform_tests.conftest import CLI, StackHandle, start_stack, stop_stack
+from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
+from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,9 @@ class Produced:
 
     def __init__(self, stack: StackHandle, topic: str) -> None:
         ensure_topics(
-            stack.settings.kafka_bootstrap_servers, [TopicSpec(topic, stack.settings.topic_partitions)]
+            stack.settings.kafka_bootstrap_servers,
+            [TopicSpec(topic, stack.settings.topic_partitions)],
+            bounds=settings_bounds(stack.settings),
         )
         self.topic = topic
         self.producer = Producer(kafka_io.producer_config(stack.settings))

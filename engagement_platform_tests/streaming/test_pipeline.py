@@ -16,8 +16,7 @@ import psycopg2
 import pytest
 import redis
 
-from engagement_platform_tests.conftest import CLI, materialize
-from engagement_platform_tests.kafka_read import read_topic
+from engagement_platform_tests.harness import CLI, materialize, read_topic
 
 RECOMPUTE = """
 SELECT e.id, e.content_id::text, e.user_id::text, e.event_type, e.device, e.duration_ms,

@@ -15,9 +15,9 @@ from engagement_platform.defs.warehouse import ddl
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.kafka_io import next_offsets
 from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
-from engagement_platform.topics import ENRICHED, TopicSpec, ensure_topics
-from engagement_platform_tests.conftest import CLI, StackHandle, start_stack, stop_stack
+from engagement_platform.topics import ENRICHED, TopicSpec, ensure_topics, settings_bounds
 from engagement_platform_tests.defs.warehouse.helpers import enriched, fresh_database, raw
+from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
 
 
 def test_next_offsets_commit_past_the_last_record_of_each_partition() -> None:
@@ -34,7 +34,9 @@ def bridge_stack() -> Iterator[StackHandle]:
     handle = start_stack("ep-wh-bridge-", ("kafka", "clickhouse"))
     try:
         ensure_topics(
-            handle.settings.kafka_bootstrap_servers, [TopicSpec(ENRICHED, handle.settings.topic_partitions)]
+            handle.settings.kafka_bootstrap_servers,
+            [TopicSpec(ENRICHED, handle.settings.topic_partitions)],
+            bounds=settings_bounds(handle.settings),
         )
         yield handle
     finally:
@@ -139,7 +141,7 @@ def test_bridge_loads_commits_and_a_replay_changes_no_count(bridge_stack) -> Non
 def test_a_failed_insert_commits_nothing(bridge_stack) -> None:
     settings = bridge_stack.settings
     topic = "warehouse.test.fail"
-    ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, 1)])
+    ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, 1)], bounds=settings_bounds(settings))
     produce(settings, [raw(enriched(1))], topic)
     with fresh_database(settings, "fail") as (database, _client):
         config = Config(

@@ -6,15 +6,18 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from engagement_platform.topics import TopicSpec, ensure_topics, partition_counts
+from engagement_platform.topics import TopicSpec, ensure_topics, partition_counts, retention_bounds
 
 
 class KafkaResource(dg.ConfigurableResource):
     bootstrap_servers: str
     topic_partitions: int
+    retention_ms: int
+    retention_bytes: int
 
     def ensure_topics(self, specs: Iterable[TopicSpec]) -> list[str]:
-        return ensure_topics(self.bootstrap_servers, specs)
+        bounds = retention_bounds(self.retention_ms, self.retention_bytes)
+        return ensure_topics(self.bootstrap_servers, specs, bounds=bounds)
 
     def partition_counts(self, names: Iterable[str]) -> dict[str, int]:
         return partition_counts(self.bootstrap_servers, names)
@@ -24,4 +27,6 @@ def kafka_resource() -> KafkaResource:
     return KafkaResource(
         bootstrap_servers=dg.EnvVar("KAFKA_BOOTSTRAP_SERVERS"),
         topic_partitions=dg.EnvVar.int("KAFKA_TOPIC_PARTITIONS"),
+        retention_ms=dg.EnvVar.int("KAFKA_RETENTION_MS"),
+        retention_bytes=dg.EnvVar.int("KAFKA_RETENTION_BYTES"),
     )

@@ -11,8 +11,7 @@ import pytest
 from engagement_platform import topics
 from engagement_platform.connect_client import ConnectClient
 from engagement_platform.connector import load
-from engagement_platform_tests.conftest import materialize
-from engagement_platform_tests.kafka_read import read_topic
+from engagement_platform_tests.harness import materialize, read_topic
 
 EVENT_FIELDS = {
     "id",

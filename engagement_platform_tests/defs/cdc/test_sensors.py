@@ -12,8 +12,8 @@ from engagement_platform.defs.alerts import Level
 from engagement_platform.defs.cdc import sensors
 from engagement_platform.defs.cdc.resources import KafkaConnectResource
 from engagement_platform.defs.cdc.sensors import CHECK_KEY, connector_verdict
-from engagement_platform_tests.conftest import materialize
 from engagement_platform_tests.defs import resources as test_resources
+from engagement_platform_tests.harness import materialize
 
 TRACE = (
     "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event producer.\n"
@@ -109,7 +109,7 @@ def test_a_missing_connector_fails_with_connects_answer(connector) -> None:  # t
 
 
 def test_unreachable_connect_is_an_error_not_a_crash(connector) -> None:  # type: ignore[no-untyped-def]
-    from engagement_platform_tests.conftest import free_ports
+    from engagement_platform_tests.harness import free_ports
 
     [port] = free_ports(1)
     res = {**resources(connector), "connect": KafkaConnectResource(url=f"http://127.0.0.1:{port}")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from engagement_platform_tests.conftest import materialize
+from engagement_platform_tests.harness import materialize
 
 
 def owner(stack):  # type: ignore[no-untyped-def]

@@ -11,8 +11,8 @@ import pytest
 from engagement_platform.defs.alerts import Level
 from engagement_platform.defs.postgres import sensors
 from engagement_platform.defs.postgres.sensors import CHECK_KEY, SlotState, SlotThresholds, slot_verdict
-from engagement_platform_tests.conftest import materialize
 from engagement_platform_tests.defs import resources as test_resources
+from engagement_platform_tests.harness import materialize
 
 GIB = 1024**3
 LIMITS = SlotThresholds(warn_bytes=100, error_bytes=1000, inactive_warn_s=60, inactive_error_s=600)

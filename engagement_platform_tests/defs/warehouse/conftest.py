@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engagement_platform_tests.conftest import StackHandle, start_stack, stop_stack
+from engagement_platform_tests.harness import StackHandle, start_stack, stop_stack
 
 
 @pytest.fixture(scope="package")

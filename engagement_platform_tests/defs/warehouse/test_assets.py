@@ -15,9 +15,9 @@ import psycopg2
 import pytest
 
 from engagement_platform.defs.warehouse import assets, backfill, checks, ddl
-from engagement_platform_tests.conftest import materialize
 from engagement_platform_tests.defs import resources as test_resources
 from engagement_platform_tests.defs.warehouse.helpers import fresh_database, resource
+from engagement_platform_tests.harness import materialize
 
 EVENTS = 6000
 

@@ -18,7 +18,7 @@ import pytest
 
 from engagement_platform.defs.warehouse import backfill, ddl
 from engagement_platform.streaming import enrich
-from engagement_platform_tests.conftest import CLI, materialize
+from engagement_platform_tests.harness import CLI, materialize
 
 # fields whose value depends on when and how the record was produced, not on the source row
 VOLATILE = {"enriched_at", "source_ts"}

