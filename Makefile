@@ -8,9 +8,9 @@ JVM_DIR  := $(VENV)/jvm
 JARS     := $(JVM_DIR)/.installed
 POM_DIR  := engagement_platform/local_stack/jvm
 POMS     := $(POM_DIR)/kafka/pom.xml $(POM_DIR)/debezium-postgres/pom.xml
-MVN_COPY := mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies -DincludeScope=runtime
-# what the Connect worker provides to every plugin: one copy, shared
-WORKER_PROVIDED := org.apache.kafka,org.slf4j,com.fasterxml.jackson.core,com.fasterxml.jackson.datatype,jakarta.ws.rs,org.lz4,at.yawk.lz4,org.xerial.snappy,com.github.luben
+MVN_LOG  := $(VENV)/mvn.log
+# quiet unless it fails (then its whole log is shown)
+MVN_COPY := mvn -B dependency:copy-dependencies
 
 .PHONY: install up down status test lint bench clean reset
 
@@ -30,9 +30,11 @@ $(JARS): $(POMS) | $(STAMP)
 	@$(BIN)/python -m engagement_platform.local_stack.jvm check
 	@rm -rf $(JVM_DIR)
 	@echo "fetching Apache Kafka and Debezium jars from Maven Central into $(JVM_DIR)/ ..."
-	$(MVN_COPY) -f $(POM_DIR)/kafka/pom.xml -DoutputDirectory=$(abspath $(JVM_DIR))/kafka
-	$(MVN_COPY) -f $(POM_DIR)/debezium-postgres/pom.xml -DexcludeGroupIds=$(WORKER_PROVIDED) \
-	  -DoutputDirectory=$(abspath $(JVM_DIR))/connect-plugins/debezium-connector-postgres
+	@{ $(MVN_COPY) -f $(POM_DIR)/kafka/pom.xml -DoutputDirectory=$(abspath $(JVM_DIR))/kafka && \
+	   $(MVN_COPY) -f $(POM_DIR)/debezium-postgres/pom.xml \
+	     -DoutputDirectory=$(abspath $(JVM_DIR))/connect-plugins/debezium-connector-postgres; \
+	 } > $(MVN_LOG) 2>&1 || { cat $(MVN_LOG) >&2; echo "error: fetching the jars failed (log above, and in $(MVN_LOG))" >&2; exit 1; }
+	@echo "$$(ls $(JVM_DIR)/kafka | wc -l) Kafka jars, $$(ls $(JVM_DIR)/connect-plugins/debezium-connector-postgres | wc -l) Debezium plugin jars"
 	@touch $@
 
 up: install

@@ -2,12 +2,16 @@
 
 ``up`` starts the five services, applies the set-up assets through Dagster, starts the
 platform's own processes (Dagster UI, consumers, simulator), prints where to look and
-watches: a process that dies is logged and started again. Ctrl-C, or
-``engagement-platform down`` from another shell, stops all of it.
+watches: a process that dies is logged and started again.
+
+Whatever ends it -- Ctrl-C, SIGTERM, SIGHUP (the terminal closed), a broken stdout (``| tee``
+killed), or ``engagement-platform down`` from another shell -- everything ``up`` started is
+stopped; services that were already running before it are left as they were.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from engagement_platform.apps import app_services, dagster_env
 from engagement_platform.local_stack.supervisor import StackError, Supervisor
@@ -67,42 +72,95 @@ def materialize_setup(settings: Settings, selection: str = SETUP_ASSETS) -> None
         raise StackError(f"materializing {selection} failed:\n{detail}")
 
 
-def run_up(settings: Settings, *, log: Callable[[str], None] = print) -> int:
+class Console:
+    """``print`` for the foreground supervisor, copied to ``EP_HOME/up.log``.
+
+    A closed terminal or a killed ``| tee`` turns writes to stdout into errors; the first one
+    marks the console broken (which asks ``up`` to stop) and points stdout at /dev/null, so
+    the clean-up that follows, and the interpreter's last flush, cannot fail on it.
+    """
+
+    def __init__(self, log_file: Path, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.broken = False
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(log_file, "a", buffering=1)  # noqa: SIM115 - closed in close()
+
+    def __call__(self, line: str) -> None:
+        self.file.write(line + "\n")
+        if self.broken:
+            return
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except OSError:  # BrokenPipeError, or EIO from a hung-up terminal
+            self.broken = True
+            self.file.write("stdout is gone (closed pipe or terminal): stopping\n")
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_up(settings: Settings, *, log: Callable[[str], None] | None = None) -> int:
     stack, apps = supervisors(settings)
-    stop_requested = False
+    settings.ep_home.mkdir(parents=True, exist_ok=True)
+    console = Console(settings.ep_home / "up.log")
+    say = log or console
+    signals: list[str] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stop_requested
-        stop_requested = True
+        signals.append(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    settings.ep_home.mkdir(parents=True, exist_ok=True)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, request_stop)
+
+    def stopping() -> bool:
+        return bool(signals) or console.broken or stop_marker(settings).exists()
+
     stop_marker(settings).unlink(missing_ok=True)
+    # what runs already is not ours to stop
+    before = {s.name for sup in (stack, apps) for s in sup.services if sup.running(s.name)}
     try:
-        stack.up(log=log)
-        log(f"materializing {SETUP_ASSETS} ...")
-        materialize_setup(settings)
-        apps.up(log=log)
-        log("")
-        log("engagement-platform is up on the local embedded stack.")
-        for status in stack.status() + apps.status():
-            log(f"  {status.name:<12} {status.endpoint}")
-        log(f"State, data and logs: {settings.ep_home}  (engagement-platform stack logs SERVICE)")
-        log("Stop with Ctrl-C here, or `make down` from another shell.")
-        pulse = Pulse(settings)
-        try:
-            watch(apps, lambda: stop_requested or stop_marker(settings).exists(), log, pulse)
-        finally:
-            pulse.close()
+        stack.up(log=say, cancelled=stopping)
+        if not stopping():
+            say(f"materializing {SETUP_ASSETS} ...")
+            materialize_setup(settings)
+        if not stopping():
+            apps.up(log=say, cancelled=stopping)
+            say("")
+            say("engagement-platform is up on the local embedded stack.")
+            for status in stack.status() + apps.status():
+                say(f"  {status.name:<12} {status.endpoint}")
+            say(f"State, data and logs: {settings.ep_home}  (engagement-platform stack logs SERVICE)")
+            say("Stop with Ctrl-C here, or `make down` from another shell.")
+            pulse = Pulse(settings)
+            try:
+                watch(apps, stopping, say, pulse)
+            finally:
+                pulse.close()
+    except StackError:
+        if not stopping():
+            raise
+        # a stop during start-up (Ctrl-C also reaches a `dagster asset materialize` child)
     finally:
         if stop_marker(settings).exists():
-            log("stopped by `engagement-platform down`")
+            say("stopped by `engagement-platform down`")
         else:
-            if stop_requested:
-                log("stopping ...")
-            apps.down(log=log)
-            stack.down(log=log)
+            reason = signals[0] if signals else "stdout closed" if console.broken else ""
+            say(f"stopping ({reason}) ..." if reason else "stopping ...")
+            for sup in (apps, stack):
+                ours = [s.name for s in sup.services if s.name not in before]
+                if ours:
+                    sup.down(ours, log=say)
+            if before:
+                say(f"left running (they were up before): {', '.join(sorted(before))}")
+        console.close()
     return 0
 
 

@@ -12,7 +12,7 @@ from engagement_platform.settings import ENV_VARS, PROJECT_ROOT
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 INFRA = {"postgres", "kafka", "connect", "clickhouse", "redis"}
 # variables that only the local embedded stack uses
-LOCAL_ONLY = {"EP_JAVA_HOME"}
+LOCAL_ONLY = {"EP_JAVA_HOME", "KAFKA_CONTROLLER_PORT", "KAFKA_HEAP_OPTS", "CONNECT_HEAP_OPTS"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_app_services_get_every_setting_by_the_same_names(compose: dict) -> None
         assert set(env) <= set(ENV_VARS), set(env) - set(ENV_VARS)
         assert set(ENV_VARS) - LOCAL_ONLY <= set(env), set(ENV_VARS) - LOCAL_ONLY - set(env)
         assert env["EP_MODE"] == "compose"
-        assert svc["build"] == "."
+        assert svc["build"] == {"context": ".", "target": "app"}
 
 
 def test_named_volumes_are_declared(compose: dict) -> None:
@@ -72,3 +72,32 @@ def test_dockerfile_copies_what_the_code_reads() -> None:
     text = (PROJECT_ROOT / "Dockerfile").read_text()
     for name in ("workspace.yaml", "connector.json", "init.sql", "clickhouse_ddl", "engagement_platform"):
         assert name in text, name
+
+
+def test_kafka_and_debezium_versions_match_the_local_stack(compose: dict) -> None:
+    pom = (PROJECT_ROOT / "engagement_platform/local_stack/jvm/kafka/pom.xml").read_text()
+    kafka_version = re.search(r"<kafka.version>([^<]+)<", pom).group(1)  # type: ignore[union-attr]
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{kafka_version}"
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert f"FROM apache/kafka:{kafka_version} AS connect" in dockerfile
+    # the compose Connect image takes its Debezium plugin from the local stack's own pom
+    assert "COPY engagement_platform/local_stack/jvm/debezium-postgres/pom.xml" in dockerfile
+    assert compose["services"]["connect"]["build"] == {"context": ".", "target": "connect"}
+    assert compose["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_compose_connect_worker_matches_the_local_one() -> None:
+    from engagement_platform.local_stack import cdc, jvm
+
+    committed = cdc.COMPOSE_PROPERTIES.read_text()
+    assert committed == jvm.properties_text(cdc.compose_worker_properties(), cdc.COMPOSE_HEADER)
+    local = cdc.worker_properties("127.0.0.1:9092", "127.0.0.1", 8083, "/plugins")
+    compose = cdc.compose_worker_properties()
+    where = {"bootstrap.servers", "listeners", "rest.advertised.host.name", "plugin.path"}
+    assert {k: v for k, v in local.items() if k not in where} == {
+        k: v for k, v in compose.items() if k not in where
+    }
+    assert (
+        "COPY engagement_platform/local_stack/jvm/connect-worker.compose.properties"
+        in (PROJECT_ROOT / "Dockerfile").read_text()
+    )

@@ -1,8 +1,9 @@
-"""connector.json: one file for local cdc and real Kafka Connect; no secret or host inside."""
+"""connector.json: one file for both modes' Kafka Connect; no secret or host inside."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,6 +16,8 @@ VALUES = {
     "POSTGRES_CDC_USER": "cdc",
     "POSTGRES_CDC_PASSWORD": "s3cret",
     "KAFKA_TOPIC_PARTITIONS": "3",
+    "KAFKA_RETENTION_MS": "86400000",
+    "KAFKA_RETENTION_BYTES": "1048576",
 }
 
 
@@ -59,10 +62,13 @@ def test_an_unknown_placeholder_is_an_error() -> None:
         render({"name": "x"}, VALUES)
 
 
-def test_topic_creation_makes_content_compacted_and_events_plain() -> None:
-    from engagement_platform.local_stack.cdc_engine import topic_creation_settings
-
-    config = load(VALUES).config
-    assert topic_creation_settings(config, "content.flat") == (3, {"cleanup.policy": "compact"})
-    assert topic_creation_settings(config, "engagement_events.flat") == (3, {})
-    assert topic_creation_settings({}, "x") == (1, {})
+def test_topics_connect_creates_are_compacted_for_content_and_bounded_otherwise() -> None:
+    # the `cdc/connector` asset creates the flat topics first; these apply when Connect does
+    c = load(VALUES).config
+    compacted = c["topic.creation.compacted.include"]
+    assert re.fullmatch(compacted, "content.flat")
+    assert not re.fullmatch(compacted, "engagement_events.flat")
+    assert c["topic.creation.compacted.cleanup.policy"] == "compact"
+    assert c["topic.creation.default.partitions"] == "3"
+    assert c["topic.creation.default.retention.ms"] == "86400000"
+    assert c["topic.creation.default.retention.bytes"] == "1048576"

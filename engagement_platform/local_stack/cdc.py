@@ -30,10 +30,17 @@ LOGGERS = {
 }
 
 
+# compose mode's worker: the Dockerfile's `connect` stage copies this file into the image
+COMPOSE_PROPERTIES = Path(__file__).with_name("jvm") / "connect-worker.compose.properties"
+COMPOSE_HEADER = """Kafka Connect worker of compose mode (docker-compose.yml, Dockerfile stage `connect`).
+Generated from engagement_platform/local_stack/cdc.py:worker_properties, as local mode's is;
+a test keeps the two in step."""
+
+
 def worker_properties(
-    bootstrap_servers: str, rest_host: str, rest_port: int, plugin_path: Path
+    bootstrap_servers: str, rest_host: str, rest_port: int, plugin_path: Path | str, advertised_host: str = ""
 ) -> dict[str, object]:
-    """The worker configuration (compose builds its own from the same keys)."""
+    """The worker configuration, the same in both modes but for where things are."""
     return {
         "bootstrap.servers": bootstrap_servers,
         "group.id": GROUP_ID,
@@ -48,7 +55,7 @@ def worker_properties(
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "listeners": f"http://{rest_host}:{rest_port}",
-        "rest.advertised.host.name": rest_host,
+        "rest.advertised.host.name": advertised_host or rest_host,
         "rest.advertised.port": rest_port,
         "plugin.path": plugin_path,
         # every plugin on the path carries ServiceLoader manifests: no classpath scan
@@ -62,6 +69,12 @@ def worker_properties(
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 2000,
     }
+
+
+def compose_worker_properties() -> dict[str, object]:
+    return worker_properties(
+        "kafka:29092", "0.0.0.0", 8083, "/opt/connect-plugins", advertised_host="connect"
+    )
 
 
 class CdcService(Service):

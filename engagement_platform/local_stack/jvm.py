@@ -101,11 +101,18 @@ def java_argv(
     ]
 
 
-def write_properties(path: Path, values: Mapping[str, object]) -> None:
-    """A Java .properties file; rewritten at every start so it always follows the settings."""
-    lines = ["# written by engagement-platform at service start; edit the settings, not this file"]
+START_HEADER = "written by engagement-platform at service start; edit the settings, not this file"
+
+
+def properties_text(values: Mapping[str, object], header: str = START_HEADER) -> str:
+    """A Java .properties file; services rewrite theirs at every start, so it follows the settings."""
+    lines = [f"# {line}" for line in header.splitlines()]
     lines += [f"{key}={value}" for key, value in values.items()]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_properties(path: Path, values: Mapping[str, object]) -> None:
+    path.write_text(properties_text(values))
 
 
 def write_log4j2(path: Path, loggers: Mapping[str, str], root: str = "WARN") -> None:

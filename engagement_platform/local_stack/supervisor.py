@@ -27,6 +27,10 @@ class StackError(RuntimeError):
     """A service could not be started or stopped."""
 
 
+class StartCancelled(StackError):
+    """Start-up was abandoned because a stop was requested meanwhile."""
+
+
 class UnknownServiceError(LookupError):
     """A service name that is not part of the stack."""
 
@@ -89,8 +93,18 @@ class Supervisor:
     def running(self, name: str) -> process.PidRecord | None:
         return process.running_record(self.pid_file(name))
 
-    def up(self, names: Iterable[str] | None = None, *, log: Callable[[str], None] = print) -> None:
-        """Start what is not running, wait until each answers its protocol. Idempotent."""
+    def up(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        log: Callable[[str], None] = print,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Start what is not running, wait until each answers its protocol. Idempotent.
+
+        ``cancelled`` is polled while waiting: when it turns true, StartCancelled is raised
+        (what was started keeps running; the caller decides what to stop).
+        """
         selected = [self.service(n) for n in names] if names else self.services
         self.settings.ep_home.mkdir(parents=True, exist_ok=True)
         started: list[Service] = []
@@ -100,11 +114,11 @@ class Supervisor:
                 continue
             for need in svc.needs:
                 if need in self._by_name and self.running(need) is not None:
-                    self._wait_healthy(self._by_name[need])
+                    self._wait_healthy(self._by_name[need], cancelled=cancelled)
             self._start(svc)
             started.append(svc)
         for svc in selected:
-            self._wait_healthy(svc, min_uptime=svc.min_uptime if svc in started else 0.0)
+            self._wait_healthy(svc, min_uptime=svc.min_uptime if svc in started else 0.0, cancelled=cancelled)
             svc.after_start()
             if svc in started:
                 log(f"{svc.name}: up at {svc.endpoint}")
@@ -123,10 +137,14 @@ class Supervisor:
             run_as=svc.run_as,
         )
 
-    def _wait_healthy(self, svc: Service, *, min_uptime: float = 0.0) -> None:
+    def _wait_healthy(
+        self, svc: Service, *, min_uptime: float = 0.0, cancelled: Callable[[], bool] = lambda: False
+    ) -> None:
         began = time.monotonic()
         deadline = began + svc.start_timeout
         while True:
+            if cancelled():
+                raise StartCancelled(f"start-up of {svc.name} abandoned: stop requested")
             record = self.running(svc.name)
             if record is None:
                 raise StackError(f"{svc.name} exited during start-up:\n{self.tail(svc.name)}")

@@ -114,8 +114,8 @@ class Summary:
 def consumer_lag(consumer: Any) -> int:
     """Messages behind the high watermark over the current assignment.
 
-    Uses the watermark carried by Fetch responses (``cached=True``): the local broker's
-    ListOffsets answer is too low whenever the last batch held several records.
+    Uses the watermark that Fetch responses carry (``cached=True``): no broker round trip
+    on the consumer's hot path.
     """
     total = 0
     assignment = consumer.assignment()

@@ -14,6 +14,8 @@ def connector_values(postgres: PostgresResource, kafka: KafkaResource) -> dict[s
     """What connector.json's placeholders stand for, from the resources' configuration."""
     return {
         "KAFKA_TOPIC_PARTITIONS": str(kafka.topic_partitions),
+        "KAFKA_RETENTION_MS": str(kafka.retention_ms),
+        "KAFKA_RETENTION_BYTES": str(kafka.retention_bytes),
         "POSTGRES_HOST": postgres.host,
         "POSTGRES_PORT": str(postgres.port),
         "POSTGRES_DB": postgres.dbname,

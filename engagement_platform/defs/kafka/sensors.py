@@ -1,30 +1,21 @@
 """Consumer lag of the platform's consumer groups, reported as asset checks on the topics they read.
 
-The local broker (tansu) answers ListOffsets(latest) with the base offset of the last batch + 1,
-too low whenever that batch held several records, so the high watermark here comes from a Fetch
-response instead: a short-lived consumer assigns the partitions (it never joins nor commits for
-any group) and fetches once. Committed offsets come from the group coordinator (OffsetFetch),
-which the broker answers correctly. Real Kafka gives the same figures, so one code path serves
-both modes.
+Watermarks come from ListOffsets (earliest and latest), committed offsets from the group
+coordinator (OffsetFetch): what ``kafka-consumer-groups --describe`` shows.
 """
 
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engagement_platform import settings, topics
 from engagement_platform.defs.alerts import Level, Verdict, grade, sensor_report
 from engagement_platform.defs.kafka.assets import engagement_events_flat
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.warehouse.assets import ENRICHED_TOPIC_KEY
-
-# The probe consumer needs a group.id to exist, but only assigns partitions: it never joins
-# this group, never commits, so the broker keeps nothing under this name.
-PROBE_GROUP = "ep-lag-probe"
 
 
 @dataclass(frozen=True)
@@ -162,44 +153,19 @@ def committed_offsets(
     return {tp.partition: tp.offset for tp in result.topic_partitions if tp.error is None and tp.offset >= 0}
 
 
-def fetched_watermarks(
-    bootstrap_servers: str, starts: Mapping[tuple[str, int], int], timeout: float
+def watermarks(
+    admin: AdminClient, partitions: Iterable[tuple[str, int]], timeout: float
 ) -> dict[tuple[str, int], tuple[int, int]]:
-    """(low, high) watermarks as carried by Fetch responses, for every partition in ``starts``.
-
-    Each partition is fetched from its given offset (the furthest committed one keeps the
-    fetch tiny; out-of-range resets to the earliest). Partitions whose watermark did not arrive
-    before ``timeout`` are left out.
-    """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": PROBE_GROUP,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            # one small fetch per partition is all we want from the data
-            "max.partition.fetch.bytes": 1024,
-            "queued.max.messages.kbytes": 1024,
-            "fetch.wait.max.ms": 10,
-            "socket.timeout.ms": max(int(timeout * 1000), 1000),
-            "log_level": 2,
-        }
-    )
-    found: dict[tuple[str, int], tuple[int, int]] = {}
-    try:
-        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
-        deadline = time.monotonic() + timeout
-        while True:
-            for key in starts.keys() - found.keys():
-                low, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
-                if high >= 0:
-                    found[key] = (low, high)
-            if len(found) == len(starts) or time.monotonic() >= deadline:
-                return found
-            consumer.consume(num_messages=1000, timeout=0.05)
-    finally:
-        consumer.close()
+    """(low, high) watermarks per partition (ListOffsets earliest / latest)."""
+    keys = list(partitions)
+    if not keys:
+        return {}
+    found: dict[tuple[str, int], list[int]] = {key: [-1, -1] for key in keys}
+    for index, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
+        request = {TopicPartition(t, p): spec for t, p in keys}
+        for tp, future in admin.list_offsets(request, request_timeout=timeout).items():
+            found[(tp.topic, tp.partition)][index] = future.result(timeout).offset
+    return {key: (low, high) for key, (low, high) in found.items() if high >= 0}
 
 
 def measure_lag(
@@ -213,14 +179,10 @@ def measure_lag(
         meta = metadata.topics.get(topic)
         partitions[topic] = sorted(meta.partitions) if meta is not None and meta.error is None else []
     committed = [committed_offsets(admin, g.group, g.topic, partitions[g.topic], timeout) for g in groups]
-    starts: dict[tuple[str, int], int] = {}
-    for g, offsets in zip(groups, committed, strict=True):
-        for p in partitions[g.topic]:
-            starts[(g.topic, p)] = max(starts.get((g.topic, p), 0), offsets.get(p, 0))
-    watermarks = fetched_watermarks(kafka.bootstrap_servers, starts, timeout) if starts else {}
+    marks_by_key = watermarks(admin, {(t, p) for t, parts in partitions.items() for p in parts}, timeout)
     result = []
     for g, offsets in zip(groups, committed, strict=True):
-        marks = {p: watermarks[(g.topic, p)] for p in partitions[g.topic] if (g.topic, p) in watermarks}
+        marks = {p: marks_by_key[(g.topic, p)] for p in partitions[g.topic] if (g.topic, p) in marks_by_key}
         result.append(
             group_lag(
                 partitions[g.topic],
