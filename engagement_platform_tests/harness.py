@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -152,6 +153,69 @@ def wait_for(
             detail = f" (last error: {last_error!r})" if last_error is not None else ""
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(step)
+
+
+class Consumers:
+    """Platform commands as child processes for the length of a ``with`` block.
+
+    A bare name (``"enrich"``) runs ``consume NAME``; anything with spaces is a whole command
+    line (``"simulate --rate 300"``), named by its first word. Logs go to
+    ``EP_HOME/test-logs/NAME.log``. Leaving the block stops them all with SIGTERM (a clean
+    drain and commit) and fails if one of them does not exit cleanly.
+    """
+
+    def __init__(self, handle: StackHandle, *commands: str, env: Mapping[str, str] | None = None) -> None:
+        self.handle = handle
+        self.env = {**handle.env, **(env or {})}
+        self.logs = handle.settings.ep_home / "test-logs"
+        self.argv = {
+            (c.split()[0] if " " in c else c): (c.split() if " " in c else ["consume", c]) for c in commands
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __enter__(self) -> Consumers:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for name in self.argv:
+            self.start(name)
+        return self
+
+    def start(self, name: str) -> None:
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                [*CLI, *self.argv[name]], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def alive(self, *names: str) -> bool:
+        return all(self.procs[n].poll() is None for n in names or self.procs)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        return proc.wait(timeout=timeout)
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {n}\n{self.tail(n)}" for n in self.procs)
+
+    def __exit__(self, *exc: object) -> None:
+        codes = {}
+        for name in self.procs:
+            if self.procs[name].poll() is None:
+                self.procs[name].send_signal(signal.SIGTERM)
+        for name in self.procs:
+            try:
+                codes[name] = self.procs[name].wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.procs[name].kill()
+                codes[name] = self.procs[name].wait()
+        if exc[0] is None:
+            failed = {n: c for n, c in codes.items() if c != 0}
+            assert not failed, f"exit codes {failed}\n{self.tails()}"
 
 
 def read_topic(

@@ -10,7 +10,7 @@ import pytest
 
 from engagement_platform import topics
 from engagement_platform.connect_client import ConnectClient
-from engagement_platform.connector import load
+from engagement_platform.connector import CONNECTOR_FILE
 from engagement_platform_tests.harness import materialize, read_topic
 
 EVENT_FIELDS = {
@@ -33,8 +33,7 @@ def connector(source_schema):  # type: ignore[no-untyped-def]
 
 
 def connector_name() -> str:
-    names = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_CDC_USER", "POSTGRES_CDC_PASSWORD")
-    return load({**dict.fromkeys(names, "x"), "KAFKA_TOPIC_PARTITIONS": "1"}).name
+    return json.loads(CONNECTOR_FILE.read_text())["name"]
 
 
 def max_event_id(stack) -> int:  # type: ignore[no-untyped-def]
@@ -59,6 +58,21 @@ def test_connector_is_running_and_topics_have_the_configured_partitions(connecto
     )
     assert counts == {topics.CONTENT_FLAT: connector.settings.topic_partitions,
                       topics.EVENTS_FLAT: connector.settings.topic_partitions}  # fmt: skip
+
+
+def test_flat_topics_are_bounded_or_compacted(connector) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    s = connector.settings
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers})
+    resources = [ConfigResource("topic", t) for t in (topics.CONTENT_FLAT, topics.EVENTS_FLAT)]
+    configs = {r.name: f.result(10) for r, f in admin.describe_configs(resources).items()}
+    events = configs[topics.EVENTS_FLAT]
+    assert events["cleanup.policy"].value == "delete"
+    assert events["retention.ms"].value == str(s.topic_retention_ms)
+    assert events["retention.bytes"].value == str(s.topic_retention_bytes)
+    # content is a changelog: compaction keeps the last row per id, whatever its age
+    assert configs[topics.CONTENT_FLAT]["cleanup.policy"].value == "compact"
 
 
 def test_simulated_events_arrive_exactly_in_the_events_topic(connector) -> None:

@@ -1,0 +1,101 @@
+"""Do the sinks hold exactly what the source holds? Event ids, and counts per minute and content.
+
+Postgres is the truth; ClickHouse is read with ``FINAL`` (one row per event id); Redis minute
+buckets hold one count per (minute, content) for the events of that UTC minute. The same
+comparisons back the tests that crash and restart processes, and the reconciliation checks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+from clickhouse_connect.driver.client import Client
+from psycopg2.extensions import connection as PgConnection
+
+from engagement_platform.streaming.leaderboard import Keys
+
+# (YYYYMMDDHHMM in UTC, content_id): the leaderboard's bucket and member
+MinuteKey = tuple[str, str]
+
+PG_MINUTE = "to_char(date_trunc('minute', event_ts AT TIME ZONE 'UTC'), 'YYYYMMDDHH24MI')"
+CH_MINUTE = "formatDateTime(toStartOfMinute(event_ts), '%Y%m%d%H%i')"
+
+
+@dataclass(frozen=True)
+class IdDiff:
+    source: int
+    sink: int
+    missing: frozenset[int]  # in the source, not in the sink
+    extra: frozenset[int]  # in the sink, not in the source
+
+    @property
+    def exact(self) -> bool:
+        return not self.missing and not self.extra
+
+
+def diff_ids(source: Iterable[int], sink: Iterable[int]) -> IdDiff:
+    src, dst = set(source), set(sink)
+    return IdDiff(len(src), len(dst), frozenset(src - dst), frozenset(dst - src))
+
+
+def postgres_ids(conn: PgConnection, after_id: int = 0) -> set[int]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM engagement_events WHERE id > %s", (after_id,))
+        return {row[0] for row in cur.fetchall()}
+
+
+def clickhouse_ids(client: Client, after_id: int = 0) -> set[int]:
+    result = client.query(
+        "SELECT event_id FROM engagement_enriched FINAL WHERE event_id > {after:UInt64}",
+        parameters={"after": after_id},
+    )
+    return {row[0] for row in result.result_rows}
+
+
+def clickhouse_duplicates(client: Client) -> int:
+    """Event ids stored more than once even under FINAL (must be 0)."""
+    return int(client.command("SELECT count() - uniqExact(event_id) FROM engagement_enriched FINAL"))
+
+
+def postgres_minute_counts(conn: PgConnection, after_id: int = 0) -> Counter[MinuteKey]:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {PG_MINUTE}, content_id::text, count(*) FROM engagement_events "
+            "WHERE id > %s GROUP BY 1, 2",
+            (after_id,),
+        )
+        return Counter({(minute, content): n for minute, content, n in cur.fetchall()})
+
+
+def clickhouse_minute_counts(client: Client, after_id: int = 0) -> Counter[MinuteKey]:
+    result = client.query(
+        f"SELECT {CH_MINUTE}, toString(content_id), count() FROM engagement_enriched FINAL "
+        "WHERE event_id > {after:UInt64} GROUP BY 1, 2",
+        parameters={"after": after_id},
+    )
+    return Counter({(minute, content): n for minute, content, n in result.result_rows})
+
+
+def redis_minute_counts(
+    client: redis.Redis, minutes: Iterable[str], keys: Keys | None = None
+) -> Counter[MinuteKey]:
+    """Scores of the given minute buckets (the ``events`` metric: one per counted event)."""
+    keys = keys or Keys()
+    wanted = sorted(set(minutes))
+    pipe = client.pipeline(transaction=False)
+    for minute in wanted:
+        pipe.zrange(keys.minute(minute), 0, -1, withscores=True)
+    counts: Counter[MinuteKey] = Counter()
+    for minute, members in zip(wanted, pipe.execute(), strict=True):
+        for member, score in members:
+            name = member.decode() if isinstance(member, bytes) else member
+            counts[(minute, name)] = int(score)
+    return counts
+
+
+def count_diff(expected: Counter[MinuteKey], got: Counter[MinuteKey]) -> dict[MinuteKey, tuple[int, int]]:
+    """(expected, got) for every key where they differ."""
+    return {k: (expected[k], got[k]) for k in expected.keys() | got.keys() if expected[k] != got[k]}
