@@ -63,7 +63,7 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stack_logs(args: argparse.Namespace, settings: Settings) -> int:
-    from engagement_platform.apps import app_services
+    from engagement_platform.local_stack.apps import app_services
     from engagement_platform.local_stack.supervisor import Supervisor, stack_services
 
     # the platform's own processes (enrich, dagster, ...) keep their logs the same way
@@ -90,19 +90,19 @@ def cmd_stack_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from engagement_platform.runner import run_up
+    from engagement_platform.local_stack.up import run_up
 
     return run_up(settings)
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    from engagement_platform.runner import run_down
+    from engagement_platform.local_stack.up import run_down
 
     return run_down(settings)
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from engagement_platform.simulator import run
+    from engagement_platform.source.simulator import run
 
     if args.events is not None and args.rate is not None:
         raise UsageError("--events and --rate exclude each other (bulk mode or rate mode)")

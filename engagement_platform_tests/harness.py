@@ -92,7 +92,7 @@ class StackHandle:
 
 def materialize(handle: StackHandle, selection: str, env: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
     """Materialize assets with Dagster's own CLI, as a user would; returns the CompletedProcess."""
-    from engagement_platform.runner import materialize_argv
+    from engagement_platform.local_stack.up import materialize_argv
 
     return subprocess.run(
         materialize_argv(selection),

@@ -35,10 +35,9 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engagement_platform import topics
 from engagement_platform.settings import Settings
-from engagement_platform.simulator import Content, Event, EventGenerator, make_content
-from engagement_platform.streaming import kafka_io
+from engagement_platform.source.simulator import Content, Event, EventGenerator, make_content
+from engagement_platform.streaming import kafka_io, topics
 from engagement_platform.streaming.enrich_runner import EnrichOptions, EnrichRunner
 
 log = logging.getLogger("engagement_platform.bench.enrich")

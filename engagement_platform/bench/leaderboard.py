@@ -45,7 +45,7 @@ from engagement_platform.streaming.leaderboard_runner import (
     LeaderboardConsumer,
     redis_client,
 )
-from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
+from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 
 CONTENT_TYPES = ("video", "podcast", "newsletter")
 EVENT_TYPES = ("play", "pause", "finish", "click")

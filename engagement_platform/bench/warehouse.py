@@ -33,12 +33,12 @@ from typing import Any
 from confluent_kafka import Producer
 
 from engagement_platform.argtypes import positive_int
-from engagement_platform.dashboard.queries import MAIN_QUERIES
-from engagement_platform.defs.warehouse import ddl, rollup
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import enrich, kafka_io
+from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
-from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
+from engagement_platform.warehouse import ddl, rollup
+from engagement_platform.warehouse.queries import MAIN_QUERIES
 
 DEFAULT_DATABASE = "engagement_bench"
 CONTENT = 200

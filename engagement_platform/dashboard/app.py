@@ -12,9 +12,9 @@ import redis
 import streamlit as st
 
 from engagement_platform import settings as settings_module
-from engagement_platform.dashboard import queries
-from engagement_platform.defs.warehouse.ddl import connect_settings
-from engagement_platform.streaming.leaderboard_read import top_content
+from engagement_platform.serving.top_content import top_content
+from engagement_platform.warehouse import queries
+from engagement_platform.warehouse.ddl import connect_settings
 
 st.set_page_config(page_title="Engagement", page_icon="📈", layout="wide")
 settings = settings_module.load()

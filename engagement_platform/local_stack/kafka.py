@@ -3,7 +3,7 @@
 The log dir ``EP_HOME/kafka/data`` is formatted once (``kafka-storage format``) and reused,
 so topics, their data and committed consumer offsets survive `stack down`/`up` and a
 ``kill -9`` (the broker recovers its logs on start). Topics are never auto-created: the
-code that owns a topic creates it with its partitions and retention (``topics.py``).
+code that owns a topic creates it with its partitions and retention (``streaming/topics.py``).
 """
 
 from __future__ import annotations

@@ -44,10 +44,9 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as TP
 
-from engagement_platform import topics
 from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import kafka_io
+from engagement_platform.streaming import kafka_io, topics
 from engagement_platform.streaming.enrich import (
     Content,
     ContentDeleted,

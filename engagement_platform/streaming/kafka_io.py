@@ -182,7 +182,7 @@ def subscribed_consumer(
     """A consumer of ``topic`` in ``group``; the topic is created first when asked, so a
     consumer started before its producer does not wait on a broker-default topic."""
     if create_topic:
-        from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
+        from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 
         ensure_topics(
             settings.kafka_bootstrap_servers,

@@ -2,7 +2,7 @@
 
 Everything here is pure so the rules that decide *what* is counted can be tested on edge cases
 (UTC minute/hour/day/year boundaries, late events, duplicates inside a batch, metric choice)
-without a stack. ``leaderboard_runner`` applies the result to Redis; ``leaderboard_read`` ranks.
+without a stack. ``leaderboard_runner`` applies the result to Redis; ``serving.top_content`` ranks.
 
 Key layout (the default prefix is empty, so the public contract is exactly
 ``zset:eng:minute:<YYYYMMDDHHMM>``; tests and the benchmark put a unique prefix in front of

@@ -68,7 +68,7 @@ from engagement_platform.streaming.leaderboard import (
     aggregate,
     utcnow,
 )
-from engagement_platform.topics import ENRICHED
+from engagement_platform.streaming.topics import ENRICHED
 
 log = logging.getLogger("engagement_platform.streaming.leaderboard")
 

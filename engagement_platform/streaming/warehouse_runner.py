@@ -30,10 +30,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Consumer, Message
 
 from engagement_platform.argtypes import positive_float, positive_int
-from engagement_platform.defs.warehouse import ddl
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
-from engagement_platform.topics import ENRICHED
+from engagement_platform.streaming.topics import ENRICHED
+from engagement_platform.warehouse import ddl
 
 log = logging.getLogger("engagement_platform.streaming.warehouse")
 

@@ -21,7 +21,7 @@ import psycopg2
 import pytest
 import requests
 
-from engagement_platform.connect_client import ConnectClient, ConnectError
+from engagement_platform.cdc.connect_client import ConnectClient, ConnectError
 from engagement_platform.local_stack.process import is_alive
 from engagement_platform_tests.harness import StackHandle, read_topic, start_stack, stop_stack, wait_for
 

@@ -18,9 +18,10 @@ import redis
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 
-from engagement_platform import reconcile, topics
-from engagement_platform.defs.warehouse.ddl import connect_settings
 from engagement_platform.local_stack.process import is_alive
+from engagement_platform.monitoring import reconcile
+from engagement_platform.streaming import topics
+from engagement_platform.warehouse.ddl import connect_settings
 from engagement_platform_tests.harness import (
     Consumers,
     StackHandle,

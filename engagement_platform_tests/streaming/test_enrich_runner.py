@@ -23,9 +23,9 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from engagement_platform import topics
 from engagement_platform.bench.enrich import flat_content, synthetic
-from engagement_platform.simulator import Content
+from engagement_platform.source.simulator import Content
+from engagement_platform.streaming import topics
 from engagement_platform.streaming.enrich import Event
 from engagement_platform.streaming.enrich_runner import PendingBuffer
 from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack

@@ -27,6 +27,7 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from engagement_platform.bench.leaderboard import SyntheticContent, make_contents, make_event
+from engagement_platform.serving.top_content import top_content
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.leaderboard import (
     METRIC_ENGAGEMENT_SECONDS,
@@ -35,9 +36,8 @@ from engagement_platform.streaming.leaderboard import (
     aggregate,
     minute_bucket,
 )
-from engagement_platform.streaming.leaderboard_read import top_content
 from engagement_platform.streaming.leaderboard_runner import Applier
-from engagement_platform.topics import TopicSpec, ensure_topics, settings_bounds
+from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
 
 

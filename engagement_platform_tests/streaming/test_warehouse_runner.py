@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from engagement_platform.defs.warehouse import ddl
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.kafka_io import next_offsets
+from engagement_platform.streaming.topics import ENRICHED, TopicSpec, ensure_topics, settings_bounds
 from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
-from engagement_platform.topics import ENRICHED, TopicSpec, ensure_topics, settings_bounds
+from engagement_platform.warehouse import ddl
 from engagement_platform_tests.defs.warehouse.helpers import enriched, fresh_database, raw
 from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
 

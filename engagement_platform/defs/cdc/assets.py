@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from engagement_platform import connector
-from engagement_platform.connect_client import ConnectError
+from engagement_platform.cdc import connector
+from engagement_platform.cdc.connect_client import ConnectError
 from engagement_platform.defs.cdc.resources import KafkaConnectResource
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.postgres.resources import PostgresResource
-from engagement_platform.topics import flat_topic_specs
+from engagement_platform.streaming.topics import flat_topic_specs
 
 
 def connector_values(postgres: PostgresResource, kafka: KafkaResource) -> dict[str, str]:

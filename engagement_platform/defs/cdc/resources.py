@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from engagement_platform.connect_client import ConnectClient
+from engagement_platform.cdc.connect_client import ConnectClient
 
 
 class KafkaConnectResource(dg.ConfigurableResource):

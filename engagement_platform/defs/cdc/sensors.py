@@ -11,8 +11,8 @@ from typing import Any
 
 import dagster as dg
 
-from engagement_platform import connector
-from engagement_platform.connect_client import ConnectError
+from engagement_platform.cdc import connector
+from engagement_platform.cdc.connect_client import ConnectError
 from engagement_platform.defs.alerts import Level, Verdict, sensor_report
 from engagement_platform.defs.cdc.assets import cdc_connector, connector_values
 from engagement_platform.defs.cdc.resources import KafkaConnectResource

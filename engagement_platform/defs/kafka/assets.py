@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from engagement_platform import topics
+from engagement_platform.streaming import topics
 
 content_flat = dg.AssetSpec(
     key=["kafka", "content_flat"],

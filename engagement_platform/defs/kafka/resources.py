@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from engagement_platform.topics import TopicSpec, ensure_topics, partition_counts, retention_bounds
+from engagement_platform.streaming.topics import TopicSpec, ensure_topics, partition_counts, retention_bounds
 
 
 class KafkaResource(dg.ConfigurableResource):

@@ -11,11 +11,12 @@ import dagster as dg
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from engagement_platform import settings, topics
+from engagement_platform import settings
 from engagement_platform.defs.alerts import Level, Verdict, grade, sensor_report
 from engagement_platform.defs.kafka.assets import engagement_events_flat
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.warehouse.assets import ENRICHED_TOPIC_KEY
+from engagement_platform.streaming import topics
 
 
 @dataclass(frozen=True)

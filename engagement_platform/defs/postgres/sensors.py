@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 import psycopg2
 
-from engagement_platform import connector
+from engagement_platform.cdc import connector
 from engagement_platform.defs.alerts import Level, Verdict, grade, sensor_report
 from engagement_platform.defs.cdc.assets import connector_values
 from engagement_platform.defs.kafka.resources import KafkaResource

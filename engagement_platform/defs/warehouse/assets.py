@@ -5,9 +5,9 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from engagement_platform.defs.postgres.resources import PostgresResource
-from engagement_platform.defs.warehouse import backfill, ddl, rollup
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
-from engagement_platform.topics import ENRICHED
+from engagement_platform.streaming.topics import ENRICHED
+from engagement_platform.warehouse import backfill, ddl, rollup
 
 # History before this is not offered in the UI; the simulator's backfills stay well inside it.
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")

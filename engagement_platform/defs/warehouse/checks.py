@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from engagement_platform.defs.warehouse import ddl
 from engagement_platform.defs.warehouse.assets import ENRICHED_TABLE_KEY, daily_content_engagement
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
+from engagement_platform.warehouse import ddl
 
 # Rows younger than this may still be in flight between the two reads a check compares.
 SETTLE = "INTERVAL 2 MINUTE"

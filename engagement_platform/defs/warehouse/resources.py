@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.defs.warehouse import ddl
+from engagement_platform.warehouse import ddl
 
 
 class ClickHouseResource(dg.ConfigurableResource):

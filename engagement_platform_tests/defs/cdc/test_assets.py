@@ -8,9 +8,9 @@ import uuid
 import psycopg2
 import pytest
 
-from engagement_platform import topics
-from engagement_platform.connect_client import ConnectClient
-from engagement_platform.connector import CONNECTOR_FILE
+from engagement_platform.cdc.connect_client import ConnectClient
+from engagement_platform.cdc.connector import CONNECTOR_FILE
+from engagement_platform.streaming import topics
 from engagement_platform_tests.harness import materialize, read_topic
 
 EVENT_FIELDS = {
@@ -51,7 +51,7 @@ def test_connector_is_running_and_topics_have_the_configured_partitions(connecto
     status = client.status(connector_name())
     assert status["connector"]["state"] == "RUNNING"
     assert [t["state"] for t in status["tasks"]] == ["RUNNING"]
-    from engagement_platform.topics import partition_counts
+    from engagement_platform.streaming.topics import partition_counts
 
     counts = partition_counts(
         connector.settings.kafka_bootstrap_servers, [topics.CONTENT_FLAT, topics.EVENTS_FLAT]

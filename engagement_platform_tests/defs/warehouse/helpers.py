@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.defs.warehouse import ddl
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import enrich
+from engagement_platform.warehouse import ddl
 from engagement_platform_tests.defs import resources as test_resources
 
 CONTENT_ID = "4819a3ff-8df3-46eb-8f8d-9d838a7fe39d"

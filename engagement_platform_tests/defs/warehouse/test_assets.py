@@ -14,7 +14,8 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from engagement_platform.defs.warehouse import assets, backfill, checks, ddl
+from engagement_platform.defs.warehouse import assets, checks
+from engagement_platform.warehouse import backfill, ddl
 from engagement_platform_tests.defs import resources as test_resources
 from engagement_platform_tests.defs.warehouse.helpers import fresh_database, resource
 from engagement_platform_tests.harness import materialize

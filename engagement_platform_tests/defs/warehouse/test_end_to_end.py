@@ -16,8 +16,8 @@ from datetime import datetime
 import psycopg2
 import pytest
 
-from engagement_platform.defs.warehouse import backfill, ddl
 from engagement_platform.streaming import enrich
+from engagement_platform.warehouse import backfill, ddl
 from engagement_platform_tests.harness import CLI, materialize
 
 # fields whose value depends on when and how the record was produced, not on the source row

@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pytest
 
-from engagement_platform.defs.warehouse import assets, ddl, rollup
+from engagement_platform.defs.warehouse import assets
 from engagement_platform.streaming import enrich
+from engagement_platform.warehouse import ddl, rollup
 from engagement_platform_tests.defs.warehouse.helpers import (
     CONTENT_ID,
     content,

@@ -13,8 +13,8 @@ from collections import Counter
 
 from confluent_kafka import Consumer
 
-from engagement_platform import topics
 from engagement_platform.settings import Settings
+from engagement_platform.streaming import topics
 
 WATCHED = (topics.CONTENT_FLAT, topics.EVENTS_FLAT, topics.ENRICHED, topics.ENRICHED_DLQ)
 
@@ -55,7 +55,7 @@ class Pulse:
 
     def leaderboard_line(self, window_minutes: int = 10, n: int = 3) -> str:
         """The top of the live leaderboard, read the way the dashboard reads it."""
-        from engagement_platform.streaming.leaderboard_read import top_content
+        from engagement_platform.serving.top_content import top_content
 
         try:
             rows = top_content(window_minutes=window_minutes, n=n, settings=self.settings)

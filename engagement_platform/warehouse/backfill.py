@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.defs.warehouse import ddl
 from engagement_platform.streaming import enrich
+from engagement_platform.warehouse import ddl
 
 BATCH = 20_000
 

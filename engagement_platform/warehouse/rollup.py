@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.defs.warehouse import ddl
+from engagement_platform.warehouse import ddl
 
 DAILY_SELECT = f"""
 SELECT

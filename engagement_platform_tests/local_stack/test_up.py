@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from engagement_platform.defs.warehouse.ddl import connect_settings
 from engagement_platform.local_stack.process import is_alive
-from engagement_platform.streaming.leaderboard_read import top_content
+from engagement_platform.serving.top_content import top_content
+from engagement_platform.warehouse.ddl import connect_settings
 from engagement_platform_tests.harness import CLI, StackHandle, free_ports, make_ep_home, stack_env
 
 
@@ -73,6 +73,6 @@ def test_up_runs_the_platform_and_down_stops_it() -> None:
 
 
 def _supervisors(handle: StackHandle):  # type: ignore[no-untyped-def]
-    from engagement_platform.runner import supervisors
+    from engagement_platform.local_stack.up import supervisors
 
     return supervisors(handle.settings)

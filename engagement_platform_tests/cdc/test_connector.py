@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from engagement_platform.connector import CONNECTOR_FILE, ConnectorConfigError, load, render
+from engagement_platform.cdc.connector import CONNECTOR_FILE, ConnectorConfigError, load, render
 
 VALUES = {
     "POSTGRES_HOST": "db.example",

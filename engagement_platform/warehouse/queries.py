@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.defs.warehouse.ddl import DAILY, ENRICHED, ERRORS, MINUTE
+from engagement_platform.warehouse.ddl import DAILY, ENRICHED, ERRORS, MINUTE
 
 
 def top_content(client: Client, hours: int = 24, n: int = 10) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
-from engagement_platform.simulator import EventGenerator, events_csv, make_content
+from engagement_platform.source.simulator import EventGenerator, events_csv, make_content
 
 CLI = [sys.executable, "-m", "engagement_platform.cli", "simulate"]
 

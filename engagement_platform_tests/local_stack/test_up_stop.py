@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 import psutil
 import pytest
 
-from engagement_platform.apps import app_services
+from engagement_platform.local_stack.apps import app_services
 from engagement_platform.local_stack.process import PidRecord, is_alive
 from engagement_platform.local_stack.supervisor import Supervisor
 from engagement_platform_tests.harness import CLI, StackHandle, free_ports, start_stack, stop_stack, wait_for

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engagement_platform.defs.warehouse import ddl
+from engagement_platform.warehouse import ddl
 
 
 def test_files_are_ordered_and_filtered_by_mode() -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from engagement_platform.apps import app_services, dagster_env
+from engagement_platform.local_stack.apps import app_services, dagster_env
+from engagement_platform.local_stack.pulse import Pulse
 from engagement_platform.local_stack.supervisor import StackError, Supervisor
-from engagement_platform.pulse import Pulse
 from engagement_platform.settings import Settings
 
 # what must exist before consumers and the simulator start
