@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from engagement_platform.settings import Settings
 
@@ -109,6 +109,28 @@ class Summary:
         log.info("%s: %s", self.name, " ".join(parts) if parts else "idle")
         self._window.clear()
         self._last = now
+
+
+def produce(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None = None,
+    *,
+    headers: Sequence[tuple[str, bytes]] | None = None,
+    on_delivery: Callable[[Any, Any], None] | None = None,
+) -> None:
+    """Produce one record, waiting while librdkafka's local queue is full.
+
+    A full queue (BufferError) means deliveries are behind, not that the record is bad: serve
+    delivery reports until there is room, so back-pressure reaches the caller as a pause.
+    """
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
 
 
 def consumer_lag(consumer: Any) -> int:
