@@ -46,7 +46,7 @@ down: install
 status: install
 	$(BIN)/engagement-platform stack status
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
 
 lint: install

@@ -202,12 +202,11 @@ def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dic
     return env
 
 
-def export_defaults() -> None:
-    """Put every unset variable's default into this process's environment.
+def is_set(name: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the variable ``name`` holds a value (empty counts as unset, as in ``load``)."""
+    return bool((os.environ if env is None else env).get(name))
 
-    Dagster resources are configured with ``dg.EnvVar`` (so the UI shows which variable
-    feeds which field); this makes those variables resolve to the same defaults as
-    everywhere else when the user has not set them.
-    """
-    for name, value in as_env(load()).items():
-        os.environ.setdefault(name, value)
+
+def default(name: str) -> object:
+    """The value ``name`` takes when unset."""
+    return ENV_VARS[name][1]

@@ -1,1 +1,3 @@
-"""Dagster definitions, one sub-package per domain (postgres, cdc, kafka, warehouse, leaderboard)."""
+"""Dagster definitions only, one sub-package per domain of the data path (postgres, cdc, kafka,
+warehouse, serving), each with its assets, checks and resources; merged by
+``engagement_platform.definitions``. The library code they call lives outside ``defs/``."""

@@ -5,6 +5,7 @@ import dagster as dg
 from engagement_platform.cdc import connector
 from engagement_platform.cdc.connect_client import ConnectError
 from engagement_platform.defs.cdc.resources import KafkaConnectResource
+from engagement_platform.defs.config import OWNERS, writer
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.streaming.topics import flat_topic_specs
@@ -26,6 +27,8 @@ def connector_values(postgres: PostgresResource, kafka: KafkaResource) -> dict[s
 
 @dg.asset(
     key=["cdc", "connector"],
+    owners=OWNERS,
+    tags=writer("dagster"),
     deps=[dg.AssetKey(["postgres", "schema"])],
     group_name="source",
     kinds={"debezium"},

@@ -1,10 +1,11 @@
-"""Kafka Connect (a real worker, or the local cdc service) as a Dagster resource."""
+"""Kafka Connect as a Dagster resource."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from engagement_platform.cdc.connect_client import ConnectClient
+from engagement_platform.defs.config import setting
 
 
 class KafkaConnectResource(dg.ConfigurableResource):
@@ -16,4 +17,4 @@ class KafkaConnectResource(dg.ConfigurableResource):
 
 
 def connect_resource() -> KafkaConnectResource:
-    return KafkaConnectResource(url=dg.EnvVar("CONNECT_URL"))
+    return KafkaConnectResource(url=setting("CONNECT_URL"))

@@ -1,11 +1,15 @@
-"""The CDC topics, as external assets: Debezium writes them, Dagster shows their lineage."""
+"""The platform's Kafka topics, as external assets: Debezium and the enrich consumer write them,
+Dagster shows their lineage."""
 
 import dagster as dg
 
+from engagement_platform.defs.config import OWNERS, writer
 from engagement_platform.streaming import topics
 
 content_flat = dg.AssetSpec(
     key=["kafka", "content_flat"],
+    owners=OWNERS,
+    tags=writer("debezium"),
     deps=[dg.AssetKey(["postgres", "content"]), dg.AssetKey(["cdc", "connector"])],
     group_name="streaming",
     kinds={"kafka"},
@@ -15,6 +19,8 @@ content_flat = dg.AssetSpec(
 
 engagement_events_flat = dg.AssetSpec(
     key=["kafka", "engagement_events_flat"],
+    owners=OWNERS,
+    tags=writer("debezium"),
     deps=[dg.AssetKey(["postgres", "engagement_events"]), dg.AssetKey(["cdc", "connector"])],
     group_name="streaming",
     kinds={"kafka"},
@@ -22,4 +28,15 @@ engagement_events_flat = dg.AssetSpec(
     "keyed by content_id.",
 )
 
-defs = dg.Definitions(assets=[content_flat, engagement_events_flat])
+engagement_enriched_topic = dg.AssetSpec(
+    key=["kafka", "engagement_enriched"],
+    owners=OWNERS,
+    tags=writer("enrich"),
+    deps=[content_flat, engagement_events_flat],
+    group_name="streaming",
+    kinds={"kafka"},
+    description=f"Topic `{topics.ENRICHED}`: one JSON object per event joined with its content; written "
+    "by `engagement-platform consume enrich`; at-least-once, so an event id may repeat.",
+)
+
+defs = dg.Definitions(assets=[content_flat, engagement_events_flat, engagement_enriched_topic])

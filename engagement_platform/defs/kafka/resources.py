@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from engagement_platform.defs.config import setting
 from engagement_platform.streaming.topics import TopicSpec, ensure_topics, partition_counts, retention_bounds
 
 
@@ -25,8 +26,8 @@ class KafkaResource(dg.ConfigurableResource):
 
 def kafka_resource() -> KafkaResource:
     return KafkaResource(
-        bootstrap_servers=dg.EnvVar("KAFKA_BOOTSTRAP_SERVERS"),
-        topic_partitions=dg.EnvVar.int("KAFKA_TOPIC_PARTITIONS"),
-        retention_ms=dg.EnvVar.int("KAFKA_RETENTION_MS"),
-        retention_bytes=dg.EnvVar.int("KAFKA_RETENTION_BYTES"),
+        bootstrap_servers=setting("KAFKA_BOOTSTRAP_SERVERS"),
+        topic_partitions=setting("KAFKA_TOPIC_PARTITIONS"),
+        retention_ms=setting("KAFKA_RETENTION_MS"),
+        retention_bytes=setting("KAFKA_RETENTION_BYTES"),
     )

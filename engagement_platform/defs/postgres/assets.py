@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from engagement_platform.defs.config import OWNERS, writer
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.settings import PROJECT_ROOT
 
@@ -12,6 +13,8 @@ CAPTURED_TABLES = ("content", "engagement_events")
 
 @dg.asset(
     key=["postgres", "schema"],
+    owners=OWNERS,
+    tags=writer("dagster"),
     group_name="source",
     kinds={"postgres"},
     description="Applies init.sql: tables, indexes, publication, heartbeat table and the "
@@ -54,6 +57,8 @@ def postgres_schema(context: dg.AssetExecutionContext, postgres: PostgresResourc
 
 content_table = dg.AssetSpec(
     key=["postgres", "content"],
+    owners=OWNERS,
+    tags=writer("product"),
     deps=[postgres_schema],
     group_name="source",
     kinds={"postgres"},
@@ -62,6 +67,8 @@ content_table = dg.AssetSpec(
 
 engagement_events_table = dg.AssetSpec(
     key=["postgres", "engagement_events"],
+    owners=OWNERS,
+    tags=writer("product"),
     deps=[postgres_schema],
     group_name="source",
     kinds={"postgres"},

@@ -6,6 +6,8 @@ import dagster as dg
 import psycopg2
 from psycopg2.extensions import connection as PgConnection
 
+from engagement_platform.defs.config import setting
+
 
 class PostgresResource(dg.ConfigurableResource):
     """Owner connection to the source database, plus the CDC role's credentials that
@@ -33,11 +35,11 @@ class PostgresResource(dg.ConfigurableResource):
 
 def postgres_resource() -> PostgresResource:
     return PostgresResource(
-        host=dg.EnvVar("POSTGRES_HOST"),
-        port=dg.EnvVar.int("POSTGRES_PORT"),
-        dbname=dg.EnvVar("POSTGRES_DB"),
-        user=dg.EnvVar("POSTGRES_USER"),
-        password=dg.EnvVar("POSTGRES_PASSWORD"),
-        cdc_user=dg.EnvVar("POSTGRES_CDC_USER"),
-        cdc_password=dg.EnvVar("POSTGRES_CDC_PASSWORD"),
+        host=setting("POSTGRES_HOST"),
+        port=setting("POSTGRES_PORT"),
+        dbname=setting("POSTGRES_DB"),
+        user=setting("POSTGRES_USER"),
+        password=setting("POSTGRES_PASSWORD"),
+        cdc_user=setting("POSTGRES_CDC_USER"),
+        cdc_password=setting("POSTGRES_CDC_PASSWORD"),
     )

@@ -4,22 +4,24 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from engagement_platform.defs.config import OWNERS, writer
+from engagement_platform.defs.kafka.assets import engagement_enriched_topic
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
-from engagement_platform.streaming.topics import ENRICHED
 from engagement_platform.warehouse import backfill, ddl, rollup
 
 # History before this is not offered in the UI; the simulator's backfills stay well inside it.
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
 
 SCHEMA_KEY = dg.AssetKey(["clickhouse", "schema"])
-ENRICHED_TOPIC_KEY = dg.AssetKey(["kafka", "engagement_enriched"])
 ENRICHED_TABLE_KEY = dg.AssetKey(["clickhouse", "engagement_enriched"])
 HISTORY_BACKFILL_KEY = dg.AssetKey(["clickhouse", "history_backfill"])
 
 
 @dg.asset(
     key=SCHEMA_KEY,
+    owners=OWNERS,
+    tags=writer("dagster"),
     group_name="warehouse",
     kinds={"clickhouse"},
     description="Creates the database if missing and applies clickhouse_ddl/ in order for the current "
@@ -49,31 +51,16 @@ def clickhouse_schema(
     )
 
 
-engagement_enriched_topic = dg.AssetSpec(
-    key=ENRICHED_TOPIC_KEY,
-    deps=[dg.AssetKey(["kafka", "content_flat"]), dg.AssetKey(["kafka", "engagement_events_flat"])],
-    group_name="streaming",
-    kinds={"kafka"},
-    description=f"Topic `{ENRICHED}`: one JSON object per event joined with its content; written by "
-    "`engagement-platform consume enrich`; at-least-once, so an event id may repeat.",
-)
-
 engagement_enriched_table = dg.AssetSpec(
     key=ENRICHED_TABLE_KEY,
-    deps=[ENRICHED_TOPIC_KEY],
+    owners=OWNERS,
+    tags=writer("warehouse"),
+    deps=[engagement_enriched_topic],
     group_name="warehouse",
     kinds={"clickhouse"},
     description="ClickHouse `engagement_enriched`: typed events, one per event_id when read with FINAL; "
     "filled continuously by the Kafka engine (compose) or `consume warehouse` (local). Malformed "
     "messages go to `engagement_enriched_errors`; `content_engagement_minute` rolls it up by minute.",
-)
-
-leaderboard = dg.AssetSpec(
-    key=["redis", "leaderboard"],
-    deps=[ENRICHED_TOPIC_KEY],
-    group_name="serving",
-    kinds={"redis"},
-    description="Redis minute buckets of engagement per content; written by `consume leaderboard`.",
 )
 
 
@@ -86,6 +73,8 @@ def day_bounds(partition_key: str) -> tuple[date, datetime, datetime]:
 
 @dg.asset(
     key=HISTORY_BACKFILL_KEY,
+    owners=OWNERS,
+    tags=writer("dagster"),
     deps=[
         SCHEMA_KEY,
         dg.AssetKey(["postgres", "engagement_events"]),
@@ -140,6 +129,8 @@ def history_backfill(
 
 @dg.asset(
     key=["clickhouse", "daily_content_engagement"],
+    owners=OWNERS,
+    tags=writer("dagster"),
     deps=[ENRICHED_TABLE_KEY, HISTORY_BACKFILL_KEY],
     partitions_def=DAILY_PARTITIONS,
     group_name="warehouse",
@@ -180,4 +171,11 @@ daily_content_engagement_schedule = dg.build_schedule_from_partitioned_job(
     hour_of_day=1,
     minute_of_hour=0,
     name="daily_content_engagement_schedule",
+)
+
+
+defs = dg.Definitions(
+    assets=[clickhouse_schema, engagement_enriched_table, history_backfill, daily_content_engagement],
+    jobs=[daily_content_engagement_job],
+    schedules=[daily_content_engagement_schedule],
 )

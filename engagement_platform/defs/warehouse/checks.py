@@ -101,3 +101,25 @@ def daily_matches_final(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
             "samples": dg.MetadataValue.json([[str(d), int(a), int(b)] for d, a, b in rows]),
         },
     )
+
+
+WAREHOUSE_CHECKS = [no_recent_parse_errors, minute_rollup_matches_final, daily_matches_final]
+
+warehouse_checks_job = dg.define_asset_job(
+    "warehouse_checks_job",
+    selection=dg.AssetSelection.checks(*WAREHOUSE_CHECKS),
+    description="The warehouse's own checks: parse errors, minute rollup and daily rollup vs FINAL.",
+)
+
+# the minute rollup and parse errors change by the minute; a quarter hour keeps the history readable
+warehouse_checks_schedule = dg.ScheduleDefinition(
+    name="warehouse_checks_schedule",
+    job=warehouse_checks_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+defs = dg.Definitions(
+    asset_checks=WAREHOUSE_CHECKS, jobs=[warehouse_checks_job], schedules=[warehouse_checks_schedule]
+)

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 
+from engagement_platform.defs.config import setting
 from engagement_platform.warehouse import ddl
 
 
@@ -65,10 +66,10 @@ class ClickHouseResource(dg.ConfigurableResource):
 
 def clickhouse_resource() -> ClickHouseResource:
     return ClickHouseResource(
-        host=dg.EnvVar("CLICKHOUSE_HOST"),
-        port=dg.EnvVar.int("CLICKHOUSE_PORT"),
-        username=dg.EnvVar("CLICKHOUSE_USER"),
-        password=dg.EnvVar("CLICKHOUSE_PASSWORD"),
-        database=dg.EnvVar("CLICKHOUSE_DATABASE"),
-        mode=dg.EnvVar("EP_MODE"),
+        host=setting("CLICKHOUSE_HOST"),
+        port=setting("CLICKHOUSE_PORT"),
+        username=setting("CLICKHOUSE_USER"),
+        password=setting("CLICKHOUSE_PASSWORD"),
+        database=setting("CLICKHOUSE_DATABASE"),
+        mode=setting("EP_MODE"),
     )

@@ -1,22 +1,22 @@
-"""Consumer lag of the platform's consumer groups, reported as asset checks on the topics they read.
+"""Consumer lag: how far each consumer group is behind the topic it reads, partition by partition.
 
 Watermarks come from ListOffsets (earliest and latest), committed offsets from the group
 coordinator (OffsetFetch): what ``kafka-consumer-groups --describe`` shows.
 """
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import dagster as dg
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from engagement_platform import settings
-from engagement_platform.defs.alerts import Level, Verdict, grade, sensor_report
-from engagement_platform.defs.kafka.assets import engagement_events_flat
-from engagement_platform.defs.kafka.resources import KafkaResource
-from engagement_platform.defs.warehouse.assets import ENRICHED_TOPIC_KEY
+from engagement_platform.monitoring.verdict import Level, Verdict, grade
 from engagement_platform.streaming import topics
+
+# the group of ClickHouse's Kafka engine (clickhouse_ddl/010_queue.compose.sql)
+COMPOSE_WAREHOUSE_GROUP = "clickhouse_warehouse"
 
 
 @dataclass(frozen=True)
@@ -31,42 +31,20 @@ class LagThresholds:
 
 @dataclass(frozen=True)
 class ConsumerGroup:
-    """A consumer group, the topic it reads, and the asset that topic is in the UI."""
+    """A consumer group and the topic it reads."""
 
     group: str
     topic: str
-    asset_key: dg.AssetKey
-
-    @property
-    def check_key(self) -> dg.AssetCheckKey:
-        return dg.AssetCheckKey(self.asset_key, f"{self.group}_consumer_lag")
-
-    def check_spec(self, thresholds: LagThresholds) -> dg.AssetCheckSpec:
-        return dg.AssetCheckSpec(
-            self.check_key.name,
-            asset=self.asset_key,
-            description=f"Consumer group `{self.group}` is at most {thresholds.warn:,} messages behind "
-            f"`{self.topic}` (WARN above, ERROR above {thresholds.error:,}). Evaluated every "
-            "30 s by `consumer_lag_sensor`; executing it here measures once.",
-        )
-
-
-# the group of ClickHouse's Kafka engine (clickhouse_ddl/010_queue.compose.sql)
-COMPOSE_WAREHOUSE_GROUP = "clickhouse_warehouse"
 
 
 def consumer_groups(mode: str) -> tuple[ConsumerGroup, ...]:
-    """The groups to watch: in compose mode ClickHouse itself consumes for the warehouse."""
+    """The platform's groups: in compose mode ClickHouse itself consumes for the warehouse."""
     warehouse = "warehouse" if mode == "local" else COMPOSE_WAREHOUSE_GROUP
     return (
-        ConsumerGroup("enrich", topics.EVENTS_FLAT, engagement_events_flat.key),
-        ConsumerGroup("leaderboard", topics.ENRICHED, ENRICHED_TOPIC_KEY),
-        ConsumerGroup(warehouse, topics.ENRICHED, ENRICHED_TOPIC_KEY),
+        ConsumerGroup("enrich", topics.EVENTS_FLAT),
+        ConsumerGroup("leaderboard", topics.ENRICHED),
+        ConsumerGroup(warehouse, topics.ENRICHED),
     )
-
-
-CONSUMER_GROUPS = consumer_groups(settings.load().mode)
-DEFAULT_THRESHOLDS = LagThresholds()
 
 
 @dataclass(frozen=True)
@@ -131,11 +109,11 @@ def lag_verdict(group: str, topic: str, lag: GroupLag, thresholds: LagThresholds
         {
             "group": group,
             "topic": topic,
-            "lag": dg.MetadataValue.int(total),
+            "lag": total,
             "group_committed": bool(lag.committed),
-            "lag_by_partition": dg.MetadataValue.json({str(p): n for p, n in lag.lag.items()}),
-            "committed_by_partition": dg.MetadataValue.json({str(p): o for p, o in lag.committed.items()}),
-            "high_watermark_by_partition": dg.MetadataValue.json({str(p): o for p, o in lag.high.items()}),
+            "lag_by_partition": {str(p): n for p, n in lag.lag.items()},
+            "committed_by_partition": {str(p): o for p, o in lag.committed.items()},
+            "high_watermark_by_partition": {str(p): o for p, o in lag.high.items()},
             "warn_above": thresholds.warn,
             "error_above": thresholds.error,
         },
@@ -170,10 +148,10 @@ def watermarks(
 
 
 def measure_lag(
-    kafka: KafkaResource, groups: Sequence[ConsumerGroup], timeout: float = 10.0
+    bootstrap_servers: str, groups: Sequence[ConsumerGroup], timeout: float = 10.0
 ) -> list[GroupLag]:
     """One GroupLag per entry of ``groups``, in order. Raises KafkaException when the broker is down."""
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 2})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 2})
     metadata = admin.list_topics(timeout=timeout)
     partitions: dict[str, list[int]] = {}
     for topic in {g.topic for g in groups}:
@@ -196,67 +174,18 @@ def measure_lag(
 
 
 def evaluate_lag(
-    kafka: KafkaResource, groups: Sequence[ConsumerGroup], thresholds: LagThresholds
-) -> list[tuple[ConsumerGroup, Verdict, GroupLag | None]]:
+    bootstrap_servers: str, groups: Sequence[ConsumerGroup], thresholds: LagThresholds
+) -> list[tuple[Verdict, GroupLag | None]]:
+    """A verdict per group, in order; a broker that does not answer is an ERROR for each."""
     try:
-        lags = measure_lag(kafka, groups)
+        lags = measure_lag(bootstrap_servers, groups)
     except KafkaException as exc:
         down = Verdict(
             Level.ERROR,
-            f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}",
-            {"bootstrap_servers": kafka.bootstrap_servers},
+            f"Kafka at {bootstrap_servers} did not answer: {exc}",
+            {"bootstrap_servers": bootstrap_servers},
         )
-        return [(g, down, None) for g in groups]
+        return [(down, None) for _ in groups]
     return [
-        (g, lag_verdict(g.group, g.topic, lag, thresholds), lag) for g, lag in zip(groups, lags, strict=True)
+        (lag_verdict(g.group, g.topic, lag, thresholds), lag) for g, lag in zip(groups, lags, strict=True)
     ]
-
-
-def lag_observations(
-    results: Iterable[tuple[ConsumerGroup, Verdict, GroupLag | None]],
-) -> Iterator[dg.AssetObservation]:
-    """One observation per topic with each group's lag, so the asset's plots show lag over time."""
-    by_asset: dict[dg.AssetKey, dict[str, int]] = {}
-    for g, _verdict, lag in results:
-        if lag is not None:
-            by_asset.setdefault(g.asset_key, {})[f"lag_{g.group}"] = lag.total
-    for key, figures in by_asset.items():
-        yield dg.AssetObservation(
-            asset_key=key, metadata={k: dg.MetadataValue.int(v) for k, v in figures.items()}
-        )
-
-
-def build_consumer_lag_sensor(
-    name: str = "consumer_lag_sensor",
-    groups: Sequence[ConsumerGroup] = CONSUMER_GROUPS,
-    thresholds: LagThresholds = DEFAULT_THRESHOLDS,
-    minimum_interval_seconds: int = 30,
-) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=name,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Reports each consumer group's lag behind its topic as an asset check "
-        f"({', '.join(g.check_key.to_user_string() for g in groups)}) and observes the figures.",
-    )
-    def consumer_lag(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult:
-        results = evaluate_lag(kafka, groups, thresholds)
-        return sensor_report(context, [(g.check_key, v) for g, v, _lag in results], lag_observations(results))
-
-    return consumer_lag
-
-
-consumer_lag_sensor = build_consumer_lag_sensor()
-
-
-@dg.multi_asset_check(
-    name="consumer_lag",
-    specs=[g.check_spec(DEFAULT_THRESHOLDS) for g in CONSUMER_GROUPS],
-    description="Measures every consumer group's lag now; consumer_lag_sensor does the same every 30 s.",
-)
-def consumer_lag_checks(kafka: KafkaResource) -> Iterator[dg.AssetCheckResult]:
-    for g, verdict, _lag in evaluate_lag(kafka, CONSUMER_GROUPS, DEFAULT_THRESHOLDS):
-        yield verdict.result(g.check_key)
-
-
-defs = dg.Definitions(asset_checks=[consumer_lag_checks], sensors=[consumer_lag_sensor])

@@ -8,49 +8,13 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from engagement_platform.defs.alerts import Level
-from engagement_platform.defs.postgres import sensors
-from engagement_platform.defs.postgres.sensors import CHECK_KEY, SlotState, SlotThresholds, slot_verdict
+from engagement_platform.defs.postgres import checks
+from engagement_platform.defs.postgres.checks import CHECK_KEY
+from engagement_platform.monitoring.replication_slot import SlotThresholds
 from engagement_platform_tests.defs import resources as test_resources
 from engagement_platform_tests.harness import materialize
 
 GIB = 1024**3
-LIMITS = SlotThresholds(warn_bytes=100, error_bytes=1000, inactive_warn_s=60, inactive_error_s=600)
-
-
-def state(
-    retained: int = 10, active: bool = True, inactive: float | None = None, wal: str = "reserved"
-) -> SlotState:
-    return SlotState(active, 123 if active else None, wal, retained, retained // 2, inactive)
-
-
-# --------------------------------------------------------------------------- pure
-
-
-@pytest.mark.parametrize(
-    ("slot", "level"),
-    [
-        (state(retained=100), Level.OK),
-        (state(retained=101), Level.WARN),
-        (state(retained=1001), Level.ERROR),
-        (state(active=False, inactive=30), Level.OK),  # a cdc restart
-        (state(active=False, inactive=61), Level.WARN),
-        (state(active=False, inactive=601), Level.ERROR),
-        (state(active=False, inactive=None), Level.WARN),  # Postgres < 17 cannot say since when
-        (state(wal="unreserved"), Level.WARN),
-        (state(wal="lost"), Level.ERROR),
-        (None, Level.ERROR),
-    ],
-)
-def test_thresholds_grade_retention_inactivity_and_wal_status(slot: SlotState | None, level: Level) -> None:
-    assert slot_verdict("s", slot, LIMITS).level is level
-
-
-def test_the_worst_finding_wins_and_all_are_described() -> None:
-    verdict = slot_verdict("s", state(retained=500, active=False, inactive=900), LIMITS)
-    assert verdict.level is Level.ERROR
-    assert "retains 500 B" in verdict.description and "900 s" in verdict.description
-
 
 # --------------------------------------------------------------------------- real Postgres
 
@@ -78,11 +42,11 @@ def evaluate(stack, sensor: dg.SensorDefinition) -> tuple[dg.AssetCheckEvaluatio
 
 
 def named(name: str, **kwargs) -> dg.SensorDefinition:  # type: ignore[no-untyped-def]
-    return sensors.build_replication_slot_sensor(name=f"{name}_{uuid.uuid4().hex[:8]}", **kwargs)
+    return checks.build_replication_slot_sensor(name=f"{name}_{uuid.uuid4().hex[:8]}", **kwargs)
 
 
 def test_debeziums_slot_is_active_and_retains_a_measurable_amount(connector) -> None:  # type: ignore[no-untyped-def]
-    evaluation, [observation] = evaluate(connector, sensors.replication_slot_sensor)
+    evaluation, [observation] = evaluate(connector, checks.replication_slot_sensor)
     meta = {k: v.value for k, v in evaluation.metadata.items()}
     assert evaluation.passed, evaluation.description
     assert meta["slot"] == "engagement_slot"

@@ -1,5 +1,5 @@
-"""consumer_lag_sensor: lag against the real broker, whose ListOffsets answer is too low after
-multi-record batches; plus the pure lag arithmetic and thresholds."""
+"""The consumer lag checks and their sensor against the real broker: multi-record batches,
+severities, groups that never committed, the platform's three checks."""
 
 from __future__ import annotations
 
@@ -10,58 +10,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from engagement_platform.defs.alerts import Level
-from engagement_platform.defs.kafka import sensors
+from engagement_platform.defs.kafka import checks as lag_checks
+from engagement_platform.defs.kafka.checks import LagThresholds, WatchedGroup
 from engagement_platform.defs.kafka.resources import KafkaResource
-from engagement_platform.defs.kafka.sensors import ConsumerGroup, LagThresholds, group_lag, lag_verdict
 from engagement_platform_tests.defs import resources as test_resources
 
 KEY = dg.AssetKey(["kafka", "test_topic"])
-
-# --------------------------------------------------------------------------- pure
-
-
-def test_lag_is_high_watermark_minus_committed_per_partition() -> None:
-    lag = group_lag([0, 1, 2], high={0: 100, 1: 50, 2: 7}, committed={0: 40, 1: 50, 2: 0})
-    assert lag.lag == {0: 60, 1: 0, 2: 7}
-    assert lag.total == 67 and lag.unknown == ()
-
-
-def test_an_uncommitted_partition_counts_from_the_low_watermark() -> None:
-    # -1001 is librdkafka's "no offset"; the consumers start at the earliest offset
-    lag = group_lag([0, 1], high={0: 100, 1: 100}, committed={0: 90, 1: -1001}, low={1: 30})
-    assert lag.lag == {0: 10, 1: 70}
-    assert lag.committed == {0: 90}
-
-
-def test_a_commit_past_the_watermark_is_no_lag_and_unknown_watermarks_are_reported() -> None:
-    lag = group_lag([0, 1, 2], high={0: 10, 1: -1001}, committed={0: 25, 1: 3, 2: 3})
-    assert lag.lag == {0: 0}
-    assert lag.unknown == (1, 2)
-
-
-@pytest.mark.parametrize(
-    ("total", "level"),
-    [(0, Level.OK), (10, Level.OK), (11, Level.WARN), (100, Level.WARN), (101, Level.ERROR)],
-)
-def test_thresholds_grade_the_total(total: int, level: Level) -> None:
-    lag = group_lag([0], high={0: total}, committed={0: 0})
-    verdict = lag_verdict("g", "t", lag, LagThresholds(warn=10, error=100))
-    assert verdict.level is level
-    assert verdict.passed is (level is Level.OK)
-    expected = dg.AssetCheckSeverity.ERROR if level is Level.ERROR else dg.AssetCheckSeverity.WARN
-    assert verdict.severity is expected
-
-
-def test_a_group_that_never_committed_warns_only_when_something_waits() -> None:
-    thresholds = LagThresholds(warn=1000, error=2000)
-    waiting = lag_verdict("g", "t", group_lag([0], high={0: 5}, committed={}), thresholds)
-    assert waiting.level is Level.WARN and "never committed" in waiting.description
-    idle = lag_verdict("g", "t", group_lag([0], high={0: 0}, committed={}), thresholds)
-    assert idle.passed and "never committed" in idle.description
-    missing_topic = lag_verdict("g", "t", group_lag([], high={}, committed={}), thresholds)
-    assert missing_topic.level is Level.WARN and "does not exist" in missing_topic.description
-
 
 # --------------------------------------------------------------------------- real broker
 
@@ -70,8 +24,8 @@ def kafka_resource(stack) -> KafkaResource:  # type: ignore[no-untyped-def]
     return test_resources.kafka(stack.settings)
 
 
-def evaluate(stack, groups: list[ConsumerGroup], thresholds: LagThresholds) -> dg.SensorResult:  # type: ignore[no-untyped-def]
-    sensor = sensors.build_consumer_lag_sensor(
+def evaluate(stack, groups: list[WatchedGroup], thresholds: LagThresholds) -> dg.SensorResult:  # type: ignore[no-untyped-def]
+    sensor = lag_checks.build_consumer_lag_sensor(
         name=f"lag_{uuid.uuid4().hex[:8]}", groups=groups, thresholds=thresholds
     )
     context = dg.build_sensor_context(resources={"kafka": kafka_resource(stack)})
@@ -83,7 +37,7 @@ def evaluate(stack, groups: list[ConsumerGroup], thresholds: LagThresholds) -> d
 @pytest.fixture(scope="module")
 def produced(stack):  # type: ignore[no-untyped-def]
     """A fresh 3-partition topic holding 3 x 20,000 messages, produced in big batches so the last
-    batch of every partition holds many records (where the broker's ListOffsets goes wrong)."""
+    batch of every partition holds many records (the lag must count every record of it)."""
     bootstrap = stack.settings.kafka_bootstrap_servers
     topic = f"test-lag-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
@@ -130,7 +84,7 @@ def test_lag_equals_the_true_lag_after_multi_record_batches(stack, produced) -> 
     topic, n = produced
     group = f"test-group-{uuid.uuid4().hex[:8]}"
     commit(stack, group, topic, {0: 1_000, 1: n})  # partition 2 never committed
-    result = evaluate(stack, [ConsumerGroup(group, topic, KEY)], LagThresholds(warn=50_000, error=100_000))
+    result = evaluate(stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=50_000, error=100_000))
 
     evaluation = check(result, group)
     meta = {k: v.value for k, v in evaluation.metadata.items()}
@@ -148,11 +102,11 @@ def test_warn_and_error_severities_follow_the_thresholds(stack, produced) -> Non
     group = f"test-group-{uuid.uuid4().hex[:8]}"
     commit(stack, group, topic, {0: n, 1: n, 2: n - 500})
     warn = check(
-        evaluate(stack, [ConsumerGroup(group, topic, KEY)], LagThresholds(warn=100, error=1_000)), group
+        evaluate(stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=100, error=1_000)), group
     )
     assert not warn.passed and warn.severity is dg.AssetCheckSeverity.WARN
     error = check(
-        evaluate(stack, [ConsumerGroup(group, topic, KEY)], LagThresholds(warn=10, error=100)), group
+        evaluate(stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=10, error=100)), group
     )
     assert not error.passed and error.severity is dg.AssetCheckSeverity.ERROR
     assert error.metadata["lag"].value == 500
@@ -164,8 +118,8 @@ def test_a_group_that_never_committed_is_reported_not_raised(stack, produced) ->
     result = evaluate(
         stack,
         [
-            ConsumerGroup(group, topic, KEY),
-            ConsumerGroup(group, f"no-such-topic-{uuid.uuid4().hex[:6]}", KEY),
+            WatchedGroup(group, topic, KEY),
+            WatchedGroup(group, f"no-such-topic-{uuid.uuid4().hex[:6]}", KEY),
         ],
         LagThresholds(),
     )
@@ -177,8 +131,13 @@ def test_a_group_that_never_committed_is_reported_not_raised(stack, produced) ->
 
 
 def test_the_platform_sensor_reports_its_three_checks(stack) -> None:  # type: ignore[no-untyped-def]
-    context = dg.build_sensor_context(resources={"kafka": kafka_resource(stack)})
-    result = sensors.consumer_lag_sensor(context)
+    context = dg.build_sensor_context(
+        resources={
+            "kafka": kafka_resource(stack),
+            "clickhouse": test_resources.clickhouse(stack.settings, "engagement"),
+        }
+    )
+    result = lag_checks.consumer_lag_sensor(context)
     assert isinstance(result, dg.SensorResult)
     checks = {
         (e.asset_key.to_user_string(), e.check_name)
@@ -211,7 +170,7 @@ def test_the_code_location_declares_the_checks_and_running_sensors() -> None:
 
 
 def test_compose_mode_watches_the_group_of_clickhouses_kafka_engine() -> None:
-    from engagement_platform.defs.kafka.sensors import COMPOSE_WAREHOUSE_GROUP, consumer_groups
+    from engagement_platform.monitoring.lag import COMPOSE_WAREHOUSE_GROUP, consumer_groups
     from engagement_platform.settings import PROJECT_ROOT
 
     assert [g.group for g in consumer_groups("local")] == ["enrich", "leaderboard", "warehouse"]

@@ -1,0 +1,120 @@
+"""Consumer lag of the platform's consumer groups, as asset checks on the topics they read.
+
+The measurement is ``monitoring.lag``; ``defs.monitoring.Monitor`` makes the checks, their
+sensor (every 30 s) and the by-hand execution from it.
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from engagement_platform.defs.kafka.assets import engagement_enriched_topic, engagement_events_flat
+from engagement_platform.defs.monitoring import Monitor, Report
+from engagement_platform.monitoring import lag
+from engagement_platform.monitoring.lag import ConsumerGroup, GroupLag, LagThresholds
+
+
+@dataclass(frozen=True)
+class WatchedGroup:
+    """A consumer group, the topic it reads, the asset that topic is in the UI, and its check's
+    name (by the consumer's role, so it is the same whichever group id a mode uses)."""
+
+    group: str
+    topic: str
+    asset_key: dg.AssetKey
+    role: str = ""
+
+    @property
+    def check_key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(self.asset_key, f"{self.role or self.group}_consumer_lag")
+
+    def check_spec(self, thresholds: LagThresholds) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(
+            self.check_key.name,
+            asset=self.asset_key,
+            description=f"Consumer group `{self.group}` is at most {thresholds.warn:,} messages behind "
+            f"`{self.topic}` (WARN above, ERROR above {thresholds.error:,}).",
+        )
+
+
+ROLE_ASSETS = {
+    "enrich": engagement_events_flat.key,
+    "leaderboard": engagement_enriched_topic.key,
+    "warehouse": engagement_enriched_topic.key,
+}
+
+
+def platform_groups(mode: str) -> tuple[WatchedGroup, ...]:
+    """The platform's three consumers; in compose mode ClickHouse's Kafka engine is the warehouse's."""
+    return tuple(
+        WatchedGroup(g.group, g.topic, ROLE_ASSETS[role], role)
+        for role, g in zip(ROLE_ASSETS, lag.consumer_groups(mode), strict=True)
+    )
+
+
+DEFAULT_THRESHOLDS = LagThresholds()
+# the check names do not depend on the mode; the group of the warehouse does
+PLATFORM_SPECS = [g.check_spec(DEFAULT_THRESHOLDS) for g in platform_groups("local")]
+
+
+def lag_observations(
+    results: Iterable[tuple[WatchedGroup, GroupLag | None]],
+) -> Iterator[dg.AssetObservation]:
+    """One observation per topic with each group's lag, so the asset's plots show lag over time."""
+    by_asset: dict[dg.AssetKey, dict[str, int]] = {}
+    for g, measured in results:
+        if measured is not None:
+            by_asset.setdefault(g.asset_key, {})[f"lag_{g.group}"] = measured.total
+    for key, figures in by_asset.items():
+        yield dg.AssetObservation(asset_key=key, metadata=dict(figures))
+
+
+def lag_monitor(
+    groups: Callable[[Any], Sequence[WatchedGroup]],
+    specs: Sequence[dg.AssetCheckSpec],
+    thresholds: LagThresholds = DEFAULT_THRESHOLDS,
+    resource_keys: frozenset[str] = frozenset({"kafka"}),
+) -> Monitor:
+    def evaluate(resources: Any) -> Report:
+        watched = groups(resources)
+        consumers = [ConsumerGroup(g.group, g.topic) for g in watched]
+        verdicts = lag.evaluate_lag(resources.kafka.bootstrap_servers, consumers, thresholds)
+        return Report(
+            [(g.check_key, verdict) for g, (verdict, _lag) in zip(watched, verdicts, strict=True)],
+            list(
+                lag_observations((g, measured) for g, (_v, measured) in zip(watched, verdicts, strict=True))
+            ),
+        )
+
+    return Monitor(
+        name="consumer_lag",
+        specs=specs,
+        evaluate=evaluate,
+        resource_keys=resource_keys,
+        interval_seconds=30,
+        description="Messages each consumer group is behind the topic it reads (committed offset vs "
+        "the topic's end), with the figures observed on the topic's asset.",
+    )
+
+
+# which group is the warehouse's depends on how ClickHouse ingests (its resource's mode)
+PLATFORM_MONITOR = lag_monitor(
+    lambda resources: platform_groups(resources.clickhouse.mode),
+    PLATFORM_SPECS,
+    resource_keys=frozenset({"kafka", "clickhouse"}),
+)
+consumer_lag_sensor = PLATFORM_MONITOR.sensor()
+consumer_lag_checks = PLATFORM_MONITOR.check()
+
+
+def build_consumer_lag_sensor(
+    name: str, groups: Sequence[WatchedGroup], thresholds: LagThresholds = DEFAULT_THRESHOLDS
+) -> dg.SensorDefinition:
+    """The same sensor over other groups (tests, or a deployment with more consumers)."""
+    specs = [g.check_spec(thresholds) for g in groups]
+    return lag_monitor(lambda _resources: groups, specs, thresholds).sensor(name)
+
+
+defs = dg.Definitions(asset_checks=[consumer_lag_checks], sensors=[consumer_lag_sensor])

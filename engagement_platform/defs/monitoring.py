@@ -1,0 +1,104 @@
+"""One monitoring check, three faces, from one evaluate function: the asset check specs, a sensor
+that evaluates them on a timer (runless check evaluations plus observations of the figures),
+and the check a user executes from the UI.
+
+The measurements and verdicts themselves live in ``engagement_platform.monitoring``; this
+module only turns a verdict into what Dagster shows.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from engagement_platform.monitoring.verdict import Level, Verdict
+
+Finding = tuple[dg.AssetCheckKey, Verdict]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one evaluation found: a verdict per check, and figures worth plotting."""
+
+    findings: Sequence[Finding]
+    observations: Sequence[dg.AssetObservation] = ()
+
+
+def severity(level: Level) -> dg.AssetCheckSeverity:
+    # a passed check carries WARN so the UI never paints a green result as if it were critical
+    return dg.AssetCheckSeverity.ERROR if level is Level.ERROR else dg.AssetCheckSeverity.WARN
+
+
+def _fields(key: dg.AssetCheckKey, verdict: Verdict) -> dict[str, Any]:
+    return {
+        "asset_key": key.asset_key,
+        "check_name": key.name,
+        "passed": verdict.passed,
+        "severity": severity(verdict.level),
+        "description": verdict.description,
+        "metadata": dict(verdict.metadata),
+    }
+
+
+def evaluation(key: dg.AssetCheckKey, verdict: Verdict) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(**_fields(key, verdict))
+
+
+def result(key: dg.AssetCheckKey, verdict: Verdict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(**_fields(key, verdict))
+
+
+def sensor_report(context: dg.SensorEvaluationContext, report: Report) -> dg.SensorResult:
+    """One check evaluation per verdict (failures also logged on the tick), plus observations."""
+    events: list[dg.AssetCheckEvaluation | dg.AssetObservation] = []
+    for key, verdict in report.findings:
+        if not verdict.passed:
+            context.log.warning(f"{key.to_user_string()}: {verdict.description}")
+        events.append(evaluation(key, verdict))
+    return dg.SensorResult(asset_events=[*events, *report.observations])
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """A measurement reported as asset checks. ``evaluate`` receives the resources (the sensor's
+    or the check's ``context.resources``) and returns a Report covering every spec."""
+
+    name: str  # of the multi-asset check; the sensor is `<name>_sensor` unless told otherwise
+    specs: Sequence[dg.AssetCheckSpec]
+    evaluate: Callable[[Any], Report]
+    resource_keys: frozenset[str]
+    interval_seconds: int = 30
+    description: str = ""
+    sensor_name: str = ""
+
+    def sensor(self, name: str | None = None) -> dg.SensorDefinition:
+        sensor_name = name or self.sensor_name or f"{self.name}_sensor"
+        checks = ", ".join(dg.AssetCheckKey(s.asset_key, s.name).to_user_string() for s in self.specs)
+
+        @dg.sensor(
+            name=sensor_name,
+            minimum_interval_seconds=self.interval_seconds,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            required_resource_keys=set(self.resource_keys),
+            description=f"Evaluates {checks} every {self.interval_seconds} s. {self.description}",
+        )
+        def _sensor(context: dg.SensorEvaluationContext, **_resources: Any) -> dg.SensorResult:
+            # a direct call (tests) also passes each required resource by name; context has them all
+            return sensor_report(context, self.evaluate(context.resources))
+
+        return _sensor
+
+    def check(self) -> dg.AssetChecksDefinition:
+        @dg.multi_asset_check(
+            name=self.name,
+            specs=list(self.specs),
+            required_resource_keys=set(self.resource_keys),
+            description=f"{self.description} Executed here it measures once; its sensor every "
+            f"{self.interval_seconds} s.",
+        )
+        def _check(context: dg.AssetCheckExecutionContext):  # type: ignore[no-untyped-def]
+            for key, verdict in self.evaluate(context.resources).findings:
+                yield result(key, verdict)
+
+        return _check
