@@ -25,12 +25,12 @@ from pathlib import Path
 import lz4.frame
 import pytest
 
-from engagement_platform.local_stack import clickhouse_server as chs
+from engagement_platform.local_stack.clickhouse_http import protocol, sql_scan
 
 USER = "default"
 PASSWORD = "s3cret-test"
 DATABASE = "engagement"
-MODULE = "engagement_platform.local_stack.clickhouse_server"
+MODULE = "engagement_platform.local_stack.clickhouse_http"
 
 
 def _free_port() -> int:
@@ -387,8 +387,8 @@ def test_bad_arguments_exit_2() -> None:
     ],
 )
 def test_split_insert_finds_inline_data(sql: bytes, statement: bytes, fmt: str, data: bytes) -> None:
-    split = chs.split_insert(sql, final=True)
-    assert isinstance(split, chs.InsertSplit)
+    split = sql_scan.split_insert(sql, final=True)
+    assert isinstance(split, sql_scan.InsertSplit)
     assert (split.statement, split.format_name, sql[split.data_offset :]) == (statement, fmt, data)
 
 
@@ -403,31 +403,31 @@ def test_split_insert_finds_inline_data(sql: bytes, statement: bytes, fmt: str, 
     ],
 )
 def test_split_insert_leaves_whole_statements_alone(sql: bytes) -> None:
-    assert chs.split_insert(sql, final=True) == chs.NOT_A_DATA_INSERT
+    assert sql_scan.split_insert(sql, final=True) == sql_scan.NOT_A_DATA_INSERT
 
 
 def test_split_insert_waits_for_more_input_at_a_boundary() -> None:
-    assert chs.split_insert(b"INSERT INTO t FORM", final=False) is None
-    assert chs.split_insert(b"INSERT INTO t FORMAT Native", final=False) is None  # newline may follow
-    assert chs.split_insert(b"INSERT INTO t VALUES (", final=False) == chs.NOT_A_DATA_INSERT
+    assert sql_scan.split_insert(b"INSERT INTO t FORM", final=False) is None
+    assert sql_scan.split_insert(b"INSERT INTO t FORMAT Native", final=False) is None  # newline may follow
+    assert sql_scan.split_insert(b"INSERT INTO t VALUES (", final=False) == sql_scan.NOT_A_DATA_INSERT
 
 
 def test_kafka_detection_ignores_strings_and_comments_but_not_quoting() -> None:
-    assert chs.creates_kafka_table(chs.normalize_sql(b"CREATE TABLE k (a Int8) ENGINE=Kafka()"))
-    assert chs.creates_kafka_table(chs.normalize_sql(b"CREATE TABLE k (a Int8) ENGINE /* x */ = `Kafka`"))
-    assert not chs.creates_kafka_table(chs.normalize_sql(b"SELECT 'ENGINE = Kafka'"))
-    assert not chs.creates_kafka_table(chs.normalize_sql(b"SELECT 1 -- ENGINE = Kafka"))
+    assert sql_scan.creates_kafka_table(sql_scan.normalize_sql(b"CREATE TABLE k (a Int8) ENGINE=Kafka()"))
+    assert sql_scan.creates_kafka_table(sql_scan.normalize_sql(b"CREATE TABLE k (a Int8) ENGINE /* x */ = `Kafka`"))
+    assert not sql_scan.creates_kafka_table(sql_scan.normalize_sql(b"SELECT 'ENGINE = Kafka'"))
+    assert not sql_scan.creates_kafka_table(sql_scan.normalize_sql(b"SELECT 1 -- ENGINE = Kafka"))
 
 
 def test_trailing_format_and_first_keyword() -> None:
-    assert chs.trailing_format(chs.normalize_sql(b"SELECT 1\n FORMAT Native")) == "Native"
-    assert chs.trailing_format(chs.normalize_sql(b"SELECT 1 FORMAT JSON SETTINGS max_threads=1;")) == "JSON"
-    assert chs.trailing_format(chs.normalize_sql(b"SELECT 'FORMAT CSV'")) is None
-    assert chs.first_keyword(chs.normalize_sql(b"/* hi */ (select 1)")) == "SELECT"
+    assert sql_scan.trailing_format(sql_scan.normalize_sql(b"SELECT 1\n FORMAT Native")) == "Native"
+    assert sql_scan.trailing_format(sql_scan.normalize_sql(b"SELECT 1 FORMAT JSON SETTINGS max_threads=1;")) == "JSON"
+    assert sql_scan.trailing_format(sql_scan.normalize_sql(b"SELECT 'FORMAT CSV'")) is None
+    assert sql_scan.first_keyword(sql_scan.normalize_sql(b"/* hi */ (select 1)")) == "SELECT"
 
 
 def test_parse_options_sorts_parameters() -> None:
-    opts = chs.parse_options(
+    opts = protocol.parse_options(
         [
             ("query", "SELECT 1"),
             ("database", "db"),
@@ -442,30 +442,30 @@ def test_parse_options_sorts_parameters() -> None:
     assert (opts.query, opts.database, opts.session_id) == ("SELECT 1", "db", "s")
     assert opts.query_params == {"n": "5"} and opts.engine_settings == {"max_threads": "2"}
     assert opts.enable_http_compression is False
-    with pytest.raises(chs.ClickHouseError) as excinfo:
-        chs.parse_options([("decompress", "1")])
-    assert excinfo.value.code == chs.NOT_IMPLEMENTED
+    with pytest.raises(protocol.ClickHouseError) as excinfo:
+        protocol.parse_options([("decompress", "1")])
+    assert excinfo.value.code == protocol.NOT_IMPLEMENTED
 
 
 def test_credentials_precedence() -> None:
     basic = "Basic " + base64.b64encode(b"u:p:w").decode()
-    assert chs.request_credentials({"Authorization": basic}, {}) == ("u", "p:w")
-    assert chs.request_credentials({"X-ClickHouse-User": "x", "X-ClickHouse-Key": "k"}, {}) == ("x", "k")
-    assert chs.request_credentials({}, {"user": "q", "password": "r"}) == ("q", "r")
-    assert chs.request_credentials({}, {}) is None
+    assert protocol.request_credentials({"Authorization": basic}, {}) == ("u", "p:w")
+    assert protocol.request_credentials({"X-ClickHouse-User": "x", "X-ClickHouse-Key": "k"}, {}) == ("x", "k")
+    assert protocol.request_credentials({}, {"user": "q", "password": "r"}) == ("q", "r")
+    assert protocol.request_credentials({}, {}) is None
 
 
 def test_decode_body_handles_concatenated_lz4_frames() -> None:
     body = lz4.frame.compress(b"INSERT INTO t FORMAT CSV\n1\n") + lz4.frame.compress(b"2\n" * 1000)
     pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
-    assert b"".join(chs.decode_body(iter(pieces), "lz4")) == b"INSERT INTO t FORMAT CSV\n1\n" + b"2\n" * 1000
-    with pytest.raises(chs.ClickHouseError):
-        list(chs.decode_body(iter([body[:-3]]), "lz4"))
+    assert b"".join(protocol.decode_body(iter(pieces), "lz4")) == b"INSERT INTO t FORMAT CSV\n1\n" + b"2\n" * 1000
+    with pytest.raises(protocol.ClickHouseError):
+        list(protocol.decode_body(iter([body[:-3]]), "lz4"))
 
 
 def test_error_from_engine_strips_chdb_prefixes() -> None:
-    err = chs.error_from_engine(
+    err = protocol.error_from_engine(
         RuntimeError("Streaming insert finish failed: Code: 33. DB::Exception: x. (CANNOT_READ_ALL_DATA)")
     )
     assert err.code == 33 and err.message.startswith("Code: 33.") and err.status == 500
-    assert chs.error_from_engine(RuntimeError("Code: 60. DB::Exception: y. (UNKNOWN_TABLE)")).status == 404
+    assert protocol.error_from_engine(RuntimeError("Code: 60. DB::Exception: y. (UNKNOWN_TABLE)")).status == 404
