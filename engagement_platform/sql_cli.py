@@ -26,7 +26,7 @@ FORMATS = {
     "csv": "CSVWithNames",
     "json": "JSONEachRow",
 }
-# numbers stay numbers in JSON (ClickHouse quotes 64-bit integers by default)
+# numbers stay numbers in JSON, whatever the server's default (older servers quote 64-bit integers)
 JSON_SETTINGS = {"output_format_json_quote_64bit_integers": 0}
 _MESSAGE_RE = re.compile(r"Code: \d+\..*", re.DOTALL)
 _ERRNO_RE = re.compile(r"\[Errno \d+\] [^\"')]+")

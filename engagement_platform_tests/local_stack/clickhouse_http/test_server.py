@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import lz4.frame
 
@@ -18,6 +20,7 @@ from engagement_platform_tests.local_stack.clickhouse_http.server import (
     collect,
     http,
     run_client,
+    running_server,
 )
 
 
@@ -217,6 +220,19 @@ def test_data_survives_a_restart(server: Server) -> None:
     assert "shutting down" in log and "stopped" in log
     server.start()
     assert http(server, "/?query=SELECT%20count()%20FROM%20durable")[2] == b"1234\n"
+
+
+def test_sigterm_lets_an_in_flight_query_finish(tmp_path: Path) -> None:
+    with running_server(tmp_path) as srv:
+        client = client_process(srv, 'emit(connect().command("SELECT sleep(1.5) + 42 AS in_flight_marker"))')
+        running = b"SELECT count() FROM system.processes WHERE query LIKE '%in_flight_%marker%'"
+        deadline = time.monotonic() + 60
+        while http(srv, "/", running)[2] != b"2\n":  # the client's query, and this one
+            assert time.monotonic() < deadline and client.poll() is None, "the query never ran"
+        assert srv.stop() == 0
+        assert collect(client) == 42
+        log = srv.log_path.read_text()
+        assert "shutting down" in log and "stopped" in log and "still running" not in log
 
 
 def test_bad_arguments_exit_2() -> None:
