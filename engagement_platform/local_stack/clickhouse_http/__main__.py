@@ -30,7 +30,11 @@ from engagement_platform.local_stack.clickhouse_http.engine import Engine
 LOG = logging.getLogger("engagement_platform.clickhouse_server")
 MODULE = "engagement_platform.local_stack.clickhouse_http"
 LISTEN_HOST = "127.0.0.1"
-# Measured with `bench warehouse` and Native inserts: see the README's benchmarks.
+# Measured on this project's machines (2 cores): bulk Native inserts run at the same rate
+# with either parser; httptools costs ~0.1 ms less per request than h11, but lowercases
+# every response header name, and ClickHouse's spelling (X-ClickHouse-Exception-Code) is
+# kept for clients that look headers up as spelled. uvloop: ~1 ms less per request than
+# asyncio's loop.
 HTTP_IMPLEMENTATION = "h11"
 EVENT_LOOP = "uvloop"
 UTC_NAMES = ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Zulu", "GMT")

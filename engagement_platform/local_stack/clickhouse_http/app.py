@@ -57,6 +57,7 @@ SEND_SLICE_BYTES = 1 << 20
 SLOW_REQUEST_S = 1.0
 TEXT_PLAIN = "text/plain; charset=UTF-8"
 OK_HEADERS = {"Content-Type": "text/html; charset=UTF-8"}
+PROBE_PATHS = ("/ping", "/replicas_status")  # "Ok." without credentials
 
 
 class BodyReceiver:
@@ -107,7 +108,8 @@ def body_is_empty(headers: Headers) -> bool:
 
 
 class QueryEndpoint:
-    """``/``: a raw ASGI endpoint, so the body streams and the reply leaves in slices."""
+    """``/`` and the probes: a raw ASGI endpoint, so the body streams, the reply leaves in
+    slices, and every answer carries ClickHouse's headers, spelled as ClickHouse does."""
 
     def __init__(self, engine: Engine, user: str, password: str) -> None:
         self.engine = engine
@@ -123,11 +125,10 @@ class QueryEndpoint:
         return self._inflight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method: str = scope["method"]
         params = QueryParams(scope["query_string"])
         query_id = params.get("query_id") or str(uuid.uuid4())
         started = time.perf_counter()
-        reply = await self._answer(Headers(scope=scope), method, params, receive)
+        reply = await self._answer(scope, params, receive)
         elapsed = time.perf_counter() - started
         _log_request(scope, params, reply, elapsed)
         headers = {
@@ -143,9 +144,11 @@ class QueryEndpoint:
             headers["WWW-Authenticate"] = 'Basic realm="ClickHouse server HTTP API"'
         await send_reply(send, reply, headers)
 
-    async def _answer(self, headers: Headers, method: str, params: QueryParams, receive: Receive) -> Reply:
+    async def _answer(self, scope: Scope, params: QueryParams, receive: Receive) -> Reply:
+        headers = Headers(scope=scope)
+        method: str = scope["method"]
         try:
-            if body_is_empty(headers) and "query" not in params:
+            if scope["path"] in PROBE_PATHS or (body_is_empty(headers) and "query" not in params):
                 return Reply(body=b"Ok.\n", headers=dict(OK_HEADERS))
             items = params.multi_items()
             check_credentials(request_credentials(headers, dict(items)), self.user, self.password)
@@ -214,10 +217,6 @@ async def send_reply(send: Send, reply: Reply, headers: dict[str, str]) -> None:
         await send({"type": "http.response.body", "body": bytes(body[start:end]), "more_body": end < size})
 
 
-async def _ok(request: Request) -> Response:
-    return Response(b"Ok.\n", headers=OK_HEADERS)
-
-
 async def _play(request: Request) -> Response:
     return HTMLResponse(play.PAGE)
 
@@ -233,9 +232,7 @@ def create_app(engine: Engine, user: str, password: str) -> tuple[Starlette, Que
     """The app, and its query endpoint (which knows how many statements are in flight)."""
     query = QueryEndpoint(engine, user, password)
     routes = [
-        Route("/", query, methods=["GET", "POST", "HEAD"]),
-        Route("/ping", _ok, methods=["GET", "HEAD"]),
-        Route("/replicas_status", _ok, methods=["GET", "HEAD"]),
+        *(Route(path, query, methods=["GET", "POST", "HEAD"]) for path in ("/", *PROBE_PATHS)),
         Route("/play", _play, methods=["GET", "HEAD"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _no_handle}), query

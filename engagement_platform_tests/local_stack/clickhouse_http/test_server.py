@@ -29,6 +29,13 @@ def test_ping_needs_no_credentials(server: Server) -> None:
     assert http(server, "/", auth=False)[::2] == (200, b"Ok.\n")
 
 
+def test_probes_carry_clickhouse_headers_and_unknown_paths_are_404(server: Server) -> None:
+    status, headers, body = http(server, "/ping", auth=False)
+    assert (status, body) == (200, b"Ok.\n") and headers["X-ClickHouse-Timezone"]
+    assert http(server, "/replicas_status", auth=False)[::2] == (200, b"Ok.\n")
+    assert http(server, "/nope", auth=False)[::2] == (404, b"There is no handle /nope\n")
+
+
 def test_insert_df_and_query_df_round_trip_from_another_process(server: Server) -> None:
     result = run_client(
         server,
