@@ -5,9 +5,10 @@ answer liveness probes without credentials, ``/play`` serves the ad-hoc query pa
 any other path answers 404 the way ClickHouse words it.
 
 The event loop only moves bytes. Every chdb call blocks (with the GIL released), so a
-request's statement runs in a worker thread; the request body reaches that thread as
-~1 MiB batches pulled from the loop while it runs, so a streamed insert never sits in
-memory whole and uvicorn's flow control holds the client back while chdb is busy.
+request's statement runs in a worker thread. The body reaches that thread in ~1 MiB
+batches, read on the loop at most two batches ahead of it: a streamed insert never sits
+in memory whole, reading overlaps chdb's work, and uvicorn's flow control holds the
+client back when chdb falls behind.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import anyio
 import anyio.from_thread
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, QueryParams
 from starlette.exceptions import HTTPException
@@ -39,6 +42,7 @@ from engagement_platform.local_stack.clickhouse_http.protocol import (
     CANNOT_READ_ALL_DATA,
     UNKNOWN_EXCEPTION,
     ClickHouseError,
+    RequestOptions,
     check_credentials,
     request_credentials,
     request_options,
@@ -50,6 +54,8 @@ KEEP_ALIVE_TIMEOUT_S = 30
 # What one hop from the worker thread to the event loop collects before handing it over:
 # chdb's inserter wants ~1 MiB appends, and each hop costs a loop round trip.
 BODY_BATCH_BYTES = 1 << 20
+# Batches read ahead of the worker thread: network and chdb overlap, memory stays bounded.
+READ_AHEAD_BATCHES = 2
 # Response bodies leave in copied slices: chdb's buffer must not outlive its result, and
 # an asyncio transport may keep a reference to what it was given until it is sent.
 SEND_SLICE_BYTES = 1 << 20
@@ -84,20 +90,30 @@ class BodyReceiver:
             self.done = not message.get("more_body", False)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def body(self) -> Iterable[bytes]:
-        """The body for a worker thread. The first batch is read here, on the loop, so a
-        typical request (one batch) needs no further hop back from the thread."""
-        first = await self.next_batch()
-        if self.done:
-            return (first,)
-        return itertools.chain((first,), self._rest())
+    async def read_ahead(self, batches: MemoryObjectSendStream[bytes | ClickHouseError]) -> None:
+        """Runs on the loop beside the worker thread, so the next batches arrive while chdb
+        digests the current one; a broken body reaches the thread as the error."""
+        async with batches:
+            while not self.done:
+                try:
+                    batch = await self.next_batch()
+                except ClickHouseError as exc:
+                    await batches.send(exc)
+                    return
+                if batch:
+                    await batches.send(batch)
 
-    def _rest(self) -> Iterator[bytes]:
-        """Iterated in the worker thread: each step waits on the loop for the next batch."""
-        while not self.done:
-            batch = anyio.from_thread.run(self.next_batch)
-            if batch:
-                yield batch
+
+def _from_loop(batches: MemoryObjectReceiveStream[bytes | ClickHouseError]) -> Iterator[bytes]:
+    """The read-ahead batches, iterated in the worker thread."""
+    while True:
+        try:
+            item = anyio.from_thread.run(batches.receive)
+        except anyio.EndOfStream:
+            return
+        if isinstance(item, ClickHouseError):
+            raise item
+        yield item
 
 
 def body_is_empty(headers: Headers) -> bool:
@@ -153,13 +169,22 @@ class QueryEndpoint:
             items = params.multi_items()
             check_credentials(request_credentials(headers, dict(items)), self.user, self.password)
             opts = request_options(items, headers)
-            body = await BodyReceiver(receive).body()
             encoding, accept = headers.get("Content-Encoding", ""), headers.get("Accept-Encoding", "")
-            # Abandoned only when a shutdown times out: the statement then runs on in chdb
-            # (``inflight`` says so) instead of holding the process past its deadline.
-            return await anyio.to_thread.run_sync(
-                lambda: self._execute(opts, method, body, encoding, accept), abandon_on_cancel=True
-            )
+            receiver = BodyReceiver(receive)
+            # The first batch is read here: a typical request (one batch) needs no hop back
+            # from the thread, and no read-ahead.
+            first = await receiver.next_batch()
+            if receiver.done:
+                return await self._in_thread(opts, method, (first,), encoding, accept)
+            send, batches = anyio.create_memory_object_stream[bytes | ClickHouseError](READ_AHEAD_BATCHES)
+            with batches:
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(receiver.read_ahead, send)
+                    try:
+                        body = itertools.chain((first,), _from_loop(batches))
+                        return await self._in_thread(opts, method, body, encoding, accept)
+                    finally:
+                        tasks.cancel_scope.cancel()  # the statement may end before its body
         except ClickHouseError as exc:
             return self._error_reply(exc)
         except Exception as exc:  # a bug here must not cost the client its answer
@@ -167,6 +192,15 @@ class QueryEndpoint:
             return self._error_reply(
                 ClickHouseError.make(UNKNOWN_EXCEPTION, f"Internal server error: {exc!r}")
             )
+
+    async def _in_thread(
+        self, opts: RequestOptions, method: str, body: Iterable[bytes], encoding: str, accept: str
+    ) -> Reply:
+        # Abandoned only when a shutdown times out: the statement then runs on in chdb
+        # (``inflight`` says so) instead of holding the process past its deadline.
+        return await anyio.to_thread.run_sync(
+            lambda: self._execute(opts, method, body, encoding, accept), abandon_on_cancel=True
+        )
 
     def _execute(self, *args: Any) -> Reply:
         with self._inflight_lock:
