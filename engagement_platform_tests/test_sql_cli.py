@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engagement_platform_tests.conftest import CLI, free_ports
+from engagement_platform_tests.harness import CLI, free_ports
 from engagement_platform_tests.local_stack.clickhouse_http.server import (
     DATABASE,
     PASSWORD,

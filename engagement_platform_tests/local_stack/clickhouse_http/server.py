@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engagement_platform_tests.conftest import free_ports
+from engagement_platform_tests.harness import free_ports
 
 USER = "default"
 PASSWORD = "s3cret-test"
