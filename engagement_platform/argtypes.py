@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 
 
+class UsageError(Exception):
+    """A command was called with arguments it cannot use (the CLI exits 2 with one line)."""
+
+
 def positive_int(raw: str) -> int:
     try:
         value = int(raw)

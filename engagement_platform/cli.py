@@ -14,14 +14,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from engagement_platform import settings as settings_module
-from engagement_platform.argtypes import positive_float, positive_int
+from engagement_platform.argtypes import UsageError, positive_float, positive_int
 from engagement_platform.settings import Settings, SettingsError
 
 PROG = "engagement-platform"
-
-
-class UsageError(Exception):
-    """A command was called with arguments it cannot use."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,6 +120,12 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from engagement_platform.sql_cli import run
+
+    return run(args, settings)
+
+
 # `consume X` and `bench X`: each module offers add_arguments(parser) and run(args, settings) -> int.
 CONSUMERS = {
     "enrich": "engagement_platform.streaming.enrich_runner",
@@ -197,6 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure a consumer against its baseline, in one run")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
     _add_module_commands(bench_sub, BENCHMARKS, {})
+
+    sql = sub.add_parser(
+        "sql",
+        help="run SQL on the warehouse (ClickHouse) and print the rows",
+        description="Runs one statement through the ClickHouse HTTP interface of the settings "
+        "(CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE). A query error ends with ClickHouse's "
+        "message on stderr and exit code 1. In a browser: http://CLICKHOUSE_HOST:CLICKHOUSE_PORT/play",
+    )
+    sql.add_argument(
+        "query", nargs="?", metavar="SQL", help="the statement; '-' or nothing: read it from stdin"
+    )
+    sql.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (default); csv: CSV with a header row; "
+        "json: JSON Lines, one JSON object per row (column name -> value)",
+    )
+    sql.add_argument("-d", "--database", help="database to run in (default: CLICKHOUSE_DATABASE)")
+    sql.set_defaults(func=cmd_sql)
 
     stack = sub.add_parser("stack", help="the local embedded services (no Docker)")
     stack_sub = stack.add_subparsers(dest="stack_command", required=True, parser_class=_Parser)

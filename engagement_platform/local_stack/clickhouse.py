@@ -18,7 +18,7 @@ class ClickHouseService(Service):
         return self.settings.clickhouse_url
 
     def argv(self, data_dir: Path) -> list[str]:
-        return python_module_argv("engagement_platform.local_stack.clickhouse_server", data_dir)
+        return python_module_argv("engagement_platform.local_stack.clickhouse_http", data_dir)
 
     def healthy(self) -> bool:
         # an authenticated query, not just /ping: the engine must have opened its data
