@@ -121,37 +121,56 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
-    from engagement_platform.sql_cli import run
+    from engagement_platform.warehouse.sql import run
 
     return run(args, settings)
 
 
 # `consume X` and `bench X`: each module offers add_arguments(parser) and run(args, settings) -> int.
+# Only the module a command line names is imported (they pull in Kafka, ClickHouse and Redis
+# clients): `--help` and every other command stay fast.
 CONSUMERS = {
-    "enrich": "engagement_platform.streaming.enrich_runner",
-    "leaderboard": "engagement_platform.streaming.leaderboard_runner",
-    "warehouse": "engagement_platform.streaming.warehouse_runner",
+    "enrich": (
+        "engagement_platform.streaming.enrich_runner",
+        "join events with content; write engagement_enriched",
+    ),
+    "leaderboard": (
+        "engagement_platform.streaming.leaderboard_runner",
+        "count enriched events into Redis minute buckets",
+    ),
+    "warehouse": (
+        "engagement_platform.streaming.warehouse_runner",
+        "insert enriched events into ClickHouse (local mode's bridge)",
+    ),
 }
 BENCHMARKS = {
-    "enrich": "engagement_platform.bench.enrich",
-    "leaderboard": "engagement_platform.bench.leaderboard",
-    "warehouse": "engagement_platform.bench.warehouse",
+    "enrich": ("engagement_platform.bench.enrich", "enrichment: ours vs baseline vs the transport ceiling"),
+    "leaderboard": ("engagement_platform.bench.leaderboard", "leaderboard: ours vs baseline vs ceiling"),
+    "warehouse": ("engagement_platform.bench.warehouse", "warehouse: bridge ingest rate, dashboard queries"),
 }
 
 
-def _add_module_commands(sub, modules: dict[str, str], helps: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _add_module_commands(sub, modules: dict[str, tuple[str, str]], selected: str | None) -> None:  # type: ignore[no-untyped-def]
     import importlib
 
-    for name, module_name in modules.items():
+    for name, (module_name, help_text) in modules.items():
+        if name != selected:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         summary = (module.__doc__ or "").strip().split("\n\n")[0]  # the first paragraph
-        parser = sub.add_parser(name, help=helps.get(name, summary.splitlines()[0] if summary else ""),
-                                description=summary)  # fmt: skip
+        parser = sub.add_parser(name, help=help_text, description=summary)
         module.add_arguments(parser)
         parser.set_defaults(func=module.run)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _named_after(argv: Sequence[str], command: str) -> str | None:
+    """The word after ``command`` on the command line (which consumer or benchmark to load)."""
+    words = [w for w in argv if not w.startswith("-")]
+    return words[1] if len(words) > 1 and words[0] == command else None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Streaming analytics for content engagement. Endpoints and credentials "
@@ -187,18 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     consume = sub.add_parser("consume", help="run an always-on consumer (Ctrl-C drains and exits)")
     consume_sub = consume.add_subparsers(dest="consumer", required=True, parser_class=_Parser)
-    _add_module_commands(
-        consume_sub,
-        CONSUMERS,
-        {
-            "enrich": "join events with content; write engagement_enriched",
-            "leaderboard": "count enriched events into Redis minute buckets",
-            "warehouse": "insert enriched events into ClickHouse (local mode's bridge)",
-        },
-    )
+    _add_module_commands(consume_sub, CONSUMERS, _named_after(argv, "consume"))
     bench = sub.add_parser("bench", help="measure a consumer against its baseline, in one run")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
-    _add_module_commands(bench_sub, BENCHMARKS, {})
+    _add_module_commands(bench_sub, BENCHMARKS, _named_after(argv, "bench"))
 
     sql = sub.add_parser(
         "sql",
@@ -243,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         settings = settings_module.load()

@@ -39,3 +39,23 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for word in ("up", "down", "stack"):
         assert word in result.stdout
+
+
+HEAVY = ("confluent_kafka", "dagster", "pandas", "clickhouse_connect", "redis", "psycopg2", "streamlit")
+
+
+def loaded_after(code: str) -> list[str]:
+    probe = f"import sys; {code}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_building_the_parser_imports_no_client_library() -> None:
+    assert loaded_after("from engagement_platform import cli; cli.build_parser([])") == []
+
+
+def test_a_consumer_command_loads_its_own_module_only() -> None:
+    code = "from engagement_platform import cli; cli.build_parser(['consume', 'leaderboard'])"
+    loaded = loaded_after(code)
+    assert "redis" in loaded and "confluent_kafka" in loaded
+    assert not {"dagster", "pandas", "streamlit", "clickhouse_connect"} & set(loaded), loaded

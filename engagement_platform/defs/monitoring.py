@@ -6,8 +6,9 @@ The measurements and verdicts themselves live in ``engagement_platform.monitorin
 module only turns a verdict into what Dagster shows.
 """
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -19,10 +20,24 @@ Finding = tuple[dg.AssetCheckKey, Verdict]
 
 @dataclass(frozen=True)
 class Report:
-    """What one evaluation found: a verdict per check, and figures worth plotting."""
+    """What one evaluation found: a verdict per check, and asset events worth recording
+    (observations of the figures, or runless materializations of streaming assets)."""
 
     findings: Sequence[Finding]
-    observations: Sequence[dg.AssetObservation] = ()
+    observations: Sequence[dg.AssetObservation | dg.AssetMaterialization] = ()
+    # what the sensor remembers until its next tick (its cursor); None keeps the previous
+    state: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MonitorContext:
+    """What an evaluation may use: the resources, the instance (last updates of assets), and the
+    sensor's memory of earlier ticks (empty when a user executes the check by hand)."""
+
+    resources: Any
+    instance: dg.DagsterInstance | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    from_sensor: bool = False
 
 
 def severity(level: Level) -> dg.AssetCheckSeverity:
@@ -61,12 +76,12 @@ def sensor_report(context: dg.SensorEvaluationContext, report: Report) -> dg.Sen
 
 @dataclass(frozen=True)
 class Monitor:
-    """A measurement reported as asset checks. ``evaluate`` receives the resources (the sensor's
-    or the check's ``context.resources``) and returns a Report covering every spec."""
+    """A measurement reported as asset checks. ``evaluate`` receives a MonitorContext and returns
+    a Report covering every spec."""
 
     name: str  # of the multi-asset check; the sensor is `<name>_sensor` unless told otherwise
     specs: Sequence[dg.AssetCheckSpec]
-    evaluate: Callable[[Any], Report]
+    evaluate: Callable[[MonitorContext], Report]
     resource_keys: frozenset[str]
     interval_seconds: int = 30
     description: str = ""
@@ -85,7 +100,13 @@ class Monitor:
         )
         def _sensor(context: dg.SensorEvaluationContext, **_resources: Any) -> dg.SensorResult:
             # a direct call (tests) also passes each required resource by name; context has them all
-            return sensor_report(context, self.evaluate(context.resources))
+            state = json.loads(context.cursor) if context.cursor else {}
+            report = self.evaluate(
+                MonitorContext(context.resources, context.instance, state, from_sensor=True)
+            )
+            if report.state is not None:
+                context.update_cursor(json.dumps(report.state, sort_keys=True))
+            return sensor_report(context, report)
 
         return _sensor
 
@@ -98,7 +119,7 @@ class Monitor:
             f"{self.interval_seconds} s.",
         )
         def _check(context: dg.AssetCheckExecutionContext):  # type: ignore[no-untyped-def]
-            for key, verdict in self.evaluate(context.resources).findings:
+            for key, verdict in self.evaluate(MonitorContext(context.resources, context.instance)).findings:
                 yield result(key, verdict)
 
         return _check

@@ -1,7 +1,7 @@
 """Detached processes tracked by pid files, so any later command can find and stop them.
 
-A pid file records the pid *and* the kernel's start time of that pid: a pid reused by an
-unrelated process after a crash is then never mistaken for ours, and never killed.
+A pid file records the pid *and* the start time of that pid (psutil's ``create_time``): a pid
+reused by an unrelated process after a crash is then never mistaken for ours, and never killed.
 """
 
 from __future__ import annotations
@@ -17,37 +17,35 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 
 @dataclass(frozen=True)
 class PidRecord:
     pid: int
-    start_time: int  # /proc/<pid>/stat field 22, in clock ticks since boot
+    start_time: float  # psutil create_time(): seconds since the epoch, as the kernel reports it
     argv: list[str]
 
 
-def _proc_stat(pid: int) -> list[str] | None:
+def start_time_of(pid: int) -> float | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
-    # the command name sits in parentheses and may itself contain spaces or ')'
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def start_time_of(pid: int) -> int | None:
-    stat = _proc_stat(pid)
-    return int(stat[19]) if stat else None
 
 
 def is_alive(record: PidRecord) -> bool:
     """True when the recorded process still runs (zombies count as dead)."""
-    stat = _proc_stat(record.pid)
-    if stat is None or int(stat[19]) != record.start_time:
-        return False
-    if stat[0] == "Z":
-        # reap it if it is our own child, so it stops occupying the pid
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(record.pid, os.WNOHANG)
+    try:
+        proc = psutil.Process(record.pid)
+        if proc.create_time() != record.start_time:
+            return False
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            # reap it if it is our own child, so it stops occupying the pid
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(record.pid, os.WNOHANG)
+            return False
+    except psutil.Error:
         return False
     return True
 
@@ -55,7 +53,7 @@ def is_alive(record: PidRecord) -> bool:
 def read_pid_file(path: Path) -> PidRecord | None:
     try:
         data = json.loads(path.read_text())
-        return PidRecord(int(data["pid"]), int(data["start_time"]), list(data["argv"]))
+        return PidRecord(int(data["pid"]), float(data["start_time"]), list(data["argv"]))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
@@ -103,12 +101,10 @@ def spawn(
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of a process group."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _proc_stat(int(entry.name))
-        if stat and int(stat[2]) == pgid and stat[0] != "Z":
-            members.append(int(entry.name))
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(ProcessLookupError, psutil.Error):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
     return members
 
 

@@ -1,15 +1,19 @@
-"""Consumer lag: how far each consumer group is behind the topic it reads, partition by partition.
+"""Consumer lag: how far each consumer group is behind the topic it reads, in messages and in
+seconds, partition by partition.
 
 Watermarks come from ListOffsets (earliest and latest), committed offsets from the group
-coordinator (OffsetFetch): what ``kafka-consumer-groups --describe`` shows.
+coordinator (OffsetFetch): what ``kafka-consumer-groups --describe`` shows. Seconds behind is
+the age of the oldest record the group has not consumed yet (the record at its committed
+offset): a stopped consumer falls behind in seconds even when few messages arrive.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engagement_platform.monitoring.verdict import Level, Verdict, grade
@@ -21,12 +25,15 @@ COMPOSE_WAREHOUSE_GROUP = "clickhouse_warehouse"
 
 @dataclass(frozen=True)
 class LagThresholds:
-    """Messages behind, summed over a group's partitions. A healthy consumer drains tens of
-    thousands of messages a second, so 10k only persists when it is stuck or far too slow;
-    at the simulator's live 20 events/s a stopped consumer warns after ~8 minutes."""
+    """Messages behind (summed over a group's partitions) and seconds behind (its oldest
+    unconsumed record). A healthy consumer drains tens of thousands of messages a second and
+    commits every second or so, so 10k messages or a minute only persist when it is stuck or
+    far too slow; the seconds catch a stopped consumer on a quiet topic within a minute."""
 
     warn: int = 10_000
     error: int = 100_000
+    warn_seconds: float = 60.0
+    error_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,19 @@ class GroupLag:
     committed: Mapping[int, int]  # absent: the group never committed that partition
     high: Mapping[int, int]  # absent: the high watermark could not be learned
     lag: Mapping[int, int]  # only partitions whose high watermark is known
+    # age of the oldest unconsumed record per lagging partition (0 when caught up)
+    seconds: Mapping[int, float] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(self.lag.values())
+
+    @property
+    def max_seconds(self) -> float:
+        return max(self.seconds.values(), default=0.0)
+
+    def with_seconds(self, seconds: Mapping[int, float]) -> GroupLag:
+        return GroupLag(self.partitions, self.committed, self.high, self.lag, dict(seconds))
 
     @property
     def unknown(self) -> tuple[int, ...]:
@@ -90,9 +106,12 @@ def group_lag(
 
 
 def lag_verdict(group: str, topic: str, lag: GroupLag, thresholds: LagThresholds) -> Verdict:
-    total = lag.total
-    level = grade(total, thresholds.warn, thresholds.error)
-    notes = [f"`{group}` is {total:,} messages behind `{topic}`"]
+    total, seconds = lag.total, lag.max_seconds
+    level = max(
+        grade(total, thresholds.warn, thresholds.error),
+        grade(seconds, thresholds.warn_seconds, thresholds.error_seconds),
+    )
+    notes = [f"`{group}` is {total:,} messages and {seconds:,.1f} s behind `{topic}`"]
     if not lag.partitions:
         level = max(level, Level.WARN)
         notes = [f"topic `{topic}` does not exist, so `{group}` has nothing to read"]
@@ -110,12 +129,16 @@ def lag_verdict(group: str, topic: str, lag: GroupLag, thresholds: LagThresholds
             "group": group,
             "topic": topic,
             "lag": total,
+            "lag_seconds": round(seconds, 3),
             "group_committed": bool(lag.committed),
             "lag_by_partition": {str(p): n for p, n in lag.lag.items()},
+            "lag_seconds_by_partition": {str(p): round(s, 3) for p, s in lag.seconds.items()},
             "committed_by_partition": {str(p): o for p, o in lag.committed.items()},
             "high_watermark_by_partition": {str(p): o for p, o in lag.high.items()},
             "warn_above": thresholds.warn,
             "error_above": thresholds.error,
+            "warn_above_seconds": thresholds.warn_seconds,
+            "error_above_seconds": thresholds.error_seconds,
         },
     )
 
@@ -147,6 +170,44 @@ def watermarks(
     return {key: (low, high) for key, (low, high) in found.items() if high >= 0}
 
 
+def oldest_unconsumed(
+    bootstrap_servers: str, starts: Mapping[tuple[str, int], int], timeout: float
+) -> dict[tuple[str, int], int]:
+    """The timestamp (ms) of the record at each given offset: one small fetch per partition by a
+    consumer that only assigns (it never joins or commits for any group)."""
+    if not starts:
+        return {}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "ep-lag-probe",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "max.partition.fetch.bytes": 4096,
+            "fetch.wait.max.ms": 10,
+            "log_level": 2,
+        }
+    )
+    found: dict[tuple[str, int], int] = {}
+    try:
+        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
+        deadline = time.monotonic() + timeout
+        paused: list[TopicPartition] = []
+        while len(found) < len(starts) and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=len(starts), timeout=0.1):
+                key = (msg.topic(), msg.partition())
+                if msg.error() is None and key not in found:
+                    found[key] = msg.timestamp()[1]
+                    paused.append(TopicPartition(*key))
+            if paused:  # one record per partition is all we want
+                consumer.pause(paused)
+                paused = []
+    finally:
+        consumer.close()
+    return found
+
+
 def measure_lag(
     bootstrap_servers: str, groups: Sequence[ConsumerGroup], timeout: float = 10.0
 ) -> list[GroupLag]:
@@ -159,10 +220,10 @@ def measure_lag(
         partitions[topic] = sorted(meta.partitions) if meta is not None and meta.error is None else []
     committed = [committed_offsets(admin, g.group, g.topic, partitions[g.topic], timeout) for g in groups]
     marks_by_key = watermarks(admin, {(t, p) for t, parts in partitions.items() for p in parts}, timeout)
-    result = []
+    lags = []
     for g, offsets in zip(groups, committed, strict=True):
         marks = {p: marks_by_key[(g.topic, p)] for p in partitions[g.topic] if (g.topic, p) in marks_by_key}
-        result.append(
+        lags.append(
             group_lag(
                 partitions[g.topic],
                 high={p: high for p, (_low, high) in marks.items()},
@@ -170,7 +231,18 @@ def measure_lag(
                 low={p: low for p, (low, _high) in marks.items()},
             )
         )
-    return result
+    return [with_age(bootstrap_servers, g.topic, lag, timeout) for g, lag in zip(groups, lags, strict=True)]
+
+
+def with_age(bootstrap_servers: str, topic: str, lag: GroupLag, timeout: float) -> GroupLag:
+    """``lag`` with the age of the oldest record the group has not consumed, per lagging partition
+    (where the group would resume: its committed offset, or the low watermark if it never
+    committed). Caught-up partitions are 0 s behind, so the figure is never negative."""
+    starts = {(topic, p): lag.high[p] - n for p, n in lag.lag.items() if n}
+    stamps = oldest_unconsumed(bootstrap_servers, starts, timeout=min(timeout, 5.0))
+    now_ms = time.time() * 1000
+    ages = {p: max(now_ms - stamps[(topic, p)], 0.0) / 1000 if (topic, p) in stamps else 0.0 for p in lag.lag}
+    return lag.with_seconds(ages)
 
 
 def evaluate_lag(

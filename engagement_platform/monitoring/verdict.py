@@ -39,3 +39,17 @@ class Verdict:
     @property
     def passed(self) -> bool:
         return self.level is Level.OK
+
+
+def sustained(verdict: Verdict, streak: int, required: int) -> tuple[Verdict, int]:
+    """A failing verdict only counts once it failed ``required`` evaluations in a row, so one
+    slow tick is no incident. Returns the verdict to report and the new streak."""
+    if verdict.passed:
+        return verdict, 0
+    streak += 1
+    if streak >= required:
+        return verdict, streak
+    note = f" (above its threshold for {streak} of {required} evaluations in a row)"
+    return Verdict(
+        Level.OK, verdict.description + note, {**verdict.metadata, "breached_evaluations": streak}
+    ), streak

@@ -79,11 +79,20 @@ def assert_sinks_match_postgres(handle: StackHandle, timeout: float = 180) -> No
     rd = redis.Redis.from_url(handle.settings.redis_url)
     try:
         source = reconcile.postgres_ids(pg)
-        wait_for(
-            lambda: reconcile.diff_ids(source, reconcile.clickhouse_ids(ch)).exact,
-            timeout,
-            "ClickHouse to hold exactly the Postgres ids",
-        )
+        diffs = []
+
+        def exact() -> bool:
+            diffs.append(reconcile.diff_ids(source, reconcile.clickhouse_ids(ch)))
+            return diffs[-1].exact
+
+        try:
+            wait_for(exact, timeout, "ClickHouse to hold exactly the Postgres ids", step=1.0)
+        except AssertionError:
+            last = diffs[-1]
+            raise AssertionError(
+                f"ClickHouse holds {last.sink:,} of {last.source:,} events after {timeout:.0f}s: "
+                f"{len(last.missing):,} missing (e.g. {sorted(last.missing)[:10]}), {len(last.extra):,} extra"
+            ) from None
         assert reconcile.clickhouse_duplicates(ch) == 0
         expected = reconcile.postgres_minute_counts(pg)
         minutes = {minute for minute, _content in expected}
@@ -165,7 +174,10 @@ def test_broker_kill_9_mid_stream_loses_nothing_and_flow_resumes(platform: Stack
             )
             procs.stop("simulate")
             assert procs.alive(*GROUPS), procs.tails()
-            assert_sinks_match_postgres(platform)
+            try:
+                assert_sinks_match_postgres(platform)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{procs.tails()}") from None
     finally:
         pg.close()
         ch.close()

@@ -4,14 +4,12 @@ The verdict (with Debezium's trace when FAILED) is ``monitoring.connector``; the
 sensor (every 30 s) and the by-hand execution come from ``defs.monitoring.Monitor``.
 """
 
-from typing import Any
-
 import dagster as dg
 
 from engagement_platform.cdc import connector
 from engagement_platform.defs.cdc.assets import cdc_connector, connector_values
 from engagement_platform.defs.kafka.resources import KafkaResource
-from engagement_platform.defs.monitoring import Monitor, Report
+from engagement_platform.defs.monitoring import Monitor, MonitorContext, Report
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.monitoring.connector import evaluate_connector
 
@@ -31,9 +29,10 @@ def connector_name(postgres: PostgresResource, kafka: KafkaResource) -> str:
 
 
 def connector_monitor(name_override: str | None = None) -> Monitor:
-    def evaluate(resources: Any) -> Report:
-        name = name_override or connector_name(resources.postgres, resources.kafka)
-        return Report([(CHECK_KEY, evaluate_connector(resources.connect.client(), name))])
+    def evaluate(ctx: MonitorContext) -> Report:
+        r = ctx.resources
+        name = name_override or connector_name(r.postgres, r.kafka)
+        return Report([(CHECK_KEY, evaluate_connector(r.connect.client(), name))])
 
     return Monitor(
         name="connector_health",

@@ -34,8 +34,10 @@ class WatchedGroup:
         return dg.AssetCheckSpec(
             self.check_key.name,
             asset=self.asset_key,
-            description=f"Consumer group `{self.group}` is at most {thresholds.warn:,} messages behind "
-            f"`{self.topic}` (WARN above, ERROR above {thresholds.error:,}).",
+            description=f"Consumer group `{self.group}` is at most {thresholds.warn:,} messages and "
+            f"{thresholds.warn_seconds:g} s behind `{self.topic}` (WARN above, ERROR above "
+            f"{thresholds.error:,} messages or {thresholds.error_seconds:g} s), sustained over "
+            "consecutive evaluations of its sensor.",
         )
 
 
@@ -110,11 +112,14 @@ consumer_lag_checks = PLATFORM_MONITOR.check()
 
 
 def build_consumer_lag_sensor(
-    name: str, groups: Sequence[WatchedGroup], thresholds: LagThresholds = DEFAULT_THRESHOLDS
+    name: str,
+    groups: Sequence[WatchedGroup],
+    thresholds: LagThresholds = DEFAULT_THRESHOLDS,
+    sustain: int = 1,
 ) -> dg.SensorDefinition:
     """The same sensor over other groups (tests, or a deployment with more consumers)."""
     specs = [g.check_spec(thresholds) for g in groups]
-    return lag_monitor(lambda _resources: groups, specs, thresholds).sensor(name)
+    return lag_monitor(lambda _resources: groups, specs, thresholds, sustain=sustain).sensor(name)
 
 
 defs = dg.Definitions(asset_checks=[consumer_lag_checks], sensors=[consumer_lag_sensor])

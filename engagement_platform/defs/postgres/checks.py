@@ -6,14 +6,13 @@ come from ``defs.monitoring.Monitor``.
 """
 
 from collections.abc import Mapping
-from typing import Any
 
 import dagster as dg
 
 from engagement_platform.cdc import connector
 from engagement_platform.defs.cdc.assets import connector_values
 from engagement_platform.defs.kafka.resources import KafkaResource
-from engagement_platform.defs.monitoring import Monitor, Report
+from engagement_platform.defs.monitoring import Monitor, MonitorContext, Report
 from engagement_platform.defs.postgres.assets import engagement_events_table
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.monitoring.replication_slot import (
@@ -59,9 +58,10 @@ def slot_observation(slot: str, state: SlotState) -> dg.AssetObservation:
 def slot_monitor(
     thresholds: SlotThresholds = DEFAULT_THRESHOLDS, slot_override: str | None = None
 ) -> Monitor:
-    def evaluate(resources: Any) -> Report:
-        slot = slot_override or slot_name(resources.postgres, resources.kafka)
-        verdict, state = evaluate_slot(resources.postgres.connect, slot, thresholds)
+    def evaluate(ctx: MonitorContext) -> Report:
+        r = ctx.resources
+        slot = slot_override or slot_name(r.postgres, r.kafka)
+        verdict, state = evaluate_slot(r.postgres.connect, slot, thresholds)
         return Report([(CHECK_KEY, verdict)], [slot_observation(slot, state)] if state is not None else [])
 
     return Monitor(

@@ -133,7 +133,7 @@ def test_bad_arguments_exit_2(server: Server, args: tuple[str, ...]) -> None:
 def test_the_command_module_loads_only_when_it_runs() -> None:
     probe = (
         "import sys; from engagement_platform import cli; cli.build_parser(); "
-        "print('engagement_platform.sql_cli' in sys.modules)"
+        "print('engagement_platform.warehouse.sql' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
