@@ -35,9 +35,16 @@ class MonitorContext:
     sensor's memory of earlier ticks (empty when a user executes the check by hand)."""
 
     resources: Any
-    instance: dg.DagsterInstance | None = None
+    # called only by the monitors that read the instance (a test context may have none)
+    get_instance: Callable[[], dg.DagsterInstance] | None = None
     state: dict[str, Any] = field(default_factory=dict)
     from_sensor: bool = False
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        if self.get_instance is None:
+            raise RuntimeError("this evaluation has no Dagster instance")
+        return self.get_instance()
 
 
 def severity(level: Level) -> dg.AssetCheckSeverity:
@@ -102,7 +109,7 @@ class Monitor:
             # a direct call (tests) also passes each required resource by name; context has them all
             state = json.loads(context.cursor) if context.cursor else {}
             report = self.evaluate(
-                MonitorContext(context.resources, context.instance, state, from_sensor=True)
+                MonitorContext(context.resources, lambda: context.instance, state, from_sensor=True)
             )
             if report.state is not None:
                 context.update_cursor(json.dumps(report.state, sort_keys=True))
@@ -119,7 +126,9 @@ class Monitor:
             f"{self.interval_seconds} s.",
         )
         def _check(context: dg.AssetCheckExecutionContext):  # type: ignore[no-untyped-def]
-            for key, verdict in self.evaluate(MonitorContext(context.resources, context.instance)).findings:
+            for key, verdict in self.evaluate(
+                MonitorContext(context.resources, lambda: context.instance)
+            ).findings:
                 yield result(key, verdict)
 
         return _check

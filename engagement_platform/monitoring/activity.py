@@ -28,10 +28,17 @@ class Activity:
 
     def metadata(self, since_last: int) -> dict[str, Any]:
         extra = {"newest_event_time": self.newest.isoformat()} if self.newest else {}
-        return {"written_since_last_event": since_last, "written_total": self.written, **extra, **self.figures}
+        return {
+            "written_since_last_event": since_last,
+            "written_total": self.written,
+            **extra,
+            **self.figures,
+        }
 
 
-def topic_activity(bootstrap_servers: str, topics: Iterable[str], timeout: float = 10.0) -> dict[str, Activity]:
+def topic_activity(
+    bootstrap_servers: str, topics: Iterable[str], timeout: float = 10.0
+) -> dict[str, Activity]:
     """End offsets (records ever written) and the newest record's timestamp of each topic that
     exists; absent topics are left out."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 2})
@@ -39,13 +46,17 @@ def topic_activity(bootstrap_servers: str, topics: Iterable[str], timeout: float
     wanted = [t for t in topics if t in metadata.topics and metadata.topics[t].error is None]
     keys = [(t, p) for t in wanted for p in metadata.topics[t].partitions]
     marks = watermarks(admin, keys, timeout)
-    newest_ms = oldest_unconsumed(bootstrap_servers, {k: high - 1 for k, (low, high) in marks.items() if high > low}, 5.0)
+    newest_ms = oldest_unconsumed(
+        bootstrap_servers, {k: high - 1 for k, (low, high) in marks.items() if high > low}, 5.0
+    )
     result = {}
     for topic in wanted:
         ends = {p: marks[(topic, p)][1] for p in metadata.topics[topic].partitions if (topic, p) in marks}
         stamps = [ms for (t, _p), ms in newest_ms.items() if t == topic]
         newest = datetime.fromtimestamp(max(stamps) / 1000, UTC) if stamps else None
-        result[topic] = Activity(sum(ends.values()), newest, {"end_offsets": {str(p): o for p, o in sorted(ends.items())}})
+        result[topic] = Activity(
+            sum(ends.values()), newest, {"end_offsets": {str(p): o for p, o in sorted(ends.items())}}
+        )
     return result
 
 
@@ -59,7 +70,11 @@ def table_activity(client: Client, table: str, written: str, newest: str) -> Act
 
 
 def leaderboard_activity(
-    client: redis.Redis, now: datetime, committed: Mapping[int, int], keys: Keys | None = None, minutes: int = 10
+    client: redis.Redis,
+    now: datetime,
+    committed: Mapping[int, int],
+    keys: Keys | None = None,
+    minutes: int = 10,
 ) -> Activity:
     """Events the leaderboard counted (its consumer's committed offsets) and its newest bucket."""
     keys = keys or Keys()

@@ -13,5 +13,7 @@ def freshness_verdict(name: str, age_s: float | None, warn_s: float, error_s: fl
     level = grade(age_s, warn_s, error_s)
     what = "up to date" if level == 0 else "stale"
     return Verdict(
-        level, f"{name} is {what}: last updated {age_s:,.0f} s ago.", {**bounds, "age_seconds": round(age_s, 1)}
+        level,
+        f"{name} is {what}: last updated {age_s:,.0f} s ago.",
+        {**bounds, "age_seconds": round(age_s, 1)},
     )

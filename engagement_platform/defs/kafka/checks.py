@@ -11,9 +11,10 @@ from typing import Any
 import dagster as dg
 
 from engagement_platform.defs.kafka.assets import engagement_enriched_topic, engagement_events_flat
-from engagement_platform.defs.monitoring import Monitor, Report
+from engagement_platform.defs.monitoring import Monitor, MonitorContext, Report
 from engagement_platform.monitoring import lag
 from engagement_platform.monitoring.lag import ConsumerGroup, GroupLag, LagThresholds
+from engagement_platform.monitoring.verdict import sustained
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,13 @@ def lag_observations(
     for g, measured in results:
         if measured is not None:
             by_asset.setdefault(g.asset_key, {})[f"lag_{g.group}"] = measured.total
+            by_asset[g.asset_key][f"lag_seconds_{g.group}"] = round(measured.max_seconds, 3)  # type: ignore[assignment]
     for key, figures in by_asset.items():
         yield dg.AssetObservation(asset_key=key, metadata=dict(figures))
+
+
+# evaluations in a row above a threshold before the check fails: 30 s apart, about a minute
+SUSTAIN = 2
 
 
 def lag_monitor(
@@ -78,17 +84,22 @@ def lag_monitor(
     specs: Sequence[dg.AssetCheckSpec],
     thresholds: LagThresholds = DEFAULT_THRESHOLDS,
     resource_keys: frozenset[str] = frozenset({"kafka"}),
+    sustain: int = SUSTAIN,
 ) -> Monitor:
-    def evaluate(resources: Any) -> Report:
-        watched = groups(resources)
+    def evaluate(ctx: MonitorContext) -> Report:
+        watched = groups(ctx.resources)
         consumers = [ConsumerGroup(g.group, g.topic) for g in watched]
-        verdicts = lag.evaluate_lag(resources.kafka.bootstrap_servers, consumers, thresholds)
-        return Report(
-            [(g.check_key, verdict) for g, (verdict, _lag) in zip(watched, verdicts, strict=True)],
-            list(
-                lag_observations((g, measured) for g, (_v, measured) in zip(watched, verdicts, strict=True))
-            ),
-        )
+        measured = lag.evaluate_lag(ctx.resources.kafka.bootstrap_servers, consumers, thresholds)
+        # by hand there is no history: the verdict of now is the answer
+        required = sustain if ctx.from_sensor else 1
+        streaks = dict(ctx.state.get("streaks", {}))
+        findings = []
+        for g, (raw, _lag) in zip(watched, measured, strict=True):
+            key = g.check_key.to_user_string()
+            verdict, streaks[key] = sustained(raw, streaks.get(key, 0), required)
+            findings.append((g.check_key, verdict))
+        observations = list(lag_observations((g, m) for g, (_v, m) in zip(watched, measured, strict=True)))
+        return Report(findings, observations, state={"streaks": streaks})
 
     return Monitor(
         name="consumer_lag",
@@ -96,8 +107,10 @@ def lag_monitor(
         evaluate=evaluate,
         resource_keys=resource_keys,
         interval_seconds=30,
-        description="Messages each consumer group is behind the topic it reads (committed offset vs "
-        "the topic's end), with the figures observed on the topic's asset.",
+        description="Messages and seconds each consumer group is behind the topic it reads (committed "
+        "offset vs the topic's end; age of its oldest unconsumed record), with the figures observed "
+        "on the topic's asset. The sensor fails a check once it stays above its threshold for "
+        f"{sustain} evaluations in a row.",
     )
 
 

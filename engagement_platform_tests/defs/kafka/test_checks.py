@@ -16,6 +16,8 @@ from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform_tests.defs import resources as test_resources
 
 KEY = dg.AssetKey(["kafka", "test_topic"])
+# message thresholds alone: the records' age depends on how long the module has run
+NO_AGE_LIMIT = {"warn_seconds": 1e9, "error_seconds": 1e9}
 
 # --------------------------------------------------------------------------- real broker
 
@@ -84,7 +86,9 @@ def test_lag_equals_the_true_lag_after_multi_record_batches(stack, produced) -> 
     topic, n = produced
     group = f"test-group-{uuid.uuid4().hex[:8]}"
     commit(stack, group, topic, {0: 1_000, 1: n})  # partition 2 never committed
-    result = evaluate(stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=50_000, error=100_000))
+    result = evaluate(
+        stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=50_000, error=100_000, **NO_AGE_LIMIT)
+    )
 
     evaluation = check(result, group)
     meta = {k: v.value for k, v in evaluation.metadata.items()}
@@ -102,14 +106,59 @@ def test_warn_and_error_severities_follow_the_thresholds(stack, produced) -> Non
     group = f"test-group-{uuid.uuid4().hex[:8]}"
     commit(stack, group, topic, {0: n, 1: n, 2: n - 500})
     warn = check(
-        evaluate(stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=100, error=1_000)), group
+        evaluate(
+            stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=100, error=1_000, **NO_AGE_LIMIT)
+        ),
+        group,
     )
     assert not warn.passed and warn.severity is dg.AssetCheckSeverity.WARN
     error = check(
-        evaluate(stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=10, error=100)), group
+        evaluate(stack, [WatchedGroup(group, topic, KEY)], LagThresholds(warn=10, error=100, **NO_AGE_LIMIT)),
+        group,
     )
     assert not error.passed and error.severity is dg.AssetCheckSeverity.ERROR
     assert error.metadata["lag"].value == 500
+
+
+def test_seconds_behind_is_the_age_of_the_oldest_unconsumed_record(stack, produced) -> None:  # type: ignore[no-untyped-def]
+    topic, n = produced
+    group = f"test-age-{uuid.uuid4().hex[:8]}"
+    commit(stack, group, topic, {0: n, 1: n, 2: n - 10})  # only partition 2 lags
+    thresholds = LagThresholds(warn=1_000_000, error=2_000_000, warn_seconds=0.0, error_seconds=1e9)
+    evaluation = check(evaluate(stack, [WatchedGroup(group, topic, KEY)], thresholds), group)
+    by_partition = evaluation.metadata["lag_seconds_by_partition"].value
+    assert by_partition["0"] == 0 and by_partition["1"] == 0  # caught up: 0, never negative
+    assert by_partition["2"] > 0 and evaluation.metadata["lag_seconds"].value == by_partition["2"]
+    assert not evaluation.passed and evaluation.severity is dg.AssetCheckSeverity.WARN  # above 0 s
+
+
+def test_the_platform_sensor_fails_a_check_only_when_lag_persists(stack, produced) -> None:  # type: ignore[no-untyped-def]
+    topic, n = produced
+    group = f"test-sustain-{uuid.uuid4().hex[:8]}"
+    commit(stack, group, topic, {0: n, 1: n, 2: n - 500})
+    sensor = lag_checks.build_consumer_lag_sensor(
+        f"lag_{uuid.uuid4().hex[:8]}",
+        [WatchedGroup(group, topic, KEY)],
+        LagThresholds(warn=100, error=1_000, **NO_AGE_LIMIT),
+        sustain=2,
+    )
+    cursor = None
+
+    def tick() -> dg.AssetCheckEvaluation:
+        nonlocal cursor
+        context = dg.build_sensor_context(resources={"kafka": kafka_resource(stack)}, cursor=cursor)
+        evaluation = check(sensor(context), group)
+        cursor = context.cursor
+        return evaluation
+
+    first = tick()
+    assert first.passed and "1 of 2 evaluations" in (first.description or "")
+    second = tick()
+    assert not second.passed and second.severity is dg.AssetCheckSeverity.WARN
+    commit(stack, group, topic, {2: n})  # caught up: the check recovers and the streak starts over
+    assert tick().passed
+    commit(stack, group, topic, {2: n - 500})
+    assert tick().passed  # one evaluation above the threshold again is no incident yet
 
 
 def test_a_group_that_never_committed_is_reported_not_raised(stack, produced) -> None:  # type: ignore[no-untyped-def]
