@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import dagster as dg
 
+from engagement_platform.defs.alerts import sensors as alert_sensors
+from engagement_platform.defs.alerts.resources import alerts_resource
 from engagement_platform.defs.cdc import assets as cdc_assets
 from engagement_platform.defs.cdc import checks as cdc_checks
 from engagement_platform.defs.cdc.resources import connect_resource
 from engagement_platform.defs.kafka import assets as kafka_assets
 from engagement_platform.defs.kafka import checks as kafka_checks
+from engagement_platform.defs.kafka import sensors as kafka_sensors
 from engagement_platform.defs.kafka.resources import kafka_resource
 from engagement_platform.defs.postgres import assets as postgres_assets
 from engagement_platform.defs.postgres import checks as postgres_checks
 from engagement_platform.defs.postgres.resources import postgres_resource
 from engagement_platform.defs.serving import assets as serving_assets
+from engagement_platform.defs.serving import sensors as serving_sensors
 from engagement_platform.defs.serving.resources import redis_resource
 from engagement_platform.defs.warehouse import assets as warehouse_assets
 from engagement_platform.defs.warehouse import checks as warehouse_checks
+from engagement_platform.defs.warehouse import sensors as warehouse_sensors
 from engagement_platform.defs.warehouse.resources import clickhouse_resource
 
 defs = dg.Definitions.merge(
@@ -33,9 +38,14 @@ defs = dg.Definitions.merge(
     cdc_checks.defs,
     kafka_assets.defs,
     kafka_checks.defs,
+    kafka_sensors.defs,
     warehouse_assets.defs,
     warehouse_checks.defs,
+    warehouse_sensors.defs,
     serving_assets.defs,
+    serving_sensors.defs,
+    # every check and run above, watched for incidents and recoveries
+    alert_sensors.defs,
     dg.Definitions(
         resources={
             "postgres": postgres_resource(),
@@ -43,6 +53,7 @@ defs = dg.Definitions.merge(
             "connect": connect_resource(),
             "clickhouse": clickhouse_resource(),
             "redis": redis_resource(),
+            "alerts": alerts_resource(),
         }
     ),
 )

@@ -86,6 +86,9 @@ class Settings:
     dagster_port: int
     dashboard_port: int
     dagster_home_override: str  # empty: EP_HOME/dagster
+    # where alerts are posted (Slack-compatible JSON); empty: alerts go to the UI and the log only
+    alert_webhook_url: str
+    dagster_ui_url: str  # links in alerts; empty: http://127.0.0.1:DAGSTER_PORT
 
     @property
     def dagster_home(self) -> Path:
@@ -161,6 +164,8 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "DAGSTER_PORT": ("dagster_port", 3000),
     "DASHBOARD_PORT": ("dashboard_port", 8501),
     "DAGSTER_HOME": ("dagster_home_override", ""),
+    "ALERT_WEBHOOK_URL": ("alert_webhook_url", ""),
+    "DAGSTER_UI_URL": ("dagster_ui_url", ""),
 }
 
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
@@ -266,3 +266,57 @@ def read_topic(
                 done_at = time.monotonic() + settle
     finally:
         consumer.close()
+
+
+def tick(
+    sensor: Any,
+    instance: Any,
+    resources: Mapping[str, Any],
+    cursor: str | None = None,
+    repository_def: Any = None,
+) -> tuple[Any, str | None]:
+    """One evaluation of ``sensor`` as the daemon does it: its asset events (check evaluations,
+    materializations, observations) are recorded in ``instance``. Returns the result and cursor."""
+    import dagster as dg
+
+    context = dg.build_sensor_context(
+        instance=instance, resources=dict(resources), cursor=cursor, repository_def=repository_def
+    )
+    result = sensor(context)
+    if isinstance(result, dg.SensorResult):
+        for event in result.asset_events:
+            instance.report_runless_asset_event(event)
+    return result, context.cursor
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on loopback that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []  # type: list[dict[str, Any]]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts(self) -> list[str]:
+        return [str(body.get("text", "")) for body in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

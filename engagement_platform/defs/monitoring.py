@@ -7,13 +7,19 @@ module only turns a verdict into what Dagster shows.
 """
 
 import json
-from collections.abc import Callable, Sequence
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
+from engagement_platform.monitoring.activity import Activity
+from engagement_platform.monitoring.freshness import freshness_verdict
 from engagement_platform.monitoring.verdict import Level, Verdict
+
+ctx_log = logging.getLogger("engagement_platform.monitoring")
 
 Finding = tuple[dg.AssetCheckKey, Verdict]
 
@@ -132,3 +138,99 @@ class Monitor:
                 yield result(key, verdict)
 
         return _check
+
+
+# a stopped consumer with events flowing turns its output stale within two minutes
+DEFAULT_FRESH = (90.0, 300.0)
+
+
+@dataclass(frozen=True)
+class StreamAsset:
+    """An asset an always-on process writes. Each tick it moved (or its writer had nothing left to
+    do) it gets a runless materialization; ``fresh`` bounds how old that may get."""
+
+    key: dg.AssetKey
+    reading: str  # the name its figures come under from the measure function
+    fresh: tuple[float, float] | None = None  # warn, error seconds; None: no check
+
+    @property
+    def freshness_key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(self.key, "freshness")
+
+
+# what a measure function returns: per reading name, the figures and whether its writer is caught up
+Readings = Mapping[str, tuple[Activity, bool]]
+
+
+def last_update(instance: dg.DagsterInstance, key: dg.AssetKey) -> float | None:
+    event = instance.get_latest_materialization_event(key)
+    return event.timestamp if event is not None else None
+
+
+def activity_monitor(
+    name: str,
+    assets: Sequence[StreamAsset],
+    measure: Callable[[MonitorContext], Readings],
+    resource_keys: frozenset[str],
+    description: str,
+    interval_seconds: int = 30,
+) -> Monitor:
+    """Materializations for streaming assets that moved, and a ``freshness`` check on each.
+
+    An asset counts as updated when its counter grew since the last tick, or when its writer is
+    caught up with its input (a quiet pipeline is up to date, not stale). A stopped writer with
+    input waiting produces no event, so its asset turns stale within ``fresh``.
+    """
+    specs = [
+        dg.AssetCheckSpec(
+            "freshness",
+            asset=a.key,
+            description=f"Updated (it moved, or its writer was caught up) within the last {a.fresh[0]:g} s "
+            f"(WARN after, ERROR after {a.fresh[1]:g} s).",
+        )
+        for a in assets
+        if a.fresh is not None
+    ]
+
+    def evaluate(ctx: MonitorContext) -> Report:
+        now = time.time()
+        try:
+            readings = measure(ctx)
+        except Exception as exc:  # noqa: BLE001 - a service down: nothing moved, freshness tells
+            ctx_log.warning(f"{name}: could not read the streaming assets: {exc}")
+            readings = {}
+        before = dict(ctx.state.get("written", {}))
+        written = dict(before)
+        events, updated = [], {}
+        for a in assets:
+            if a.reading not in readings:
+                continue
+            activity, caught_up = readings[a.reading]
+            previous = before.get(a.reading)
+            since = activity.written - previous if previous is not None else 0
+            written[a.reading] = activity.written
+            # by hand there is no earlier reading to compare with: only "caught up" says fresh
+            moved = ctx.from_sensor and (since > 0 or previous is None)
+            if moved or caught_up:
+                metadata = {**activity.metadata(max(since, 0)), "writer_caught_up": caught_up}
+                events.append(dg.AssetMaterialization(asset_key=a.key, metadata=metadata))
+                updated[a.key] = now
+        for reading, (activity, _caught_up) in readings.items():  # readings that are no asset too
+            written[reading] = activity.written
+        findings = []
+        for a in assets:
+            if a.fresh is None:
+                continue
+            stamp = updated.get(a.key) or last_update(ctx.instance, a.key)
+            age = now - stamp if stamp is not None else None
+            findings.append((a.freshness_key, freshness_verdict(a.key.to_user_string(), age, *a.fresh)))
+        return Report(findings, events, state={"written": written} if ctx.from_sensor else None)
+
+    return Monitor(
+        name=name,
+        specs=specs,
+        evaluate=evaluate,
+        resource_keys=resource_keys,
+        interval_seconds=interval_seconds,
+        description=description,
+    )

@@ -46,6 +46,30 @@ class Status:
     link: str = ""
 
 
+# the processes whose trouble shows on several checks at once: a stopped consumer falls behind
+# on the topic it reads and lets the asset it writes go stale -- one incident, not two
+PROCESSES = ("enrich", "leaderboard", "warehouse", "debezium")
+
+
+def incident_of(asset: str, check: str, writer: str | None) -> str:
+    """The incident a check's failure belongs to: the process behind it, or the check itself."""
+    if check.endswith("_consumer_lag"):
+        return f"consumer {check.removesuffix('_consumer_lag')}"
+    if check == "connector_running" or (check == "freshness" and writer in PROCESSES):
+        return f"consumer {writer if check == 'freshness' else 'debezium'}"
+    return f"{asset}:{check}"
+
+
+def merge(statuses: Mapping[str, Status]) -> Status:
+    """One status for the checks of an incident: failing while any fails, at the worst severity."""
+    failing = {k: s for k, s in sorted(statuses.items()) if s.failing}
+    if not failing:
+        return Status(False, "WARN", "all of " + ", ".join(sorted(statuses)) + " pass again")
+    severity = "ERROR" if any(s.severity == "ERROR" for s in failing.values()) else "WARN"
+    summary = "; ".join(f"{k}: {s.summary}" for k, s in failing.items())
+    return Status(True, severity, summary, next(iter(failing.values())).link)
+
+
 def transitions(open_incidents: Mapping[str, str], now: Mapping[str, Status]) -> list[Alert]:
     """Alerts for what changed: keys failing now but not open before, and open keys passing now.
 

@@ -209,7 +209,7 @@ def oldest_unconsumed(
 
 
 def measure_lag(
-    bootstrap_servers: str, groups: Sequence[ConsumerGroup], timeout: float = 10.0
+    bootstrap_servers: str, groups: Sequence[ConsumerGroup], timeout: float = 10.0, *, with_age: bool = True
 ) -> list[GroupLag]:
     """One GroupLag per entry of ``groups``, in order. Raises KafkaException when the broker is down."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 2})
@@ -231,10 +231,12 @@ def measure_lag(
                 low={p: low for p, (low, _high) in marks.items()},
             )
         )
-    return [with_age(bootstrap_servers, g.topic, lag, timeout) for g, lag in zip(groups, lags, strict=True)]
+    if not with_age:
+        return lags
+    return [aged(bootstrap_servers, g.topic, lag, timeout) for g, lag in zip(groups, lags, strict=True)]
 
 
-def with_age(bootstrap_servers: str, topic: str, lag: GroupLag, timeout: float) -> GroupLag:
+def aged(bootstrap_servers: str, topic: str, lag: GroupLag, timeout: float) -> GroupLag:
     """``lag`` with the age of the oldest record the group has not consumed, per lagging partition
     (where the group would resume: its committed offset, or the low watermark if it never
     committed). Caught-up partitions are 0 s behind, so the figure is never negative."""

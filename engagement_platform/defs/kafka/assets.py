@@ -39,4 +39,17 @@ engagement_enriched_topic = dg.AssetSpec(
     "by `engagement-platform consume enrich`; at-least-once, so an event id may repeat.",
 )
 
-defs = dg.Definitions(assets=[content_flat, engagement_events_flat, engagement_enriched_topic])
+engagement_enriched_dlq = dg.AssetSpec(
+    key=["kafka", "engagement_enriched_dlq"],
+    owners=OWNERS,
+    tags=writer("enrich"),
+    deps=[content_flat, engagement_events_flat],
+    group_name="streaming",
+    kinds={"kafka"},
+    description=f"Topic `{topics.ENRICHED_DLQ}`: records the enrich consumer could not process, each with "
+    "the reason, where it came from (topic, partition, offset) and the original bytes. Should stay empty.",
+)
+
+defs = dg.Definitions(
+    assets=[content_flat, engagement_events_flat, engagement_enriched_topic, engagement_enriched_dlq]
+)

@@ -55,12 +55,37 @@ engagement_enriched_table = dg.AssetSpec(
     key=ENRICHED_TABLE_KEY,
     owners=OWNERS,
     tags=writer("warehouse"),
-    deps=[engagement_enriched_topic],
+    # streamed from the topic; older days loaded straight from Postgres by history_backfill
+    deps=[engagement_enriched_topic, HISTORY_BACKFILL_KEY],
     group_name="warehouse",
     kinds={"clickhouse"},
     description="ClickHouse `engagement_enriched`: typed events, one per event_id when read with FINAL; "
-    "filled continuously by the Kafka engine (compose) or `consume warehouse` (local). Malformed "
-    "messages go to `engagement_enriched_errors`; `content_engagement_minute` rolls it up by minute.",
+    "filled continuously by the Kafka engine (compose) or `consume warehouse` (local), and for past "
+    "days by `clickhouse/history_backfill`. Malformed messages go to `engagement_enriched_errors`; "
+    "`content_engagement_minute` rolls it up by minute.",
+)
+
+enriched_errors_table = dg.AssetSpec(
+    key=["clickhouse", "engagement_enriched_errors"],
+    owners=OWNERS,
+    tags=writer("warehouse"),
+    deps=[engagement_enriched_topic],
+    group_name="warehouse",
+    kinds={"clickhouse"},
+    description="ClickHouse `engagement_enriched_errors`: every message of the topic that could not be "
+    "parsed into `engagement_enriched`, with the raw message and the reason. Should stay empty.",
+)
+
+minute_rollup_table = dg.AssetSpec(
+    key=["clickhouse", "content_engagement_minute"],
+    owners=OWNERS,
+    tags=writer("warehouse"),
+    deps=[ENRICHED_TABLE_KEY],
+    group_name="warehouse",
+    kinds={"clickhouse"},
+    description="ClickHouse `content_engagement_minute`: per minute and content, events by type, unique "
+    "users and engagement seconds as replay-safe aggregate states; a materialized view fills it on "
+    "every insert into `engagement_enriched`.",
 )
 
 
@@ -175,7 +200,14 @@ daily_content_engagement_schedule = dg.build_schedule_from_partitioned_job(
 
 
 defs = dg.Definitions(
-    assets=[clickhouse_schema, engagement_enriched_table, history_backfill, daily_content_engagement],
+    assets=[
+        clickhouse_schema,
+        engagement_enriched_table,
+        enriched_errors_table,
+        minute_rollup_table,
+        history_backfill,
+        daily_content_engagement,
+    ],
     jobs=[daily_content_engagement_job],
     schedules=[daily_content_engagement_schedule],
 )

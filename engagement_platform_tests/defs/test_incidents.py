@@ -1,0 +1,170 @@
+"""A stopped consumer, end to end through Dagster: lag in messages and seconds, freshness, exactly
+one alert on a real webhook, and exactly one recovery once it runs again.
+
+The platform runs on a stack of this module's own (the sensors watch the platform's fixed topics
+and groups); the sensors are evaluated the way the daemon evaluates them (``harness.tick``:
+their events are recorded in a Dagster instance the freshness and alert sensors then read).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+import psycopg2
+import pytest
+
+from engagement_platform.defs.alerts.resources import AlertsResource
+from engagement_platform.defs.alerts.sensors import alerts_sensor
+from engagement_platform.defs.kafka import checks as lag_checks
+from engagement_platform.defs.kafka.sensors import kafka_activity_monitor
+from engagement_platform.monitoring import reconcile
+from engagement_platform.warehouse.ddl import connect_settings
+from engagement_platform_tests.defs import resources as test_resources
+from engagement_platform_tests.harness import (
+    Consumers,
+    StackHandle,
+    WebhookReceiver,
+    materialize,
+    start_stack,
+    stop_stack,
+    tick,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+FRESH = (15.0, 600.0)  # seconds: beyond Debezium's 10 s heartbeat, well short of the platform's 90 s
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[StackHandle]:
+    handle = start_stack("ep-test-incidents-")
+    try:
+        result = materialize(handle, "postgres/schema,cdc/connector,clickhouse/schema")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        yield handle
+    finally:
+        stop_stack(handle)
+
+
+class Sensors:
+    """The lag, topic-activity and alert sensors, ticking against one instance."""
+
+    def __init__(self, handle: StackHandle, instance: dg.DagsterInstance, webhook_url: str) -> None:
+        from engagement_platform.definitions import defs
+
+        s = handle.settings
+        self.instance = instance
+        self.repository = defs.get_repository_def()
+        self.resources = {
+            "kafka": test_resources.kafka(s),
+            "postgres": test_resources.postgres(s),
+            "clickhouse": test_resources.clickhouse(s, s.clickhouse_database),
+            "alerts": AlertsResource(webhook_url=webhook_url),
+        }
+        self.activity = kafka_activity_monitor(FRESH).sensor("kafka_activity_test")
+        self.cursors: dict[str, str | None] = {}
+
+    def run(self, sensor: dg.SensorDefinition) -> object:
+        result, self.cursors[sensor.name] = tick(
+            sensor, self.instance, self.resources, self.cursors.get(sensor.name), self.repository
+        )
+        return result
+
+    def round(self) -> None:
+        """What the daemon does every 30 s, in the order the figures feed each other."""
+        self.run(lag_checks.consumer_lag_sensor)
+        self.run(self.activity)
+        self.run(alerts_sensor)
+
+    def latest(self, asset: str, check: str) -> dg.AssetCheckEvaluation:
+        key = dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), check)
+        record = self.instance.get_latest_asset_check_evaluation_record(key)
+        assert record is not None and record.evaluation is not None, key
+        return record.evaluation
+
+
+def newest_id(handle: StackHandle) -> int:
+    conn = psycopg2.connect(handle.settings.postgres_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(max(id), 0) FROM engagement_events")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def caught_up(handle: StackHandle) -> bool:
+    conn = psycopg2.connect(handle.settings.postgres_dsn)
+    ch = connect_settings(handle.settings)
+    try:
+        return reconcile.diff_ids(reconcile.postgres_ids(conn), reconcile.clickhouse_ids(ch)).exact
+    finally:
+        conn.close()
+        ch.close()
+
+
+def test_a_stopped_consumer_is_one_alert_and_one_recovery(platform: StackHandle) -> None:
+    receiver = WebhookReceiver()
+    try:
+        with (
+            dg.instance_for_test() as instance,
+            Consumers(platform, "enrich", "leaderboard", "warehouse") as procs,
+        ):
+            sensors = Sensors(platform, instance, receiver.url)
+            platform.cli("simulate", "--content", "20", "--events", "500", "--seed", "21")
+            wait_for(lambda: caught_up(platform), 120, "the warehouse to hold every event")
+            sensors.round()
+            sensors.round()
+            assert sensors.latest("kafka/engagement_events_flat", "enrich_consumer_lag").passed
+            assert sensors.latest("kafka/engagement_enriched", "freshness").passed
+            assert receiver.texts() == []  # a healthy platform says nothing
+
+            procs.stop("enrich")
+            before = newest_id(platform)
+            platform.cli("simulate", "--content", "20", "--events", "2000", "--seed", "22")
+            assert newest_id(platform) == before + 2000
+            wait_for(
+                lambda: (
+                    sensors.run(lag_checks.consumer_lag_sensor) is not None
+                    and sensors.latest("kafka/engagement_events_flat", "enrich_consumer_lag")
+                    .metadata["lag"]
+                    .value
+                    == 2000
+                ),
+                60,
+                "the 2,000 events to reach engagement_events.flat",
+                step=1.0,
+            )
+            time.sleep(FRESH[0])  # the enriched topic has now not moved for longer than allowed
+            sensors.round()
+            sensors.round()
+            lag = sensors.latest("kafka/engagement_events_flat", "enrich_consumer_lag").metadata
+            assert lag["lag"].value == 2000 and lag["lag_seconds"].value > 0
+            # below the lag thresholds yet, but what it should write has stopped moving
+            assert not sensors.latest("kafka/engagement_enriched", "freshness").passed
+            sensors.round()
+            [alert] = receiver.texts()
+            assert "consumer enrich" in alert and "kafka/engagement_enriched:freshness" in alert, alert
+
+            procs.start("enrich")
+            wait_for(lambda: caught_up(platform), 120, "the warehouse to catch up again")
+
+            def recovered() -> bool:
+                sensors.round()
+                return len(receiver.texts()) > 1
+
+            wait_for(recovered, 60, "the recovery message", step=1.0)
+            sensors.round()
+            sensors.round()
+            assert (
+                sensors.latest("kafka/engagement_events_flat", "enrich_consumer_lag").metadata["lag"].value
+                == 0
+            )
+            assert sensors.latest("kafka/engagement_enriched", "freshness").passed
+            assert len(receiver.texts()) == 2, "\n".join(receiver.texts())
+            assert "RECOVERED consumer enrich" in receiver.texts()[1]
+    finally:
+        receiver.close()
