@@ -135,23 +135,24 @@ def consume_n(
     return got
 
 
-def _ceiling(
+def drain(
     settings: Settings,
     topic: str,
     group: str,
     n: int,
     batch_size: int,
     bar: Bar,
-    handle: Callable[[list[Message]], object],
+    decode: Callable[[list[Message]], object],
     finish: Callable[[], object] = lambda: None,
 ) -> Run:
-    """consume -> ``handle`` each batch -> ``finish`` -> one commit, as a timed run."""
+    """Ceiling: consume and ``decode`` each batch as the consumer does, with no sink; then
+    ``finish`` and one commit."""
     consumer = Consumer(kafka_io.consumer_config(settings, group))
     consumer.subscribe([topic])
     ends: dict[tuple[str, int], TopicPartition] = {}  # what to commit: per partition, past the last record
 
     def keep(records: list[Message]) -> None:
-        handle(records)
+        decode(records)
         for tp in kafka_io.next_offsets(records):
             ends[(tp.topic, tp.partition)] = tp
 
@@ -184,17 +185,4 @@ def relay(
         if producer.flush(60):
             raise RuntimeError("ceiling: records not acknowledged")
 
-    return _ceiling(settings, topic, group, n, batch_size, bar, forward, flush)
-
-
-def drain(
-    settings: Settings,
-    topic: str,
-    group: str,
-    n: int,
-    batch_size: int,
-    bar: Bar,
-    decode: Callable[[list[Message]], object],
-) -> Run:
-    """Ceiling: consume and ``decode`` each batch as the consumer does, with no sink; commit."""
-    return _ceiling(settings, topic, group, n, batch_size, bar, decode)
+    return drain(settings, topic, group, n, batch_size, bar, forward, flush)
