@@ -24,7 +24,10 @@ from engagement_platform.streaming import enrich
 
 SPAN_SECONDS = 30 * 60  # well inside the leaderboard's retention, so every event counts
 JITTER_SECONDS = 5.0
-COMMIT_LAG_MS = 50  # source commit time after the event's own time
+# Rows commit as the simulator writes them in its live mode: in bursts of 10 (`simulate
+# --burst`), so each burst shares one commit time (__source_ts_ms), a little after its events.
+COMMIT_BURST = 10
+COMMIT_LAG_MS = 50
 USERS = 2000
 CHUNK = 10_000
 
@@ -117,10 +120,12 @@ def synthetic(
         done = 0
         while done < n_events:
             count = min(CHUNK, n_events - done)
-            for i, e in enumerate(gen.batch(count, lambda: next(times))):
-                eid = first_id + done + i
-                source_ms = int(e.event_ts.timestamp() * 1000) + COMMIT_LAG_MS
-                yield flat_event(eid, e, source_ts_ms=source_ms, lsn=eid)
+            batch = gen.batch(count, lambda: next(times))
+            for b in range(0, count, COMMIT_BURST):
+                burst = batch[b : b + COMMIT_BURST]
+                source_ms = int(max(e.event_ts for e in burst).timestamp() * 1000) + COMMIT_LAG_MS
+                for i, e in enumerate(burst, start=first_id + done + b):
+                    yield flat_event(i, e, source_ts_ms=source_ms, lsn=i)
             done += count
 
     return contents, events()

@@ -86,3 +86,15 @@ def test_enriched_event_places_an_event_and_goes_through_enrich() -> None:
     assert set(record) == set(
         enrich.enrich(enrich.Event(1, "c", None, "click", STAMP, None, None, None), None, STAMP)
     )
+
+
+def test_rows_commit_in_bursts_after_their_events() -> None:
+    """As the simulator's live mode writes them: one commit time per burst, so the
+    enricher's per-commit-time cache sees what it sees in production."""
+    _contents, events = data.synthetic(5, 1_000)
+    rows = [orjson.loads(v) for _k, v in events]
+    commits = [r["__source_ts_ms"] for r in rows]
+    assert len(set(commits)) == 1_000 // data.COMMIT_BURST
+    for r in rows:
+        event_ms = datetime.fromisoformat(r["event_ts"]).timestamp() * 1000
+        assert r["__source_ts_ms"] >= event_ms
