@@ -27,8 +27,9 @@ Records = Iterable[tuple[bytes | None, bytes | None]]
 
 @dataclass
 class Scratch:
-    """The topics and groups a run creates, removed when it ends (the local broker holds
-    every message it keeps in memory, and benchmarks write millions)."""
+    """The topics and groups a run creates, removed when it ends: a run writes millions of
+    records that would otherwise sit in the broker's page cache and data directory until
+    retention, and slow the next runs."""
 
     settings: Settings
     run_id: str
@@ -119,17 +120,17 @@ def consume_n(
     bar: Bar,
     timeout: float = 0.5,
 ) -> Consumed:
-    """Consume batches and ``handle`` each until ``n`` records were handled."""
+    """Consume batches and ``handle`` each, as it comes (the consumers sort out errors
+    themselves), until ``n`` messages were handled."""
     got = Consumed()
     while got.records < n:
         msgs = consumer.consume(num_messages=batch_size, timeout=timeout)
-        records = kafka_io.records_of(msgs) if msgs else []
-        if not records:
+        if not msgs:
             continue
         if got.started is None:
             got.started = time.monotonic()
-        handle(records)
-        got.records += len(records)
+        handle(msgs)
+        got.records += len(msgs)
         got.batches += 1
         bar.update(got.records)
     return got
@@ -151,7 +152,8 @@ def drain(
     consumer.subscribe([topic])
     ends: dict[tuple[str, int], TopicPartition] = {}  # what to commit: per partition, past the last record
 
-    def keep(records: list[Message]) -> None:
+    def keep(msgs: list[Message]) -> None:
+        records = kafka_io.records_of(msgs)
         decode(records)
         for tp in kafka_io.next_offsets(records):
             ends[(tp.topic, tp.partition)] = tp
@@ -170,19 +172,25 @@ def relay(
     settings: Settings, topic: str, out_topic: str, group: str, n: int, batch_size: int, bar: Bar
 ) -> Run:
     """Ceiling: consume -> produce the raw bytes (ours' producer settings), flush, commit."""
-    producer = Producer(kafka_io.producer_config(settings, **{"delivery.report.only.error": True}))
+    failed: list[str] = []
+    producer = Producer(
+        kafka_io.producer_config(
+            settings,
+            **{"delivery.report.only.error": True, "on_delivery": lambda err, _m: failed.append(str(err))},
+        )
+    )
     produce = producer.produce
 
     def forward(records: list[Message]) -> None:
         for m in records:
-            try:
+            try:  # the fast path the enrichment runner takes too; a full queue waits
                 produce(out_topic, m.value(), m.key())
             except BufferError:
                 kafka_io.produce(producer, out_topic, m.value(), m.key())
         producer.poll(0)
 
     def flush() -> None:
-        if producer.flush(60):
-            raise RuntimeError("ceiling: records not acknowledged")
+        if producer.flush(60) or failed:
+            raise RuntimeError(f"ceiling: records not acknowledged {failed[:3]}")
 
     return drain(settings, topic, group, n, batch_size, bar, forward, flush)
