@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, Message
 
 from engagement_platform.argtypes import positive_int
 from engagement_platform.bench import report, transport
-from engagement_platform.bench.data import SPAN_SECONDS, synthetic_enriched
+from engagement_platform.bench.data import synthetic_enriched
 from engagement_platform.bench.report import Bar, Run
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
@@ -198,9 +198,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"bench leaderboard: {n:,} events, {args.contents} contents, topic {inp.topic}, "
             f"Redis key prefix {inp.prefix!r}"
         )
-        _contents, records = synthetic_enriched(
-            args.contents, n, seed=args.seed, span_seconds=SPAN_SECONDS, shuffle=args.shuffle
-        )
+        _contents, records = synthetic_enriched(args.contents, n, seed=args.seed, shuffle=args.shuffle)
         transport.preload(settings, inp.topic, records, n)
         variants = report.compare(
             args.runs,

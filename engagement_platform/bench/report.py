@@ -178,7 +178,6 @@ def progress(label: str, total: int) -> Iterator[Bar]:
 
 
 Measure = Callable[[int, Bar], Run]
-T = TypeVar("T")
 
 
 def measure(plan: Sequence[tuple[str, int, Measure]], runs: int) -> dict[str, Variant]:
@@ -196,6 +195,7 @@ def measure(plan: Sequence[tuple[str, int, Measure]], runs: int) -> dict[str, Va
     return {name: Variant(name, tuple(rs)) for name, rs in done.items()}
 
 
+T = TypeVar("T")
 Contender = Callable[[T, int, int, Bar], Run]  # (input, events, run index, bar) -> the run
 
 
@@ -293,10 +293,6 @@ def _cell(value: object) -> str:
     return value if isinstance(value, str) else f"{value:,}"
 
 
-def _rate(value: float) -> str:
-    return f"{value:,.0f}"
-
-
 def print_results(
     title: str,
     report: Mapping[str, Any],
@@ -314,9 +310,9 @@ def print_results(
     for name in VARIANTS:
         v = variants[name]
         m = v.median
-        each = " ".join(_rate(r.rate) for r in v.runs)
+        each = " ".join(_cell(r.rate) for r in v.runs)
         extra = ["" if m.extra.get(k) is None else m.extra[k] for k in columns]
-        rows.append([name, m.events, f"{m.seconds:.2f}", _rate(m.rate), _rate(v.best.rate), each, *extra])
+        rows.append([name, m.events, f"{m.seconds:.2f}", _cell(m.rate), _cell(v.best.rate), each, *extra])
     print_table(title, [*header, *columns.values()], rows)
     targets = report.get("targets", {})
     lines = []
