@@ -1,17 +1,19 @@
-"""Benchmark the warehouse: bridge ingest rate vs a per-message insert baseline, and dashboard queries.
+"""Benchmark the warehouse: bridge ingest vs per-message inserts and the transport ceiling; dashboard queries.
 
 Runs against the configured ClickHouse and Kafka (the local stack by default), in a
 database of its own (``--database``, dropped and recreated; the local-mode schema, i.e. a
 Null queue, whatever EP_MODE says -- a second Kafka-engine consumer of the real topic
 would be the last thing a benchmark should create).
 
-1. Ingest: ``--messages`` enriched records (built with the enricher's own ``enrich``) are
-   produced to a fresh topic, then ``WarehouseBridge`` -- the object ``consume warehouse``
-   runs -- loads them with its default batching. The baseline is the same bridge with
-   ``--batch-size 1`` (one insert and one commit per message) over the first
-   ``--baseline-messages`` records of the same topic, because at its rate the full set would
-   take minutes. Rates are measured from the first record received (group join excluded)
-   to the last commit, and include the whole materialized-view chain.
+1. Ingest: ``--messages`` enriched records (the simulator's rows run through the enricher's
+   own code) are produced to a fresh topic once, then each variant runs ``--runs`` times:
+   ours is ``WarehouseBridge`` -- the object ``consume warehouse`` runs -- with its default
+   batching, into emptied tables; the baseline is the same bridge with ``--batch-size 1``
+   (one insert and one commit per message) over the first ``--baseline-messages`` records,
+   because at its rate the full set would take minutes; the ceiling, the transport limit for
+   the same input, consumes and batches exactly as the bridge does with no insert at all.
+   Rates run from the first record received (group join excluded) to the last commit, and
+   include the whole materialized-view chain.
 2. Queries: ``--query-rows`` events are generated server-side with ``numbers()`` straight
    into ``engagement_enriched`` (the minute rollup's view fires as usual), spread over the
    past 7 days; the daily rollup is rebuilt for those days; then each dashboard query runs
@@ -21,21 +23,20 @@ would be the last thing a benchmark should create).
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Message
 
 from engagement_platform.argtypes import positive_int
+from engagement_platform.bench import report, transport
+from engagement_platform.bench.data import synthetic_enriched
+from engagement_platform.bench.report import Bar, Run, say
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import enrich, kafka_io
-from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
 from engagement_platform.warehouse import ddl, rollup
 from engagement_platform.warehouse.queries import MAIN_QUERIES
@@ -44,88 +45,38 @@ DEFAULT_DATABASE = "engagement_bench"
 CONTENT = 200
 USERS = 50_000
 DAYS = 7
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+OURS, BASELINE = "bridge (batched)", "baseline (one insert per message)"  # the JSON's ingest keys
 
 
 # --- ingest -----------------------------------------------------------------------------
 
 
-def make_messages(count: int) -> list[bytes]:
-    """Realistic enriched records with distinct event ids 1..count, via the enricher itself."""
-    contents = [
-        enrich.Content(
-            str(uuid.UUID(int=i + 1, version=4)),
-            f"podcast-bench-{i}",
-            f"Bench Title #{i}",
-            ("podcast", "newsletter", "video")[i % 3],
-            None if i % 7 == 0 else 300 + i,
-            "2026-01-01T00:00:00.000Z",
-        )
-        for i in range(CONTENT)
-    ]
-    users = [str(uuid.UUID(int=10**6 + i, version=4)) for i in range(USERS)]
-    types = ("play", "play", "pause", "finish", "click")
-    base = datetime.now(UTC) - timedelta(hours=1)
-    enriched_at = enrich.now_iso_ms()
-    out = []
-    for n in range(1, count + 1):
-        content = contents[(n * 7919) % CONTENT]
-        event_type = types[n % len(types)]
-        ts = enrich.format_utc_ms(base + timedelta(milliseconds=n * 17 % 3_600_000))
-        event = enrich.Event(
-            n,
-            content.id,
-            users[(n * 104729) % USERS],
-            event_type,
-            ts,
-            None if event_type == "click" else (n * 31) % 600_000,
-            ("ios", "android", "web")[n % 3],
-            ts,
-        )
-        out.append(enrich.enrich_bytes(event, content, enriched_at))
-    return out
+@dataclass(frozen=True)
+class Input:
+    """The pre-loaded topic every variant reads, the scratch database, and where groups go."""
+
+    settings: Settings
+    scratch: transport.Scratch
+    topic: str
+    database: str
+
+    def group(self, variant: str, i: int) -> str:
+        return self.scratch.group(f"bench-warehouse-{self.scratch.run_id}-{variant}{i}")
 
 
-def produce(settings: Settings, topic: str, messages: list[bytes]) -> float:
-    producer = Producer(kafka_io.producer_config(settings))
-    started = time.monotonic()
-    for i, value in enumerate(messages):
-        while True:
-            try:
-                producer.produce(topic, value=value, key=str(i % 64).encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 50_000 == 0:
-            producer.poll(0)
-    left = producer.flush(60)
-    if left:
-        raise RuntimeError(f"{left} messages not delivered to {topic}")
-    return time.monotonic() - started
-
-
-def run_bridge(
-    settings: Settings, topic: str, database: str, target: int, batch_size: int, label: str
-) -> dict[str, Any]:
+def run_bridge(inp: Input, variant: str, target: int, batch_size: int, i: int, bar: Bar) -> Run:
     config = Config(
-        topic=topic,
-        group=f"bench-warehouse-{uuid.uuid4().hex[:8]}",
-        database=database,
+        topic=inp.topic,
+        group=inp.group(variant, i),
+        database=inp.database,
         batch_size=batch_size,
         summary_every=3600.0,
         create_topic=False,
     )
-    bridge = WarehouseBridge(settings, config)
-    last_report = [time.monotonic()]
+    bridge = WarehouseBridge(inp.settings, config)
 
     def until() -> bool:
-        now = time.monotonic()
-        if now - last_report[0] >= 2.0:
-            say(f"  {label}: {bridge.inserted:,}/{target:,} rows")
-            last_report[0] = now
+        bar.update(bridge.inserted)
         return bridge.inserted >= target
 
     try:
@@ -135,12 +86,86 @@ def run_bridge(
     finally:
         bridge.close()
     assert bridge.first_record_at is not None
-    elapsed = finished - bridge.first_record_at
-    return {
-        "rows": bridge.inserted,
-        "seconds": round(elapsed, 3),
-        "rows_per_s": round(bridge.inserted / elapsed),
+    return Run(bridge.inserted, finished - bridge.first_record_at)
+
+
+def distinct_events(settings: Settings, database: str) -> int:
+    client = ddl.connect_settings(settings, database)
+    try:
+        return int(client.command(f"SELECT count() FROM {ddl.ENRICHED} FINAL"))
+    finally:
+        client.close()
+
+
+def run_ours(inp: Input, n: int, i: int, bar: Bar) -> Run:
+    """Into emptied tables, so that every run does the same work."""
+    client = ddl.connect_settings(inp.settings, inp.database)
+    try:
+        for table in (ddl.ENRICHED, ddl.MINUTE, ddl.ERRORS):
+            client.command(f"TRUNCATE TABLE {table}")
+    finally:
+        client.close()
+    run = run_bridge(inp, "ours", n, Config.batch_size, i, bar)
+    loaded = distinct_events(inp.settings, inp.database)
+    if loaded != n:
+        raise RuntimeError(f"bridge loaded {loaded:,} distinct events, expected {n:,}")
+    return run
+
+
+def run_baseline(inp: Input, n: int, i: int, bar: Bar) -> Run:
+    """The bridge with one insert and one commit per message. Ours runs first in the first
+    round and never empties the tables after itself, so every baseline run is a replay."""
+    return run_bridge(inp, "baseline", n, 1, i, bar)
+
+
+def bridge_values(records: list[Message]) -> list[bytes]:
+    """All the bridge does to a batch before its insert (it never looks inside a message)."""
+    return [m.value() or b"" for m in records]
+
+
+def run_ceiling(inp: Input, n: int, i: int, bar: Bar) -> Run:
+    return transport.drain(
+        inp.settings, inp.topic, inp.group("ceiling", i), n, Config.batch_size, bar, bridge_values
+    )
+
+
+def ingest(args: argparse.Namespace, settings: Settings, scratch: transport.Scratch) -> dict[str, Any]:
+    n, n_baseline = args.messages, min(args.baseline_messages, args.messages)
+    inp = Input(settings, scratch, scratch.topic(f"bench.warehouse.{scratch.run_id}"), args.database)
+    say(f"ingest: {n:,} enriched records into {inp.topic} ...")
+    _contents, records = synthetic_enriched(CONTENT, n, users=USERS)
+    transport.preload(settings, inp.topic, records, n)
+    variants = report.compare(
+        args.runs, inp, n, n_baseline, ours=run_ours, baseline=run_baseline, ceiling=run_ceiling
+    )
+    figures = report.figures("warehouse", variants, messages=n, baseline_messages=n_baseline)
+
+    def legacy(v: report.Variant, batch_size: int) -> dict[str, Any]:
+        m = v.median
+        return {
+            "rows": m.events,
+            "seconds": round(m.seconds, 3),
+            "rows_per_s": round(m.rate),
+            "batch_size": batch_size,
+        }
+
+    # the ingest section of earlier versions, kept: figures of the median runs
+    figures["ingest"] = {
+        OURS: legacy(variants["ours"], Config.batch_size),
+        BASELINE: legacy(variants["baseline"], 1),
+        "speedup": figures["ratios"]["ours_vs_baseline"],
+        # the baseline runs replayed a prefix of ours' events: a replay must change nothing
+        "distinct_events_after_both": distinct_events(settings, inp.database),
     }
+    report.print_results(
+        f"warehouse ingest into ClickHouse, full materialized-view chain: {n:,} messages, "
+        f"{args.runs} run(s) each",
+        figures,
+        variants,
+        unit="rows",
+        notes=["ceiling: consume and batch exactly as the bridge does, no insert; the transport limit"],
+    )
+    return figures
 
 
 # --- queries ----------------------------------------------------------------------------
@@ -182,7 +207,12 @@ def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
-    return {"median_ms": round(statistics.median(times) * 1000, 1), "best_ms": round(min(times) * 1000, 1)}
+    return in_ms(times)
+
+
+def in_ms(seconds: list[float]) -> dict[str, float]:
+    median, best = report.median_and_best(seconds, higher_is_better=False)
+    return {"median_ms": round(median * 1000, 1), "best_ms": round(best * 1000, 1)}
 
 
 def run_queries(settings: Settings, database: str, rows: int, repeat: int) -> dict[str, Any]:
@@ -209,10 +239,7 @@ def run_queries(settings: Settings, database: str, rows: int, repeat: int) -> di
         say(f"queries: daily rollup rebuilt for {DAYS + 1} days")
         results: dict[str, Any] = {
             "generate_s": round(generate_s, 2),
-            "daily rebuild, one day (FINAL -> REPLACE PARTITION)": {
-                "median_ms": round(statistics.median(rebuild_times) * 1000, 1),
-                "best_ms": round(min(rebuild_times) * 1000, 1),
-            },
+            "daily rebuild, one day (FINAL -> REPLACE PARTITION)": in_ms(rebuild_times),
         }
         for name, query in MAIN_QUERIES.items():
             results[name] = timed(lambda query=query: query(client), repeat)
@@ -222,19 +249,23 @@ def run_queries(settings: Settings, database: str, rows: int, repeat: int) -> di
         client.close()
 
 
+def print_queries(rows: int, queries: dict[str, Any]) -> None:
+    timings = [
+        (name, f"{r['median_ms']:.1f}", f"{r['best_ms']:.1f}")
+        for name, r in queries.items()
+        if isinstance(r, dict)
+    ]
+    report.print_table(
+        f"dashboard queries over {rows:,} rows ({DAYS} days)", ("query", "median ms", "best ms"), timings
+    )
+    report.out.print(f"(generation of the rows took {queries['generate_s']}s)", markup=False)
+
+
 # --- the command ------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--messages", type=positive_int, default=200_000, help="bridge ingest (default 200,000)"
-    )
-    parser.add_argument(
-        "--baseline-messages",
-        type=positive_int,
-        default=1_000,
-        help="per-message insert baseline, a prefix of the same topic (default 1,000)",
-    )
+    report.add_arguments(parser, "messages", 200_000, 300)
     parser.add_argument(
         "--query-rows",
         type=positive_int,
@@ -250,29 +281,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-ingest", action="store_true", help="only the query timings")
     parser.add_argument("--skip-queries", action="store_true", help="only the ingest comparison")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and topic afterwards")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-
-
-def print_table(results: dict[str, Any]) -> None:
-    ingest = results.get("ingest")
-    if ingest:
-        print(f"\nIngest into ClickHouse ({results['clickhouse']}), full materialized-view chain")
-        print(f"{'path':<44} {'rows':>10} {'seconds':>9} {'rows/s':>10}")
-        for label in ("bridge (batched)", "baseline (one insert per message)"):
-            r = ingest[label]
-            print(f"{label:<44} {r['rows']:>10,} {r['seconds']:>9.2f} {r['rows_per_s']:>10,}")
-        print(f"speed-up: {ingest['speedup']:.0f}x")
-    queries = results.get("queries")
-    if queries:
-        print(f"\nDashboard queries over {results['query_rows']:,} rows ({DAYS} days)")
-        print(f"{'query':<58} {'median ms':>10} {'best ms':>9}")
-        for name, r in queries.items():
-            if isinstance(r, dict):
-                print(f"{name:<58} {r['median_ms']:>10.1f} {r['best_ms']:>9.1f}")
-        print(f"(generation of the rows took {queries['generate_s']}s)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    report.setup_logging()
     database = args.database
     admin = ddl.connect_settings(settings, "default")
     try:
@@ -293,72 +305,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         client.close()
 
     results: dict[str, Any] = {
+        "benchmark": "warehouse",
         "clickhouse": str(version),
         "database": database,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    topic = f"bench.warehouse.{uuid.uuid4().hex[:8]}"
+    scratch = transport.Scratch(settings, uuid.uuid4().hex[:8])
     try:
         if not args.skip_ingest:
-            say(f"ingest: building {args.messages:,} enriched records ...")
-            messages = make_messages(args.messages)
-            ensure_topics(
-                settings.kafka_bootstrap_servers,
-                [TopicSpec(topic, settings.topic_partitions)],
-                bounds=settings_bounds(settings),
-            )
-            seconds = produce(settings, topic, messages)
-            say(f"ingest: produced to {topic} in {seconds:.1f}s; running the bridge ...")
-            bridge = run_bridge(settings, topic, database, args.messages, Config.batch_size, "bridge")
-            check = ddl.connect_settings(settings, database)
-            try:
-                final = int(check.command(f"SELECT count() FROM {ddl.ENRICHED} FINAL"))
-            finally:
-                check.close()
-            if final != args.messages:
-                raise RuntimeError(f"bridge loaded {final:,} distinct events, expected {args.messages:,}")
-            baseline_n = min(args.baseline_messages, args.messages)
-            say(f"ingest: bridge {bridge['rows_per_s']:,} rows/s; baseline over {baseline_n:,} messages ...")
-            baseline = run_bridge(settings, topic, database, baseline_n, 1, "baseline")
-            # the baseline re-inserted a prefix of the same events: a replay, which must change nothing
-            check = ddl.connect_settings(settings, database)
-            try:
-                final = int(check.command(f"SELECT count() FROM {ddl.ENRICHED} FINAL"))
-            finally:
-                check.close()
-            results["ingest"] = {
-                "bridge (batched)": {**bridge, "batch_size": Config.batch_size},
-                "baseline (one insert per message)": {**baseline, "batch_size": 1},
-                "speedup": round(bridge["rows_per_s"] / max(baseline["rows_per_s"], 1), 1),
-                "distinct_events_after_both": final,
-            }
+            results.update(ingest(args, settings, scratch))
         if not args.skip_queries:
             results["query_rows"] = args.query_rows
             results["queries"] = run_queries(settings, database, args.query_rows, args.repeat)
     finally:
         if not args.keep:
-            _cleanup(settings, database, topic, created_topic=not args.skip_ingest)
-    print_table(results)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=2)
-        say(f"results written to {args.json}")
+            scratch.close()
+            drop_database(settings, database)
+    if not args.skip_queries:
+        print_queries(args.query_rows, results["queries"])
+    report.write_json(args.json, results)
     return 0
 
 
-def _cleanup(settings: Settings, database: str, topic: str, created_topic: bool) -> None:
+def drop_database(settings: Settings, database: str) -> None:
     admin = ddl.connect_settings(settings, "default")
     try:
         admin.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": database})
     finally:
         admin.close()
-    if created_topic:
-        from confluent_kafka.admin import AdminClient
-
-        admin_client = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-        futures = admin_client.delete_topics([topic])
-        for future in futures.values():
-            try:
-                future.result(30)
-            except Exception as exc:  # a leftover scratch topic is not worth failing the run
-                say(f"could not delete topic {topic}: {exc}")

@@ -23,7 +23,7 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from engagement_platform.bench.enrich import flat_content, synthetic
+from engagement_platform.bench.data import flat_content, synthetic
 from engagement_platform.source.simulator import Content
 from engagement_platform.streaming import topics
 from engagement_platform.streaming.enrich import Event

@@ -26,8 +26,9 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from engagement_platform.bench.leaderboard import SyntheticContent, make_contents, make_event
+from engagement_platform.bench.data import enriched_event, make_contents
 from engagement_platform.serving.top_content import top_content
+from engagement_platform.source.simulator import Content
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.leaderboard import (
     METRIC_ENGAGEMENT_SECONDS,
@@ -71,14 +72,14 @@ def names(r: redis.Redis) -> Iterator[dict[str, str]]:
 
 def synthetic(
     counts: list[int], rng: random.Random, first_id: int = 1, minutes: float = 8.0
-) -> tuple[list[SyntheticContent], list[dict[str, Any]]]:
+) -> tuple[list[Content], list[dict[str, Any]]]:
     """``counts[i]`` events for content i, stamped over the last ``minutes`` minutes, shuffled."""
     contents = make_contents(len(counts), rng)
     now = datetime.now(UTC)
     chosen = [c for c, n in zip(contents, counts, strict=True) for _ in range(n)]
     rng.shuffle(chosen)
     events = [
-        make_event(first_id + i, c, now - timedelta(seconds=rng.uniform(0, minutes * 60)), rng)
+        enriched_event(first_id + i, c, now - timedelta(seconds=rng.uniform(0, minutes * 60)), rng)
         for i, c in enumerate(chosen)
     ]
     return contents, events
@@ -273,7 +274,7 @@ def test_5000_events_scores_ttl_titles_ranking_and_sigterm(
 
     rows = top_content(15, 3, client=r, key_prefix=names["prefix"], max_age_ms=0)
     assert [(row.rank, row.content_id, row.score) for row in rows] == [
-        (i + 1, contents[i].content_id, float(counts[i])) for i in range(3)
+        (i + 1, str(contents[i].id), float(counts[i])) for i in range(3)
     ]
     assert [(row.title, row.content_type) for row in rows] == [
         (x.title, x.content_type) for x in contents[:3]
@@ -422,7 +423,7 @@ def test_big_batch_in_one_bucket_crosses_lua_unpack_limits(r: redis.Redis, names
     contents = make_contents(1, random.Random(6))
     ts = datetime.now(UTC).replace(second=1)
     rng = random.Random(6)
-    events = [make_event(10**15 + i, contents[0], ts, rng) for i in range(10_000)]  # ids past 2**53/1000
+    events = [enriched_event(10**15 + i, contents[0], ts, rng) for i in range(10_000)]  # ids past 2**53/1000
     assert applier.apply(aggregate(events, rules, ts)).applied == 10_000
     assert applier.apply(aggregate(events, rules, ts)).duplicates == 10_000
     assert sum(scores(r, names["prefix"]).values()) == 10_000
@@ -437,27 +438,29 @@ def test_top_content_window_ranking_and_cache(r: redis.Redis, names: dict[str, s
     rng = random.Random(7)
     ids = iter(range(1, 10_000))
 
-    def at(content: SyntheticContent, minutes_ago: int, n: int) -> list[dict[str, Any]]:
-        return [make_event(next(ids), content, now - timedelta(minutes=minutes_ago), rng) for _ in range(n)]
+    def at(content: Content, minutes_ago: int, n: int) -> list[dict[str, Any]]:
+        return [
+            enriched_event(next(ids), content, now - timedelta(minutes=minutes_ago), rng) for _ in range(n)
+        ]
 
     # c is the biggest overall, but most of it is 20 minutes old
     events = at(a, 0, 5) + at(a, 4, 5) + at(b, 2, 7) + at(c, 1, 2) + at(c, 20, 50)
-    missing = make_event(next(ids), SyntheticContent("no-title-yet", "", "", "", None), now, rng)
-    missing.update(content_missing=True, title=None, content_type=None)
+    missing = enriched_event(next(ids), a, now, rng)
+    missing.update(content_id="no-title-yet", content_missing=True, title=None, content_type=None)
     applier.apply(aggregate([*events, missing], rules, now))
 
     rows = top_content(10, 10, client=r, key_prefix=names["prefix"], now=now, max_age_ms=0)
     assert [(x.rank, x.content_id, x.score) for x in rows] == [
-        (1, a.content_id, 10.0),
-        (2, b.content_id, 7.0),
-        (3, c.content_id, 2.0),
+        (1, str(a.id), 10.0),
+        (2, str(b.id), 7.0),
+        (3, str(c.id), 2.0),
         (4, "no-title-yet", 1.0),
     ]
     assert (rows[0].title, rows[0].content_type) == (a.title, a.content_type)
     assert (rows[3].title, rows[3].content_type) == (None, None)
     assert rows[0].as_dict()["title"] == a.title
     wide = top_content(30, 1, client=r, key_prefix=names["prefix"], now=now, max_age_ms=0)
-    assert [(x.content_id, x.score) for x in wide] == [(c.content_id, 52.0)]
+    assert [(x.content_id, x.score) for x in wide] == [(str(c.id), 52.0)]
     assert not list(r.scan_iter(match=f"{names['prefix']}cache:*"))  # max_age_ms=0 leaves no cache
 
     # cached: a second reader within max_age reuses the union; it expires on its own
