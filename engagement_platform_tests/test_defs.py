@@ -20,8 +20,11 @@ ASSETS = {
     "kafka/content_flat": "streaming",
     "kafka/engagement_events_flat": "streaming",
     "kafka/engagement_enriched": "streaming",
+    "kafka/engagement_enriched_dlq": "streaming",
     "clickhouse/schema": "warehouse",
     "clickhouse/engagement_enriched": "warehouse",
+    "clickhouse/engagement_enriched_errors": "warehouse",
+    "clickhouse/content_engagement_minute": "warehouse",
     "clickhouse/history_backfill": "warehouse",
     "clickhouse/daily_content_engagement": "warehouse",
     "redis/leaderboard": "serving",
@@ -35,6 +38,13 @@ CHECKS = {
     "clickhouse/engagement_enriched:no_recent_parse_errors",
     "clickhouse/engagement_enriched:minute_rollup_matches_final",
     "clickhouse/daily_content_engagement:daily_matches_final",
+    # the streaming assets' freshness, evaluated by their activity sensors
+    "kafka/content_flat:freshness",
+    "kafka/engagement_events_flat:freshness",
+    "kafka/engagement_enriched:freshness",
+    "clickhouse/engagement_enriched:freshness",
+    "clickhouse/content_engagement_minute:freshness",
+    "redis/leaderboard:freshness",
 }
 EDGES = {
     ("postgres/schema", "postgres/engagement_events"),
@@ -44,6 +54,10 @@ EDGES = {
     ("kafka/content_flat", "kafka/engagement_enriched"),
     ("kafka/engagement_enriched", "clickhouse/engagement_enriched"),
     ("kafka/engagement_enriched", "redis/leaderboard"),
+    ("kafka/engagement_events_flat", "kafka/engagement_enriched_dlq"),
+    ("kafka/engagement_enriched", "clickhouse/engagement_enriched_errors"),
+    ("clickhouse/engagement_enriched", "clickhouse/content_engagement_minute"),
+    ("clickhouse/history_backfill", "clickhouse/engagement_enriched"),
     ("clickhouse/engagement_enriched", "clickhouse/daily_content_engagement"),
 }
 
@@ -71,12 +85,20 @@ def test_checks_sensors_and_schedules() -> None:
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.asset_check_keys} == CHECKS
     sensors = {s.name: s for s in defs.sensors or []}
-    assert set(sensors) == {"consumer_lag_sensor", "connector_health_sensor", "replication_slot_sensor"}
+    assert set(sensors) == {
+        "consumer_lag_sensor",
+        "connector_health_sensor",
+        "replication_slot_sensor",
+        "kafka_activity_sensor",
+        "warehouse_activity_sensor",
+        "leaderboard_activity_sensor",
+        "alerts_sensor",
+    }
     assert all(s.default_status is dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {"daily_content_engagement_schedule", "warehouse_checks_schedule"}
     assert schedules["warehouse_checks_schedule"].default_status is dg.DefaultScheduleStatus.RUNNING
-    assert set(defs.resources or {}) == {"postgres", "kafka", "connect", "clickhouse", "redis"}
+    assert set(defs.resources or {}) == {"postgres", "kafka", "connect", "clickhouse", "redis", "alerts"}
 
 
 def test_loading_the_definitions_touches_no_environment_variable() -> None:
