@@ -23,6 +23,7 @@ from engagement_platform.defs.postgres import assets as postgres_assets
 from engagement_platform.defs.postgres import checks as postgres_checks
 from engagement_platform.defs.postgres.resources import postgres_resource
 from engagement_platform.defs.serving import assets as serving_assets
+from engagement_platform.defs.serving import checks as serving_checks
 from engagement_platform.defs.serving import sensors as serving_sensors
 from engagement_platform.defs.serving.resources import redis_resource
 from engagement_platform.defs.warehouse import assets as warehouse_assets
@@ -43,6 +44,7 @@ defs = dg.Definitions.merge(
     warehouse_checks.defs,
     warehouse_sensors.defs,
     serving_assets.defs,
+    serving_checks.defs,
     serving_sensors.defs,
     # every check and run above, watched for incidents and recoveries
     alert_sensors.defs,

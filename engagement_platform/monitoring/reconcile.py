@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import redis
 from clickhouse_connect.driver.client import Client
 from psycopg2.extensions import connection as PgConnection
 
+from engagement_platform.monitoring.verdict import Level, Verdict
 from engagement_platform.streaming.leaderboard import Keys
 
 # (YYYYMMDDHHMM in UTC, content_id): the leaderboard's bucket and member
@@ -99,3 +101,108 @@ def redis_minute_counts(
 def count_diff(expected: Counter[MinuteKey], got: Counter[MinuteKey]) -> dict[MinuteKey, tuple[int, int]]:
     """(expected, got) for every key where they differ."""
     return {k: (expected[k], got[k]) for k in expected.keys() | got.keys() if expected[k] != got[k]}
+
+
+# --- closed windows, for the checks that run on their own -------------------------------------
+# Events younger than the settle time may still be on their way between source and sink; older
+# than the look-back is history a check need not re-read every few minutes.
+
+
+def window_ids_postgres(conn: PgConnection, start: datetime, end: datetime) -> set[int]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM engagement_events WHERE event_ts >= %s AND event_ts < %s", (start, end))
+        return {row[0] for row in cur.fetchall()}
+
+
+def window_ids_clickhouse(client: Client, start: datetime, end: datetime) -> set[int]:
+    result = client.query(
+        "SELECT event_id FROM engagement_enriched FINAL "
+        "WHERE event_ts >= {start:DateTime64(3, 'UTC')} AND event_ts < {end:DateTime64(3, 'UTC')}",
+        parameters={"start": start, "end": end},
+    )
+    return {row[0] for row in result.result_rows}
+
+
+def window_minute_counts_clickhouse(client: Client, start: datetime, end: datetime) -> Counter[MinuteKey]:
+    result = client.query(
+        f"SELECT {CH_MINUTE}, toString(content_id), count() FROM engagement_enriched FINAL "
+        "WHERE event_ts >= {start:DateTime64(3, 'UTC')} AND event_ts < {end:DateTime64(3, 'UTC')} "
+        "GROUP BY 1, 2",
+        parameters={"start": start, "end": end},
+    )
+    return Counter({(minute, content): n for minute, content, n in result.result_rows})
+
+
+def minutes_between(start: datetime, end: datetime) -> list[str]:
+    """The YYYYMMDDHHMM buckets of the whole minutes in ``[start, end)``."""
+    first = start.replace(second=0, microsecond=0)
+    if first < start:
+        first += timedelta(minutes=1)
+    minutes, at = [], first
+    while at + timedelta(minutes=1) <= end:
+        minutes.append(at.strftime("%Y%m%d%H%M"))
+        at += timedelta(minutes=1)
+    return minutes
+
+
+def ids_verdict(diff: IdDiff, start: datetime, end: datetime, sample: int = 20) -> Verdict:
+    metadata = {
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "postgres_events": diff.source,
+        "clickhouse_events": diff.sink,
+        "missing": len(diff.missing),
+        "extra": len(diff.extra),
+        "missing_sample": sorted(diff.missing)[:sample],
+        "extra_sample": sorted(diff.extra)[:sample],
+    }
+    span = f"{start:%H:%M}–{end:%H:%M} UTC"
+    if diff.missing:
+        return Verdict(
+            Level.ERROR,
+            f"{len(diff.missing):,} of {diff.source:,} Postgres events of {span} are missing",
+            metadata,
+        )
+    if diff.extra:
+        return Verdict(
+            Level.WARN, f"{len(diff.extra):,} events of {span} are in ClickHouse, not Postgres", metadata
+        )
+    return Verdict(
+        Level.OK, f"ClickHouse holds exactly the {diff.source:,} Postgres events of {span}.", metadata
+    )
+
+
+def counts_verdict(
+    expected: Counter[MinuteKey], got: Counter[MinuteKey], minutes: list[str], sample: int = 20
+) -> Verdict:
+    diff = count_diff(expected, got)
+    metadata = {
+        "minutes": len(minutes),
+        "first_minute": minutes[0] if minutes else "",
+        "last_minute": minutes[-1] if minutes else "",
+        "warehouse_events": sum(expected.values()),
+        "leaderboard_events": sum(got.values()),
+        "mismatched": len(diff),
+        "mismatch_sample": [[m, c, e, g] for (m, c), (e, g) in sorted(diff.items())[:sample]],
+    }
+    if diff:
+        return Verdict(
+            Level.ERROR,
+            f"{len(diff):,} (minute, content) counts of the leaderboard differ from the warehouse",
+            metadata,
+        )
+    return Verdict(
+        Level.OK,
+        f"the leaderboard counts what the warehouse holds for {len(minutes)} closed minutes.",
+        metadata,
+    )
+
+
+def duplicates_verdict(duplicates: int) -> Verdict:
+    if duplicates:
+        return Verdict(
+            Level.ERROR,
+            f"{duplicates:,} event ids appear more than once even under FINAL",
+            {"duplicates": duplicates},
+        )
+    return Verdict(Level.OK, "every event id appears once under FINAL.", {"duplicates": 0})

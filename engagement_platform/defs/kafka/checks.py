@@ -6,15 +6,18 @@ sensor (every 30 s) and the by-hand execution from it.
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
 from engagement_platform.defs.kafka.assets import engagement_enriched_topic, engagement_events_flat
 from engagement_platform.defs.monitoring import Monitor, MonitorContext, Report
-from engagement_platform.monitoring import lag
+from engagement_platform.monitoring import lag, quality
 from engagement_platform.monitoring.lag import ConsumerGroup, GroupLag, LagThresholds
+from engagement_platform.monitoring.quality import QualityThresholds
 from engagement_platform.monitoring.verdict import sustained
+from engagement_platform.streaming import topics
 
 
 @dataclass(frozen=True)
@@ -135,4 +138,53 @@ def build_consumer_lag_sensor(
     return lag_monitor(lambda _resources: groups, specs, thresholds, sustain=sustain).sensor(name)
 
 
-defs = dg.Definitions(asset_checks=[consumer_lag_checks], sensors=[consumer_lag_sensor])
+# --- the quality of what the enricher writes ------------------------------------------------------
+
+ENRICHMENT_QUALITY = dg.AssetCheckKey(engagement_enriched_topic.key, "enrichment_quality")
+# asked by hand, the span is the last few minutes; the sensor covers the time since its last tick
+BY_HAND_SPAN = timedelta(minutes=5)
+
+
+def enrichment_quality_monitor(thresholds: QualityThresholds = QualityThresholds()) -> Monitor:  # noqa: B008
+    def evaluate(ctx: MonitorContext) -> Report:
+        now = datetime.now(UTC)
+        previous = ctx.state.get("since")
+        since = datetime.fromisoformat(previous) if previous else now - BY_HAND_SPAN
+        client = ctx.resources.clickhouse.client()
+        try:
+            measured = quality.measure(
+                client, ctx.resources.kafka.bootstrap_servers, topics.ENRICHED_DLQ, since
+            )
+        finally:
+            client.close()
+        verdict = quality.quality_verdict(measured, since, thresholds)
+        return Report([(ENRICHMENT_QUALITY, verdict)], state={"since": now.isoformat()})
+
+    return Monitor(
+        name="enrichment_quality",
+        specs=[
+            dg.AssetCheckSpec(
+                ENRICHMENT_QUALITY.name,
+                asset=engagement_enriched_topic.key,
+                description="Of the records written since the last evaluation: content_missing share "
+                f"(WARN above {thresholds.content_missing_warn:.0%}), DLQ share (WARN above "
+                f"{thresholds.dlq_warn:.0%}), warehouse parse-error share (WARN above "
+                f"{thresholds.errors_warn:.0%}), and none without engagement_pct where the content's "
+                "length is known (ERROR).",
+            )
+        ],
+        evaluate=evaluate,
+        resource_keys=frozenset({"clickhouse", "kafka"}),
+        interval_seconds=60,
+        description="Measures the enricher's output as the warehouse received it, and its DLQ.",
+    )
+
+
+QUALITY = enrichment_quality_monitor()
+enrichment_quality_sensor = QUALITY.sensor()
+enrichment_quality_check = QUALITY.check()
+
+defs = dg.Definitions(
+    asset_checks=[consumer_lag_checks, enrichment_quality_check],
+    sensors=[consumer_lag_sensor, enrichment_quality_sensor],
+)

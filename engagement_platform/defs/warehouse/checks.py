@@ -1,9 +1,13 @@
 """Checks that the warehouse is telling the truth: nothing failing to parse, rollups agreeing with FINAL."""
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
 
+from engagement_platform.defs.monitoring import Monitor, MonitorContext, Report
 from engagement_platform.defs.warehouse.assets import ENRICHED_TABLE_KEY, daily_content_engagement
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
+from engagement_platform.monitoring import reconcile
 from engagement_platform.warehouse import ddl
 
 # Rows younger than this may still be in flight between the two reads a check compares.
@@ -120,6 +124,63 @@ warehouse_checks_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
+
+# --- reconciliation with the source, evaluated by a sensor -------------------------------------
+
+MATCHES_POSTGRES = dg.AssetCheckKey(ENRICHED_TABLE_KEY, "matches_postgres")
+NO_DUPLICATES = dg.AssetCheckKey(ENRICHED_TABLE_KEY, "no_duplicate_event_ids")
+# closed windows: an hour back, leaving the last two minutes to events still on their way
+LOOK_BACK = timedelta(hours=1)
+IN_FLIGHT = timedelta(minutes=2)
+
+
+def reconciliation_monitor(look_back: timedelta = LOOK_BACK, settle: timedelta = IN_FLIGHT) -> Monitor:
+    def evaluate(ctx: MonitorContext) -> Report:
+        end = datetime.now(UTC) - settle
+        start = end - look_back
+        conn = ctx.resources.postgres.connect()
+        client = ctx.resources.clickhouse.client()
+        try:
+            source = reconcile.window_ids_postgres(conn, start, end)
+            sink = reconcile.window_ids_clickhouse(client, start, end)
+            duplicates = reconcile.clickhouse_duplicates(client)
+        finally:
+            client.close()
+            conn.close()
+        ids = reconcile.ids_verdict(reconcile.diff_ids(source, sink), start, end)
+        return Report([(MATCHES_POSTGRES, ids), (NO_DUPLICATES, reconcile.duplicates_verdict(duplicates))])
+
+    return Monitor(
+        name="warehouse_reconciliation",
+        specs=[
+            dg.AssetCheckSpec(
+                MATCHES_POSTGRES.name,
+                asset=ENRICHED_TABLE_KEY,
+                description="For the last closed hour (up to two minutes ago), engagement_enriched FINAL "
+                "holds exactly the event ids Postgres holds: ERROR for any missing (with a sample), WARN "
+                "for any extra.",
+            ),
+            dg.AssetCheckSpec(
+                NO_DUPLICATES.name,
+                asset=ENRICHED_TABLE_KEY,
+                description="No event id appears twice in engagement_enriched FINAL.",
+            ),
+        ],
+        evaluate=evaluate,
+        resource_keys=frozenset({"postgres", "clickhouse"}),
+        interval_seconds=60,
+        description="Compares the warehouse with the source by event id.",
+    )
+
+
+RECONCILIATION = reconciliation_monitor()
+warehouse_reconciliation_sensor = RECONCILIATION.sensor()
+warehouse_reconciliation_checks = RECONCILIATION.check()
+
+
 defs = dg.Definitions(
-    asset_checks=WAREHOUSE_CHECKS, jobs=[warehouse_checks_job], schedules=[warehouse_checks_schedule]
+    asset_checks=[*WAREHOUSE_CHECKS, warehouse_reconciliation_checks],
+    jobs=[warehouse_checks_job],
+    schedules=[warehouse_checks_schedule],
+    sensors=[warehouse_reconciliation_sensor],
 )
