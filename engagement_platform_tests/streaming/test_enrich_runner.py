@@ -1,7 +1,9 @@
 """The enrichment consumer as a real process against a real broker.
 
 Synthetic Debezium flat records go straight into the flat topics. Each test has its own
-topics and group, so tests cannot see each other's records or offsets.
+topics and group, so tests cannot see each other's records or offsets. (The pieces it is
+made of are unit-tested without a broker: test_content_cache, test_pending, test_offsets,
+test_dlq.)
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from engagement_platform.bench.enrich import flat_content, synthetic
 from engagement_platform.source.simulator import Content
 from engagement_platform.streaming import topics
-from engagement_platform.streaming.enrich import Event
-from engagement_platform.streaming.enrich_runner import PendingBuffer
 from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
 
 PARTITIONS = 3
@@ -208,28 +208,6 @@ def dataset(n_content: int, n_events: int, first_id: int = 1) -> tuple[list[Cont
 
 def ids_of(records: list[tuple[bytes, bytes]]) -> list[int]:
     return [orjson.loads(v)["id"] for _k, v in records]
-
-
-# --- pure: the pending buffer's bookkeeping ------------------------------------------
-
-
-def _event(event_id: int, content_id: str) -> Event:
-    return Event(event_id, content_id, None, "click", "2026-01-01T00:00:00.000Z", None, None, None)
-
-
-def test_pending_buffer_tracks_lowest_offset_per_partition() -> None:
-    buf = PendingBuffer()
-    buf.add(0, 10, _event(1, "a"), now=1.0)
-    buf.add(0, 12, _event(2, "b"), now=2.0)
-    buf.add(1, 5, _event(3, "a"), now=3.0)
-    assert (buf.lowest_offset(0), buf.lowest_offset(1), buf.lowest_offset(2)) == (10, 5, None)
-    assert [e.event_id for e in buf.pop_content("a")] == [1, 3]
-    assert (buf.lowest_offset(0), buf.lowest_offset(1), len(buf)) == (12, None, 1)
-    buf.add(2, 7, _event(4, "c"), now=4.0)
-    assert [e.event_id for e in buf.pop_expired(deadline=3.5)] == [2]
-    assert not buf.waiting_for("b") and buf.waiting_for("c")
-    assert buf.drop_partitions({2}) == 1
-    assert len(buf) == 0 and not buf.waiting_for("c")
 
 
 # --- integration ----------------------------------------------------------------------
