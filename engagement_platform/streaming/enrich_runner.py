@@ -22,8 +22,11 @@ How it stays exact:
 Output records are keyed by ``content_id`` (UTF-8) with the JSON value of
 :func:`engagement_platform.streaming.enrich.enrich`.
 
-Bad input records (events and content alike) go to ``engagement_enriched.dlq`` with their
-original key and bytes, as :mod:`engagement_platform.streaming.dlq` describes.
+Bad input records (events and content alike) go to ``engagement_enriched.dlq`` under their
+original key: a JSON value ``{"reason", "topic", "partition", "offset", "timestamp_ms",
+"original", "original_encoding"}`` (the original bytes as UTF-8 text, base64, or null for a
+tombstone) and headers ``dlq.reason``/``dlq.topic``/``dlq.partition``/``dlq.offset``; see
+:mod:`engagement_platform.streaming.dlq`.
 
 The pieces are pure and tested without a broker: :mod:`.content_cache`, :mod:`.pending`
 (buffer and back-pressure), :mod:`.offsets` and :mod:`.dlq`; this module only wires them
