@@ -1,4 +1,5 @@
-"""What the tests share: stacks on free ports, the CLI, Dagster's CLI, waiting, reading topics.
+"""What the tests share: stacks on free ports, the CLI, Dagster's CLI, waiting, child processes,
+producing to and reading topics, committed offsets.
 
 A stack lives in its own temporary ``EP_HOME`` so it never touches a stack started by
 ``make up``; it is started and stopped through the real CLI, as a user would.
@@ -7,6 +8,7 @@ A stack lives in its own temporary ``EP_HOME`` so it never touches a stack start
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,16 +17,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from engagement_platform import settings as settings_module
 from engagement_platform.local_stack.supervisor import Supervisor
 from engagement_platform.settings import Settings
+from engagement_platform.streaming import kafka_io
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
@@ -131,12 +134,14 @@ def wait_for(
     *,
     step: float = 0.1,
     alive: Callable[[], bool] | None = None,
+    describe: Callable[[], str] | None = None,
 ) -> T:
     """Poll ``predicate`` until it returns something truthy, and return that.
 
     ``alive`` (e.g. a child process still running) is checked on every round, so a process
     that died fails the wait at once rather than after the timeout. Exceptions raised by the
     predicate count as "not yet" (a service still starting), and the last one is reported.
+    ``describe`` (e.g. a child's log) is added to the failure, to show why.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -147,12 +152,80 @@ def wait_for(
             result, last_error = None, exc  # type: ignore[assignment]
         if result:
             return result
+        context = f"\n{describe()}" if describe is not None else ""
         if alive is not None and not alive():
-            raise AssertionError(f"stopped while waiting for {what}")
+            raise AssertionError(f"stopped while waiting for {what}{context}")
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}{context}")
         time.sleep(step)
+
+
+class Child:
+    """One platform command as a child process, its output in a log file (a pipe could fill
+    and block it). ``stop`` is SIGTERM (a clean drain and commit), ``kill`` SIGKILL."""
+
+    def __init__(
+        self, handle: StackHandle, args: Sequence[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.log = log
+        self._fh = open(log, "ab")  # noqa: SIM115 - closed in stop() / kill()
+        self.popen = subprocess.Popen(
+            [*CLI, *args], env={**handle.env, **(env or {})}, stdout=self._fh, stderr=subprocess.STDOUT
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first match of ``pattern`` in the log; fails at once if the process exits."""
+        return wait_for(
+            lambda: re.search(pattern, self.output()),
+            timeout,
+            f"{pattern!r} in {self.log.name}",
+            alive=self.alive,
+            describe=self.output,
+        )
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        finally:
+            self._fh.close()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.popen.kill()
+        self.popen.wait(10)
+        self._fh.close()
+
+
+def produce_records(
+    producer: Producer,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    on_delivery: Callable[[Any, Any], None] | None = None,
+) -> None:
+    """Produce each (key, value) and wait until the broker acknowledged every one."""
+    for key, value in records:
+        kafka_io.produce(producer, topic, value, key, on_delivery=on_delivery)
+    assert producer.flush(30) == 0, f"{topic}: records not acknowledged"
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Partition -> offset ``group`` committed on ``topic``, for the partitions it committed."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+    finally:
+        consumer.close()
 
 
 class Consumers:

@@ -22,47 +22,49 @@ How it stays exact:
 Output records are keyed by ``content_id`` (UTF-8) with the JSON value of
 :func:`engagement_platform.streaming.enrich.enrich`.
 
-DLQ records (``engagement_enriched.dlq``) keep the original key as their key. Their value
-is a JSON object ``{"reason", "topic", "partition", "offset", "timestamp_ms",
-"original", "original_encoding"}`` where ``original`` is the original value as text
-(``original_encoding`` "utf-8"), as base64 ("base64") when it is not UTF-8, or null for a
-tombstone. The same reason/topic/partition/offset also travel as headers
-``dlq.reason``, ``dlq.topic``, ``dlq.partition``, ``dlq.offset``, so tools can route
-without parsing. Invalid content records go there too (with their own topic name).
+Bad input records (events and content alike) go to ``engagement_enriched.dlq`` under their
+original key: a JSON value ``{"reason", "topic", "partition", "offset", "timestamp_ms",
+"original", "original_encoding"}`` (the original bytes as UTF-8 text, base64, or null for a
+tombstone) and headers ``dlq.reason``/``dlq.topic``/``dlq.partition``/``dlq.offset``; see
+:mod:`engagement_platform.streaming.dlq`.
+
+The pieces are pure and tested without a broker: :mod:`.content_cache`, :mod:`.pending`
+(buffer and back-pressure), :mod:`.offsets` and :mod:`.dlq`; this module only wires them
+to the clients.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as TP
 
 from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import kafka_io, topics
+from engagement_platform.streaming import kafka_io, options, topics
+from engagement_platform.streaming.content_cache import ContentCache
+from engagement_platform.streaming.dlq import dlq_record_of
 from engagement_platform.streaming.enrich import (
     Content,
-    ContentDeleted,
     Event,
     InvalidRecord,
     enrich_bytes,
     now_iso_ms,
-    parse_content,
     process_event,
 )
+from engagement_platform.streaming.offsets import OffsetTracker
+from engagement_platform.streaming.pending import BackPressure, PendingBuffer
 
 log = logging.getLogger("engagement_platform.streaming.enrich")
 
 
-@dataclass
-class EnrichOptions:
+@dataclass(kw_only=True)
+class EnrichOptions(options.ConsumerOptions):
     group: str = "enrich"
     events_topic: str = topics.EVENTS_FLAT
     content_topic: str = topics.CONTENT_FLAT
@@ -73,25 +75,20 @@ class EnrichOptions:
     pending_timeout: float = 60.0
     max_pending: int = 100_000
     commit_interval: float = 1.0
-    summary_every: float = 5.0
     catchup_timeout: float = 60.0
     flush_timeout: float = 30.0
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> EnrichOptions:
-        return cls(**{k: getattr(args, k) for k in cls.__dataclass_fields__ if hasattr(args, k)})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = EnrichOptions()
-    parser.add_argument("--group", default=d.group, help=f"consumer group id (default {d.group!r})")
-    parser.add_argument("--events-topic", default=d.events_topic, help=f"default {d.events_topic}")
-    parser.add_argument("--content-topic", default=d.content_topic, help=f"default {d.content_topic}")
-    parser.add_argument("--output-topic", default=d.output_topic, help=f"default {d.output_topic}")
-    parser.add_argument("--dlq-topic", default=d.dlq_topic, help=f"default {d.dlq_topic}")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=d.batch_size, help=f"max events per poll ({d.batch_size})"
-    )
+    options.add_arguments(parser, d, batch="max events per poll")
+    for flag, default in (
+        ("--events-topic", d.events_topic),
+        ("--content-topic", d.content_topic),
+        ("--output-topic", d.output_topic),
+        ("--dlq-topic", d.dlq_topic),
+    ):
+        parser.add_argument(flag, default=default, help=f"default {default}")
     parser.add_argument(
         "--pending-timeout",
         type=positive_float,
@@ -112,12 +109,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"seconds between flush+commit cycles (default {d.commit_interval:g})",
     )
     parser.add_argument(
-        "--summary-every",
-        type=positive_float,
-        default=d.summary_every,
-        help=f"seconds between summary lines (default {d.summary_every:g})",
-    )
-    parser.add_argument(
         "--catchup-timeout",
         type=positive_float,
         default=d.catchup_timeout,
@@ -127,75 +118,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class FatalError(RuntimeError):
     """The process cannot go on without risking loss (e.g. a produced record was refused)."""
-
-
-class PendingBuffer:
-    """Events waiting for their content, indexed by content id, by partition and by age.
-
-    Dicts keep insertion order, which is arrival order (for timeouts) and, within a
-    partition, offset order (so the lowest waiting offset is the first key).
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple[int, int], tuple[Event, float]] = {}
-        self._by_content: dict[str, dict[tuple[int, int], None]] = {}
-        self._by_partition: dict[int, dict[int, None]] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def add(self, partition: int, offset: int, event: Event, now: float) -> None:
-        key = (partition, offset)
-        self._entries[key] = (event, now)
-        self._by_content.setdefault(event.content_id, {})[key] = None
-        self._by_partition.setdefault(partition, {})[offset] = None
-
-    def _remove(self, key: tuple[int, int]) -> Event:
-        event, _ = self._entries.pop(key)
-        offsets = self._by_partition[key[0]]
-        del offsets[key[1]]
-        if not offsets:
-            del self._by_partition[key[0]]
-        return event
-
-    def waiting_for(self, content_id: str) -> bool:
-        return content_id in self._by_content
-
-    def pop_content(self, content_id: str) -> list[Event]:
-        keys = self._by_content.pop(content_id, None)
-        return [self._remove(k) for k in keys] if keys else []
-
-    def pop_expired(self, deadline: float) -> list[Event]:
-        """Events that arrived before ``deadline``, oldest first."""
-        expired = []
-        for key, (event, arrived) in self._entries.items():
-            if arrived > deadline:
-                break
-            expired.append((key, event))
-        out = []
-        for key, event in expired:
-            self._remove(key)
-            keys = self._by_content[event.content_id]
-            del keys[key]
-            if not keys:
-                del self._by_content[event.content_id]
-            out.append(event)
-        return out
-
-    def drop_partitions(self, partitions: set[int]) -> int:
-        """Forget events of partitions this process no longer owns (their next owner rereads them)."""
-        keys = [k for k in self._entries if k[0] in partitions]
-        for key in keys:
-            event = self._remove(key)
-            content_keys = self._by_content[event.content_id]
-            del content_keys[key]
-            if not content_keys:
-                del self._by_content[event.content_id]
-        return len(keys)
-
-    def lowest_offset(self, partition: int) -> int | None:
-        offsets = self._by_partition.get(partition)
-        return next(iter(offsets)) if offsets else None
 
 
 class EnrichRunner:
@@ -213,18 +135,15 @@ class EnrichRunner:
         self.opts = options
         self.stop = stop if stop is not None else kafka_io.GracefulStop()
         self.stop_when = stop_when
-        self.cache: dict[str, Content] = {}
+        self.cache = ContentCache()
         self.pending = PendingBuffer()
+        self.offsets = OffsetTracker()
+        self.backpressure = BackPressure(options.max_pending)
         self.summary = kafka_io.Summary(f"enrich[{options.group}]", every=options.summary_every)
         # every counter from the first line on, so a health check can rely on the fields
         self.summary.add(processed=0, emitted=0, dlq=0, content_missing=0, waited=0, released=0, skipped=0)
         self.summary.add(content=0)
-        # partition -> offset after the last consumed event (what we may commit at most)
-        self._next: dict[int, int] = {}
-        self._committed: dict[int, int] = {}
         self._delivery_errors: list[str] = []
-        self._paused = False
-        self._assigned: set[int] = set()
         self.first_event_at: float | None = None
         self.processed = 0  # events consumed (all outcomes)
         self.emitted = 0
@@ -285,19 +204,19 @@ class EnrichRunner:
         meta = self.content_consumer.list_topics(o.content_topic, timeout=30)
         parts = sorted(meta.topics[o.content_topic].partitions)
         self.content_consumer.assign([TP(o.content_topic, p, OFFSET_BEGINNING) for p in parts])
-        at_end: set[int] = set()
+        self.cache.expect(parts)
         deadline = time.monotonic() + o.catchup_timeout
         started = time.monotonic()
-        while len(at_end) < len(parts) and not self.stop.requested:
+        while not self.cache.caught_up and not self.stop.requested:
             if time.monotonic() > deadline:
                 log.warning(
                     "content topic not loaded after %.0fs (%d of %d partitions at end); going on",
                     o.catchup_timeout,
-                    len(at_end),
+                    self.cache.partitions_at_end,
                     len(parts),
                 )
                 break
-            at_end |= self._poll_content(timeout=0.5, emit=False)
+            self._poll_content(timeout=0.5, emit=False)
         log.info(
             "content cache loaded: %d items from %s in %.1fs",
             len(self.cache),
@@ -339,7 +258,7 @@ class EnrichRunner:
                 if self.pending:
                     self._expire(now)
                     self._backpressure()
-                elif self._paused:
+                elif self.backpressure.paused:
                     self._backpressure()
                 self.producer.poll(0)
                 if self._delivery_errors:
@@ -362,56 +281,32 @@ class EnrichRunner:
         lag = kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
         return {"pending": len(self.pending), "lag": lag, "cached_content": len(self.cache)}
 
-    def _poll_content(self, timeout: float, emit: bool) -> set[int]:
-        """Apply content records; return the partitions that reported end-of-partition."""
+    def _poll_content(self, timeout: float, emit: bool) -> None:
+        """Apply content records; with ``emit``, events waiting for an upserted content leave."""
         assert self.content_consumer is not None
-        at_end: set[int] = set()
         msgs = self.content_consumer.consume(10_000, timeout)
         if not msgs:
-            return at_end
-        cache = self.cache
-        n = 0
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(m.partition())
-                else:
-                    log.warning("content consumer: %s", err)
-                continue
-            n += 1
-            try:
-                change = parse_content(m.key(), m.value())
-            except InvalidRecord as exc:
-                self._dlq(m, exc.reason)
-                continue
-            if type(change) is ContentDeleted:
-                cache.pop(change.id, None)
-            else:
-                cache[change.id] = change  # type: ignore[assignment]
-                if emit and self.pending.waiting_for(change.id):
-                    self._emit_waiting(change)  # type: ignore[arg-type]
-        self.summary.add(content=n)
-        return at_end
-
-    def _produce(self, value: bytes, key: bytes) -> None:
-        assert self.producer is not None
-        while True:
-            try:
-                self.producer.produce(self.opts.output_topic, value, key)
-                return
-            except BufferError:  # local queue full: let deliveries drain it
-                self.producer.poll(0.05)
+            return
+        applied = self.cache.apply(msgs)
+        for err in applied.errors:
+            log.warning("content consumer: %s", err)
+        for m, reason in applied.invalid:
+            self._dlq(m, reason)
+        if emit:
+            for content in applied.upserts:
+                if self.pending.waiting_for(content.id):
+                    self._emit_waiting(content)
+        self.summary.add(content=applied.records)
 
     def _process(self, msgs: list[Message]) -> None:
         if self.first_event_at is None:
             self.first_event_at = time.monotonic()
         enriched_at = now_iso_ms()
         now = time.monotonic()
-        cache = self.cache
+        cache = self.cache.items
         pending = self.pending
-        nxt = self._next
-        produce = self.producer.produce  # type: ignore[union-attr]
+        producer = self.producer
+        produce = kafka_io.produce
         out = self.opts.output_topic
         emitted = skipped = waiting = 0
         for m in msgs:
@@ -424,29 +319,14 @@ class EnrichRunner:
                 self._dlq(m, exc.reason)
                 continue
             if type(out_value) is tuple:
-                try:
-                    produce(out, out_value[0], out_value[1])
-                except BufferError:
-                    self._produce(out_value[0], out_value[1])
+                produce(producer, out, out_value[0], out_value[1])  # type: ignore[arg-type]
                 emitted += 1
             elif out_value is None:  # tombstone or deleted source row: nothing to enrich
                 skipped += 1
             else:
                 pending.add(m.partition(), m.offset(), out_value, now)  # type: ignore[arg-type]
                 waiting += 1
-        # consume() returns each partition's messages in offset order: the last one of each
-        # partition in the batch is how far this batch got there
-        seen: set[int] = set()
-        everything = len(self._assigned)
-        for m in reversed(msgs):
-            if m.error() is not None:
-                continue
-            p = m.partition()
-            if p not in seen:
-                seen.add(p)
-                nxt[p] = m.offset() + 1
-                if len(seen) >= everything:
-                    break
+        self.offsets.consumed(msgs)
         n = len(msgs)
         self.processed += n
         self.emitted += emitted
@@ -458,22 +338,26 @@ class EnrichRunner:
             raise FatalError(str(err))
         log.warning("events consumer: %s", err)
 
+    def _emit(self, events: list[Event], content: Content | None) -> None:
+        """Produce events that waited, joined with ``content`` (None: flagged content_missing)."""
+        assert self.producer is not None
+        enriched_at = now_iso_ms()
+        out = self.opts.output_topic
+        for event in events:
+            key = content.key if content is not None else event.content_id.encode()
+            kafka_io.produce(self.producer, out, enrich_bytes(event, content, enriched_at), key)
+        self.emitted += len(events)
+
     def _emit_waiting(self, content: Content) -> None:
         events = self.pending.pop_content(content.id)
-        enriched_at = now_iso_ms()
-        for event in events:
-            self._produce(enrich_bytes(event, content, enriched_at), content.key)
-        self.emitted += len(events)
+        self._emit(events, content)
         self.summary.add(emitted=len(events), released=len(events))
 
     def _expire(self, now: float) -> None:
         expired = self.pending.pop_expired(now - self.opts.pending_timeout)
         if not expired:
             return
-        enriched_at = now_iso_ms()
-        for event in expired:
-            self._produce(enrich_bytes(event, None, enriched_at), event.content_id.encode())
-        self.emitted += len(expired)
+        self._emit(expired, None)
         self.summary.add(emitted=len(expired), content_missing=len(expired))
         log.warning(
             "%d events emitted flagged content_missing after waiting %gs",
@@ -482,54 +366,28 @@ class EnrichRunner:
         )
 
     def _backpressure(self) -> None:
-        """Pause event partitions while the buffer is full; resume once it is 80% drained."""
+        """Pause event partitions while the buffer is full; resume once it drained enough."""
         assert self.consumer is not None
-        size, limit = len(self.pending), self.opts.max_pending
+        size = len(self.pending)
+        was_paused = self.backpressure.paused
+        action = self.backpressure.update(size)
+        if action is None:
+            return
         assignment = self.consumer.assignment()
-        if size >= limit:
+        if action == "pause":
             if assignment:
                 self.consumer.pause(assignment)  # repeated: newly assigned partitions too
-            if not self._paused:
+            if not was_paused:
                 log.warning("%d events wait for content: pausing consumption", size)
-                self._paused = True
-        elif self._paused and size < limit * 0.8:
+        else:
             if assignment:
                 self.consumer.resume(assignment)
-            self._paused = False
             log.info("pending buffer drained to %d: resuming", size)
 
     def _dlq(self, m: Message, reason: str) -> None:
-        value = m.value()
-        if value is None:
-            original, encoding = None, None
-        else:
-            try:
-                original, encoding = value.decode(), "utf-8"
-            except UnicodeDecodeError:
-                original, encoding = base64.b64encode(value).decode(), "base64"
-        _ts_type, ts = m.timestamp()
-        record = {
-            "reason": reason,
-            "topic": m.topic(),
-            "partition": m.partition(),
-            "offset": m.offset(),
-            "timestamp_ms": ts,
-            "original": original,
-            "original_encoding": encoding,
-        }
-        headers = [
-            ("dlq.reason", reason.encode()),
-            ("dlq.topic", (m.topic() or "").encode()),
-            ("dlq.partition", str(m.partition()).encode()),
-            ("dlq.offset", str(m.offset()).encode()),
-        ]
         assert self.producer is not None
-        while True:
-            try:
-                self.producer.produce(self.opts.dlq_topic, orjson.dumps(record), m.key(), headers=headers)
-                break
-            except BufferError:
-                self.producer.poll(0.05)
+        value, headers = dlq_record_of(m, reason)
+        kafka_io.produce(self.producer, self.opts.dlq_topic, value, m.key(), headers=headers)
         self.summary.add(dlq=1)
         log.debug("dlq %s[%d]@%d: %s", m.topic(), m.partition(), m.offset(), reason)
 
@@ -538,15 +396,7 @@ class EnrichRunner:
     def _commit(self, partitions: set[int] | None = None, timeout: float | None = None) -> bool:
         """Flush, then commit each partition up to its lowest offset still waiting."""
         assert self.consumer is not None and self.producer is not None
-        topic = self.opts.events_topic
-        offsets = []
-        for p, nxt in self._next.items():
-            if partitions is not None and p not in partitions:
-                continue
-            low = self.pending.lowest_offset(p)
-            target = nxt if low is None else low
-            if self._committed.get(p) != target:
-                offsets.append(TP(topic, p, target))
+        offsets = self.offsets.to_commit(self.pending.lowest_offset, partitions)
         if not offsets:
             return True
         remaining = self.producer.flush(self.opts.flush_timeout if timeout is None else timeout)
@@ -555,18 +405,20 @@ class EnrichRunner:
         if remaining:
             log.warning("%d produced records not acknowledged yet: commit postponed", remaining)
             return False
+        topic = self.opts.events_topic
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=[TP(topic, p, o) for p, o in offsets.items()], asynchronous=False)
         except KafkaException as exc:
             log.warning("commit failed (will retry): %s", exc)
             return False
-        for tp in offsets:
-            self._committed[tp.partition] = tp.offset
+        self.offsets.committed(offsets)
         return True
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TP]) -> None:
-        self._assigned |= {tp.partition for tp in partitions}
-        log.info("assigned %s (now %s)", sorted(tp.partition for tp in partitions), sorted(self._assigned))
+        self.offsets.assign(tp.partition for tp in partitions)
+        log.info(
+            "assigned %s (now %s)", sorted(tp.partition for tp in partitions), sorted(self.offsets.assigned)
+        )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TP]) -> None:
         revoked = {tp.partition for tp in partitions}
@@ -583,13 +435,10 @@ class EnrichRunner:
         self._forget(lost)
 
     def _forget(self, partitions: set[int]) -> None:
-        self._assigned -= partitions
         dropped = self.pending.drop_partitions(partitions)
         if dropped:
             log.info("%d waiting events of revoked partitions left to their next owner", dropped)
-        for p in partitions:
-            self._next.pop(p, None)
-            self._committed.pop(p, None)
+        self.offsets.forget(partitions)
 
     def _close(self, commit: bool) -> None:
         if self.consumer is not None:
@@ -600,7 +449,7 @@ class EnrichRunner:
                     log.error("final commit skipped: %s", exc)
                     commit = False
             if not commit:
-                self._next.clear()  # the revoke callback must not commit either
+                self.offsets.abandon()  # the revoke callback must not commit either
             try:
                 self.consumer.close()
             except (KafkaException, RuntimeError) as exc:

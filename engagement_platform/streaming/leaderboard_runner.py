@@ -51,11 +51,11 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
-from engagement_platform.argtypes import positive_float, positive_int
+from engagement_platform.argtypes import positive_int
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import kafka_io
+from engagement_platform.streaming import kafka_io, sink
 from engagement_platform.streaming.leaderboard import (
     DEFAULT_RETENTION_MINUTES,
     DEFAULT_TTL_MARGIN_SECONDS,
@@ -68,7 +68,6 @@ from engagement_platform.streaming.leaderboard import (
     aggregate,
     utcnow,
 )
-from engagement_platform.streaming.topics import ENRICHED
 
 log = logging.getLogger("engagement_platform.streaming.leaderboard")
 
@@ -246,21 +245,26 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-@dataclass
-class Config:
-    topic: str = ENRICHED
+@dataclass(kw_only=True)
+class Config(sink.SinkOptions):
     group: str = DEFAULT_GROUP
     batch_size: int = DEFAULT_BATCH_SIZE
-    poll_timeout: float = 0.5
-    summary_every: float = 5.0
     key_prefix: str = ""
     rules: Rules = field(default_factory=Rules)
-    create_topic: bool = True
-    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Config:
+        config = super().from_args(args)
+        config.rules = Rules(metric=args.metric, retention_minutes=args.retention_minutes)
+        return config
 
 
-class LeaderboardConsumer:
+class LeaderboardConsumer(sink.SinkConsumer[Batch, ApplyResult]):
     """The consume -> aggregate -> apply -> commit loop; the benchmark drives the same object."""
+
+    name = "leaderboard"
+    sink_name = "Redis"
+    sink_errors = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
     def __init__(
         self,
@@ -269,82 +273,38 @@ class LeaderboardConsumer:
         client: redis.Redis | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.settings = settings
-        self.config = config
+        super().__init__(settings, config)
+        self.config: Config = config
         self.now = now
         self.redis = client if client is not None else redis_client(settings)
         self.applier = Applier(self.redis, config.rules, Keys(config.key_prefix))
-        self.summary = kafka_io.Summary("leaderboard", every=config.summary_every)
-        self.consumer: Consumer | None = None
 
-    def open(self) -> Consumer:
-        self.consumer = kafka_io.subscribed_consumer(
-            self.settings,
-            self.config.topic,
-            self.config.group,
-            create_topic=self.config.create_topic,
-            **self.config.consumer_overrides,
-        )
-        return self.consumer
-
-    def process(self, msgs: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> ApplyResult:
-        """Aggregate and apply one batch, retrying Redis until it answers, then commit."""
-        assert self.consumer is not None
-        records = kafka_io.records_of(msgs)
-        if not records:
-            return ApplyResult(0, 0)
+    def prepare(self, records: Sequence[Message]) -> Batch:
         batch = aggregate((decode(m) for m in records), self.config.rules, self.now())
         if batch.invalid_samples:
             log.warning("skipped %d invalid record(s), e.g. %s", batch.invalid, batch.invalid_samples[0])
-        result = kafka_io.retry_sink(
-            lambda: self.applier.apply(batch),
-            (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError),
-            "Redis",
-            stop,
-        )
-        assert self.consumer is not None
-        kafka_io.commit_after(self.consumer, records)
+        return batch
+
+    def write(self, prepared: Batch) -> ApplyResult:
+        return self.applier.apply(prepared)
+
+    def written(self, prepared: Batch, result: ApplyResult, seconds: float) -> None:
         self.summary.add(
-            processed=batch.processed,
+            processed=prepared.processed,
             applied=result.applied,
-            duplicates=result.duplicates + batch.batch_duplicates,
-            late=batch.late,
-            future=batch.future,
-            invalid=batch.invalid,
+            duplicates=result.duplicates + prepared.batch_duplicates,
+            late=prepared.late,
+            future=prepared.future,
+            invalid=prepared.invalid,
         )
-        return result
 
-    def lag(self) -> int:
-        return kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
-
-    def loop(
-        self,
-        stop: kafka_io.GracefulStop | None = None,
-        until: Callable[[], bool] | None = None,
-        on_batch: Callable[[ApplyResult], None] | None = None,
-    ) -> None:
-        """Consume until SIGTERM/SIGINT (``stop``) or ``until()`` says so; the batch in hand is finished."""
-        consumer = self.consumer or self.open()
-        # "partitions=0" tells an idle consumer from one still waiting for its group assignment
-        extra = lambda: {"partitions": len(consumer.assignment()), "lag": self.lag()}  # noqa: E731
-        while not (stop is not None and stop.requested) and not (until is not None and until()):
-            msgs = consumer.consume(num_messages=self.config.batch_size, timeout=self.config.poll_timeout)
-            if msgs:
-                result = self.process(msgs, stop)
-                if on_batch is not None:
-                    on_batch(result)
-            self.summary.maybe_log(extra)
-        self.summary.log_now(extra)
-
-    def close(self) -> None:
-        if self.consumer is not None:
-            self.consumer.close()  # leaves the group now, so a restart does not wait for the session
-            self.consumer = None
+    def process(self, msgs: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> ApplyResult:
+        """One consumed batch as the loop handles it: aggregate, apply (retried), commit."""
+        return self.flush(kafka_io.records_of(msgs), stop) or ApplyResult(0, 0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--topic", default=ENRICHED, help=f"input topic (default {ENRICHED})")
-    parser.add_argument("--group", default=DEFAULT_GROUP, help=f"consumer group (default {DEFAULT_GROUP})")
+    sink.add_arguments(parser, Config(), batch="records per batch")
     parser.add_argument(
         "--metric",
         choices=METRICS,
@@ -359,36 +319,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_RETENTION_MINUTES}; buckets live {DEFAULT_TTL_MARGIN_SECONDS}s longer)",
     )
     parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"records per batch (default {DEFAULT_BATCH_SIZE})",
-    )
-    parser.add_argument(
         "--key-prefix",
         default="",
         help="put in front of every Redis key (tests, benchmarks); "
         "default none, i.e. zset:eng:minute:<YYYYMMDDHHMM>",
     )
-    parser.add_argument(
-        "--summary-every", type=positive_float, default=5.0, help="seconds between summary lines (default 5)"
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(
-        topic=args.topic,
-        group=args.group,
-        batch_size=args.batch_size,
-        summary_every=args.summary_every,
-        key_prefix=args.key_prefix,
-        rules=Rules(metric=args.metric, retention_minutes=args.retention_minutes),
-    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     kafka_io.setup_logging()
-    config = config_from_args(args)
+    config = Config.from_args(args)
     stop = kafka_io.GracefulStop()
     runner = LeaderboardConsumer(settings, config)
     log.info(
@@ -402,10 +342,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings.redis_host,
         settings.redis_port,
     )
-    try:
-        runner.open()
-        runner.loop(stop)
-    finally:
-        runner.close()
+    runner.serve(stop)
     log.info("leaderboard: stopped cleanly")
     return 0

@@ -7,12 +7,14 @@ Windows are parameters (``{name:Type}``), never formatted into the SQL.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from engagement_platform.warehouse.ddl import DAILY, ENRICHED, ERRORS, MINUTE
+
+if TYPE_CHECKING:  # query_df imports pandas when a query runs: importing this module must not
+    import pandas as pd  # (``bench warehouse`` imports it, and so the CLI of every consumer)
 
 
 def top_content(client: Client, hours: int = 24, n: int = 10) -> pd.DataFrame:

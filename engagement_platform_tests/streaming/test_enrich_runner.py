@@ -1,45 +1,33 @@
-"""The enrichment consumer as a real process against a real broker.
+"""The enrichment consumer as a real process against the session stack's broker.
 
 Synthetic Debezium flat records go straight into the flat topics. Each test has its own
-topics and group, so tests cannot see each other's records or offsets.
+topics and group, so tests cannot see each other's records or offsets. (The pieces it is
+made of are unit-tested without a broker: test_content_cache, test_pending, test_offsets,
+test_dlq.)
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Message, Producer
 
 from engagement_platform.bench.data import flat_content, synthetic
 from engagement_platform.source.simulator import Content
-from engagement_platform.streaming import topics
-from engagement_platform.streaming.enrich import Event
-from engagement_platform.streaming.enrich_runner import PendingBuffer
-from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
+from engagement_platform.streaming import kafka_io, topics
+from engagement_platform_tests import harness
+from engagement_platform_tests.harness import Child, StackHandle
 
 PARTITIONS = 3
-
-
-@pytest.fixture(scope="module")
-def kafka() -> Iterator[StackHandle]:
-    handle = start_stack("ep-test-enrich-", ("kafka",))
-    try:
-        yield handle
-    finally:
-        stop_stack(handle)
 
 
 class Topics:
@@ -63,26 +51,24 @@ class Topics:
         self.written: dict[int, tuple[int, int]] = {}
 
     def produce(self, topic: str, records: Any, ids: list[int] | None = None) -> None:
-        def delivered(err: Any, msg: Any, event_id: int | None) -> None:
-            assert err is None, err
-            if event_id is not None:
-                self.written[event_id] = (msg.partition(), msg.offset())
-
-        for i, (key, value) in enumerate(records):
-            event_id = ids[i] if ids is not None else None
-            while True:
-                try:
-                    self.producer.produce(
-                        topic, value, key, on_delivery=lambda e, m, x=event_id: delivered(e, m, x)
-                    )
-                    break
-                except BufferError:
-                    self.producer.poll(0.05)
+        if ids is None:
+            harness.produce_records(self.producer, topic, records, on_delivery=self._ok)
+            return
+        for (key, value), event_id in zip(records, ids, strict=True):
+            kafka_io.produce(
+                self.producer, topic, value, key, on_delivery=lambda e, m, x=event_id: self._written(e, m, x)
+            )
         assert self.producer.flush(30) == 0
+
+    def _ok(self, err: Any, _msg: Any) -> None:
+        assert err is None, err
+
+    def _written(self, err: Any, msg: Any, event_id: int) -> None:
+        self._ok(err, msg)
+        self.written[event_id] = (msg.partition(), msg.offset())
 
     def args(self, *extra: str) -> list[str]:
         return [
-            *CLI,
             "consume",
             "enrich",
             "--group",
@@ -103,53 +89,10 @@ class Topics:
         ]
 
 
-class Proc:
-    """A consumer subprocess whose stderr goes to a file (a pipe could fill and block it)."""
-
-    def __init__(self, handle: StackHandle, argv: list[str], log: Path) -> None:
-        self.log = log
-        self._fh = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(argv, env=handle.env, stdout=self._fh, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_for_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(pattern, self.text())
-            if found:
-                return found
-            assert self.popen.poll() is None, f"consumer exited {self.popen.returncode}:\n{self.text()}"
-            time.sleep(0.1)
-        raise AssertionError(f"no {pattern!r} in the consumer log after {timeout}s:\n{self.text()}")
-
-    def terminate(self, timeout: float = 30) -> int:
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        finally:
-            self._fh.close()
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
-        self._fh.close()
-
-
 @pytest.fixture
-def procs(kafka: StackHandle, tmp_path: Path) -> Iterator[Any]:
-    started: list[Proc] = []
-
-    def start(t: Topics, *extra: str, name: str = "enrich") -> Proc:
-        proc = Proc(kafka, t.args(*extra), tmp_path / f"{name}-{len(started)}.log")
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.kill()
+def procs(spawn: Callable[..., Child]) -> Callable[..., Child]:
+    """``procs(t, *flags, name=...)`` starts ``consume enrich`` on the topics of ``t``."""
+    return lambda t, *extra, name="enrich": spawn(*t.args(*extra), name=name)
 
 
 def _event_id(value: dict[str, Any]) -> Any:
@@ -159,43 +102,19 @@ def _event_id(value: dict[str, Any]) -> Any:
 def read_topic(
     bootstrap: str, topic: str, *, until: int, timeout: float = 60, key: Callable[[Any], Any] = _event_id
 ) -> list[Any]:
-    """Every message of ``topic`` as (key, value dict, headers), once ``until`` distinct ``key(value)``."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    out: list[Any] = []
+    """Every message of ``topic`` as (key, value dict, headers), once ``until`` distinct ``key(value)``
+    (and a short while after: late duplicates are part of the answer)."""
     distinct: set[Any] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for m in consumer.consume(5000, 0.5):
-                if m.error() is None:
-                    value = orjson.loads(m.value())
-                    out.append((m.key(), value, m.headers()))
-                    distinct.add(key(value))
-            if len(distinct) >= until:
-                # one more short poll: late duplicates are part of the answer
-                for m in consumer.consume(5000, 0.3):
-                    if m.error() is None:
-                        out.append((m.key(), orjson.loads(m.value()), m.headers()))
-                return out
-        return out
-    finally:
-        consumer.close()
+    done = 0
 
+    def enough(messages: list[Message]) -> bool:
+        nonlocal done
+        distinct.update(key(orjson.loads(m.value())) for m in messages[done:])
+        done = len(messages)
+        return len(distinct) >= until
 
-def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-        return {tp.partition: tp.offset for tp in tps}
-    finally:
-        consumer.close()
+    messages = harness.read_topic(bootstrap, topic, until=enough, timeout=timeout, settle=0.3)
+    return [(m.key(), orjson.loads(m.value()), m.headers()) for m in messages]
 
 
 Records = list[tuple[bytes, bytes]]
@@ -210,33 +129,13 @@ def ids_of(records: list[tuple[bytes, bytes]]) -> list[int]:
     return [orjson.loads(v)["id"] for _k, v in records]
 
 
-# --- pure: the pending buffer's bookkeeping ------------------------------------------
-
-
-def _event(event_id: int, content_id: str) -> Event:
-    return Event(event_id, content_id, None, "click", "2026-01-01T00:00:00.000Z", None, None, None)
-
-
-def test_pending_buffer_tracks_lowest_offset_per_partition() -> None:
-    buf = PendingBuffer()
-    buf.add(0, 10, _event(1, "a"), now=1.0)
-    buf.add(0, 12, _event(2, "b"), now=2.0)
-    buf.add(1, 5, _event(3, "a"), now=3.0)
-    assert (buf.lowest_offset(0), buf.lowest_offset(1), buf.lowest_offset(2)) == (10, 5, None)
-    assert [e.event_id for e in buf.pop_content("a")] == [1, 3]
-    assert (buf.lowest_offset(0), buf.lowest_offset(1), len(buf)) == (12, None, 1)
-    buf.add(2, 7, _event(4, "c"), now=4.0)
-    assert [e.event_id for e in buf.pop_expired(deadline=3.5)] == [2]
-    assert not buf.waiting_for("b") and buf.waiting_for("c")
-    assert buf.drop_partitions({2}) == 1
-    assert len(buf) == 0 and not buf.waiting_for("c")
-
-
 # --- integration ----------------------------------------------------------------------
 
 
-def test_events_before_their_content_are_emitted_when_it_arrives(kafka: StackHandle, procs: Any) -> None:
-    t = Topics(kafka)
+def test_events_before_their_content_are_emitted_when_it_arrives(
+    stack: StackHandle, procs: Callable[..., Child]
+) -> None:
+    t = Topics(stack)
     contents, records = dataset(6, 600, first_id=1)
     early, late = contents[:3], contents[3:]
     late_ids = {str(c.id) for c in late}
@@ -250,7 +149,7 @@ def test_events_before_their_content_are_emitted_when_it_arrives(kafka: StackHan
     proc.wait_for_log(r"pending=[1-9]")  # the others are waiting, not emitted with nulls
     t.produce(t.content, [flat_content(c) for c in late])
     out = read_topic(t.bootstrap, t.output, until=len(expected))
-    assert proc.terminate() == 0
+    assert proc.stop() == 0
 
     by_id = {v["event_id"]: (k, v) for k, v, _h in out}
     assert set(by_id) == set(expected)
@@ -271,28 +170,32 @@ def test_events_before_their_content_are_emitted_when_it_arrives(kafka: StackHan
             assert v["engagement_seconds"] == seconds
             want = round(100 * seconds / c.length_seconds, 2) if c.length_seconds else None
             assert v["engagement_pct"] == want
-    assert re.search(r"released=[1-9]", proc.text())
+    assert re.search(r"released=[1-9]", proc.output())
 
 
-def test_content_that_never_arrives_times_out_flagged(kafka: StackHandle, procs: Any) -> None:
-    t = Topics(kafka)
+def test_content_that_never_arrives_times_out_flagged(
+    stack: StackHandle, procs: Callable[..., Child]
+) -> None:
+    t = Topics(stack)
     contents, records = dataset(2, 200, first_id=10_000)
     t.produce(t.content, [flat_content(contents[0])])
     t.produce(t.events, records, ids_of(records))
     proc = procs(t, "--pending-timeout", "1.5")
     out = read_topic(t.bootstrap, t.output, until=len(records))
-    assert proc.terminate() == 0
+    assert proc.stop() == 0
     missing_id = str(contents[1].id)
     assert len({v["event_id"] for _k, v, _h in out}) == len(records)
     for _k, v, _h in out:
         assert v["content_missing"] is (v["content_id"] == missing_id)
         if v["content_missing"]:
             assert v["title"] is None and v["engagement_pct"] is None
-    assert re.search(r"content_missing=[1-9]", proc.text())
+    assert re.search(r"content_missing=[1-9]", proc.output())
 
 
-def test_poison_messages_go_to_the_dlq_and_the_stream_goes_on(kafka: StackHandle, procs: Any) -> None:
-    t = Topics(kafka)
+def test_poison_messages_go_to_the_dlq_and_the_stream_goes_on(
+    stack: StackHandle, procs: Callable[..., Child]
+) -> None:
+    t = Topics(stack)
     contents, records = dataset(3, 300, first_id=20_000)
     t.produce(t.content, [flat_content(c) for c in contents])
     good = dict(orjson.loads(records[0][1]))
@@ -329,7 +232,7 @@ def test_poison_messages_go_to_the_dlq_and_the_stream_goes_on(kafka: StackHandle
     proc = procs(t)
     out = read_topic(t.bootstrap, t.output, until=len(records) - 1)
     dlq = read_topic(t.bootstrap, t.dlq, until=len(poison) + 1, key=lambda v: (v["topic"], v["offset"]))
-    assert proc.terminate() == 0
+    assert proc.stop() == 0
 
     assert {v["event_id"] for _k, v, _h in out} == set(ids_of(records[1:]))
     by_original: dict[str, dict[str, Any]] = {}
@@ -351,8 +254,10 @@ def test_poison_messages_go_to_the_dlq_and_the_stream_goes_on(kafka: StackHandle
     assert by_original[bad_content]["reason"].startswith("unknown_content_type")
 
 
-def test_kill_9_mid_stream_then_restart_loses_nothing(kafka: StackHandle, procs: Any) -> None:
-    t = Topics(kafka)
+def test_kill_9_mid_stream_then_restart_loses_nothing(
+    stack: StackHandle, procs: Callable[..., Child]
+) -> None:
+    t = Topics(stack)
     contents, records = dataset(50, 20_000, first_id=100_000)
     t.produce(t.content, [flat_content(c) for c in contents])
     all_ids = set(ids_of(records))
@@ -373,7 +278,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(kafka: StackHandle, procs:
     second = procs(t, "--batch-size", "500", name="second")
     feeder.join(60)
     out = read_topic(t.bootstrap, t.output, until=len(all_ids), timeout=90)
-    assert second.terminate() == 0
+    assert second.stop() == 0
 
     seen = Counter(v["event_id"] for _k, v, _h in out)
     assert set(seen) == all_ids, f"missing {len(all_ids - set(seen))} event ids"
@@ -382,8 +287,10 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(kafka: StackHandle, procs:
     print(f"duplicates after kill -9: {sum(seen.values()) - len(seen)}")
 
 
-def test_two_instances_in_one_group_share_the_partitions(kafka: StackHandle, procs: Any) -> None:
-    t = Topics(kafka)
+def test_two_instances_in_one_group_share_the_partitions(
+    stack: StackHandle, procs: Callable[..., Child]
+) -> None:
+    t = Topics(stack)
     contents, records = dataset(60, 10_000, first_id=200_000)
     t.produce(t.content, [flat_content(c) for c in contents])
     a = procs(t, name="a")
@@ -392,20 +299,22 @@ def test_two_instances_in_one_group_share_the_partitions(kafka: StackHandle, pro
     b.wait_for_log(r"assigned \[\d", timeout=45)
     t.produce(t.events, records)
     out = read_topic(t.bootstrap, t.output, until=len(records))
-    assert a.terminate() == 0 and b.terminate() == 0
+    assert a.stop() == 0 and b.stop() == 0
 
     seen = Counter(v["event_id"] for _k, v, _h in out)
     assert set(seen) == set(ids_of(records))
     processed = []
     for proc in (a, b):
-        counts = re.findall(r"processed=([\d,]+)", proc.text())
+        counts = re.findall(r"processed=([\d,]+)", proc.output())
         processed.append(int(counts[-1].replace(",", "")) if counts else 0)
     assert all(n > 0 for n in processed), processed  # both did part of the work
     print(f"processed per instance: {processed}, duplicates: {sum(seen.values()) - len(seen)}")
 
 
-def test_sigterm_commits_up_to_the_first_waiting_event_and_exits_zero(kafka: StackHandle, procs: Any) -> None:
-    t = Topics(kafka)
+def test_sigterm_commits_up_to_the_first_waiting_event_and_exits_zero(
+    stack: StackHandle, procs: Callable[..., Child]
+) -> None:
+    t = Topics(stack)
     contents, records = dataset(4, 2_000, first_id=300_000)
     held_back = contents[0]
     t.produce(t.content, [flat_content(c) for c in contents[1:]])
@@ -416,8 +325,8 @@ def test_sigterm_commits_up_to_the_first_waiting_event_and_exits_zero(kafka: Sta
     proc = procs(t, "--pending-timeout", "300")
     read_topic(t.bootstrap, t.output, until=len(records) - len(held_ids))
     proc.wait_for_log(rf"pending={len(held_ids)}\b")
-    assert proc.terminate() == 0
-    assert "stop requested (SIGTERM)" in proc.text()
+    assert proc.stop() == 0
+    assert "stop requested (SIGTERM)" in proc.output()
 
     # every partition is committed to its end, except where an event still waits: there the
     # commit stops at the first waiting event, so the next run reads it again
@@ -428,7 +337,7 @@ def test_sigterm_commits_up_to_the_first_waiting_event_and_exits_zero(kafka: Sta
     for event_id in held_ids:
         partition, offset = t.written[event_id]
         first_waiting[partition] = min(first_waiting.get(partition, offset), offset)
-    offsets = committed(t.bootstrap, t.group, t.events)
+    offsets = harness.committed_offsets(t.bootstrap, t.group, t.events)
     for partition, end in ends.items():
         assert offsets[partition] == first_waiting.get(partition, end), (partition, offsets, first_waiting)
 
@@ -436,7 +345,7 @@ def test_sigterm_commits_up_to_the_first_waiting_event_and_exits_zero(kafka: Sta
     t.produce(t.content, [flat_content(held_back)])
     again = procs(t, name="again")
     out = read_topic(t.bootstrap, t.output, until=len(records))
-    assert again.terminate() == 0
+    assert again.stop() == 0
     held = [v for _k, v, _h in out if v["event_id"] in set(held_ids)]
     assert {v["event_id"] for v in held} == set(held_ids)
     assert all(v["content_missing"] is False and v["title"] == held_back.title for v in held)

@@ -1,7 +1,8 @@
 """The leaderboard consumer against a real broker and a real Redis.
 
-The consumer runs as a real subprocess (``engagement-platform consume leaderboard``) with a
-unique topic, group and Redis key prefix per test, so tests never see each other's data.
+The consumer runs as a real subprocess (``engagement-platform consume leaderboard``) on the
+session stack, with a unique topic, group and Redis key prefix per test, so tests never see
+each other's data.
 The replay guarantee is also exercised directly on the apply function, where the "crash
 after Redis applied, before the commit" case can be produced deterministically.
 """
@@ -10,15 +11,12 @@ from __future__ import annotations
 
 import random
 import re
-import signal
-import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -39,16 +37,8 @@ from engagement_platform.streaming.leaderboard import (
 )
 from engagement_platform.streaming.leaderboard_runner import Applier
 from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
-from engagement_platform_tests.harness import CLI, StackHandle, start_stack, stop_stack
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[StackHandle]:
-    handle = start_stack("ep-test-leader-", ("kafka", "redis"))
-    try:
-        yield handle
-    finally:
-        stop_stack(handle)
+from engagement_platform_tests import harness
+from engagement_platform_tests.harness import Child, StackHandle
 
 
 @pytest.fixture
@@ -106,12 +96,8 @@ class Produced:
             self.ends[msg.partition()] = max(self.ends.get(msg.partition(), 0), msg.offset() + 1)
 
     def send(self, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            self.producer.produce(
-                self.topic, orjson.dumps(event), key=event["content_id"], on_delivery=self._delivered
-            )
-            self.producer.poll(0)
-        assert self.producer.flush(30) == 0
+        records = ((e["content_id"].encode(), orjson.dumps(e)) for e in events)
+        harness.produce_records(self.producer, self.topic, records, on_delivery=self._delivered)
         assert not self.errors, self.errors
 
     @property
@@ -120,12 +106,7 @@ class Produced:
 
 
 def committed(stack: StackHandle, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer(kafka_io.consumer_config(stack.settings, group))
-    try:
-        tps = [TopicPartition(topic, p) for p in range(stack.settings.topic_partitions)]
-        return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10) if tp.offset >= 0}
-    finally:
-        consumer.close()
+    return harness.committed_offsets(stack.settings.kafka_bootstrap_servers, group, topic)
 
 
 def scores(r: redis.Redis, prefix: str) -> Counter[tuple[str, str]]:
@@ -144,65 +125,16 @@ def expected_scores(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     return Counter((minute_bucket(e["event_ts"]), e["content_id"]) for e in unique.values())
 
 
-def wait_for(
-    predicate: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"consumer exited with {proc.returncode} while waiting for {what}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class ConsumerProcess:
-    """``engagement-platform consume leaderboard`` as a child process, its log in a file."""
-
-    def __init__(self, stack: StackHandle, names: dict[str, str], log: Path, *extra: str) -> None:
-        self.log = log
-        self._fh = open(log, "ab")  # noqa: SIM115 - closed in stop()/kill()
-        argv = [
-            *CLI,
-            "consume",
-            "leaderboard",
-            "--topic",
-            names["topic"],
-            "--group",
-            names["group"],
-            "--key-prefix",
-            names["prefix"],
-            "--summary-every",
-            "1",
-            *extra,
-        ]
-        self.proc = subprocess.Popen(argv, env=stack.env, stdout=self._fh, stderr=subprocess.STDOUT)
-
-    def stop(self, timeout: float = 30) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._fh.close()
-
-    def kill(self) -> None:
-        self.proc.kill()  # SIGKILL: no drain, no commit
-        self.proc.wait(10)
-        self._fh.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
-def consumers() -> Iterator[list[ConsumerProcess]]:
-    """Every consumer a test starts is killed if the test did not stop it."""
-    started: list[ConsumerProcess] = []
-    yield started
-    for c in started:
-        if c.proc.poll() is None:
-            c.kill()
+def consumers(spawn: Callable[..., Child]) -> Callable[..., Child]:
+    """``consumers(names, *flags, name=...)`` starts ``consume leaderboard`` on a test's topic,
+    group and key prefix (killed after the test if still running)."""
+
+    def start(names: dict[str, str], *extra: str, name: str = "leaderboard") -> Child:
+        args = ["--topic", names["topic"], "--group", names["group"], "--key-prefix", names["prefix"]]
+        return spawn("consume", "leaderboard", *args, "--summary-every", "1", *extra, name=name)
+
+    return start
 
 
 def rewind_group(stack: StackHandle, names: dict[str, str], offsets: dict[int, int]) -> None:
@@ -214,7 +146,7 @@ def rewind_group(stack: StackHandle, names: dict[str, str], offsets: dict[int, i
     consumer = Consumer(kafka_io.consumer_config(stack.settings, names["group"]))
     try:
         consumer.subscribe([names["topic"]])
-        wait_for(
+        harness.wait_for(
             lambda: (
                 consumer.consume(100, 0.2) is not None
                 and len(consumer.assignment()) == stack.settings.topic_partitions
@@ -246,18 +178,18 @@ def test_5000_events_scores_ttl_titles_ranking_and_sigterm(
     stack: StackHandle,
     r: redis.Redis,
     names: dict[str, str],
-    consumers: list[ConsumerProcess],
-    tmp_path: Path,
+    consumers: Callable[..., Child],
 ) -> None:
     counts = [1600, 1200, 1000, 700, 500]
     contents, events = synthetic(counts, random.Random(1))
     produced = Produced(stack, names["topic"])
     produced.send(events)
 
-    c = ConsumerProcess(stack, names, tmp_path / "leaderboard.log")
-    consumers.append(c)
-    wait_for(lambda: sum(scores(r, names["prefix"]).values()) >= 5000, 60, "5,000 counted", c.proc)
-    wait_for(all_committed(stack, names, produced), 30, "offsets committed", c.proc)
+    c = consumers(names, name="leaderboard")
+    harness.wait_for(
+        lambda: sum(scores(r, names["prefix"]).values()) >= 5000, 60, "5,000 counted", alive=c.alive
+    )
+    harness.wait_for(all_committed(stack, names, produced), 30, "offsets committed", alive=c.alive)
     assert c.stop() == 0, c.output()
 
     got = scores(r, names["prefix"])
@@ -289,8 +221,7 @@ def test_duplicates_in_topic_count_once_and_a_full_replay_adds_nothing(
     stack: StackHandle,
     r: redis.Redis,
     names: dict[str, str],
-    consumers: list[ConsumerProcess],
-    tmp_path: Path,
+    consumers: Callable[..., Child],
 ) -> None:
     rng = random.Random(2)
     _, events = synthetic([900, 700, 400], rng)
@@ -301,18 +232,16 @@ def test_duplicates_in_topic_count_once_and_a_full_replay_adds_nothing(
     produced.send(again)
     produced.send(events[1000:])
 
-    first = ConsumerProcess(stack, names, tmp_path / "first.log", "--batch-size", "300")
-    consumers.append(first)
-    wait_for(all_committed(stack, names, produced), 60, "all offsets committed", first.proc)
+    first = consumers(names, "--batch-size", "300", name="first")
+    harness.wait_for(all_committed(stack, names, produced), 60, "all offsets committed", alive=first.alive)
     assert first.stop() == 0, first.output()
     assert scores(r, names["prefix"]) == expected_scores(events)
     assert sum(scores(r, names["prefix"]).values()) == 2000
 
     # a new group reads the whole topic again into the same keys: every id is already counted
     replay_names = dict(names, group=names["group"] + "-replay")
-    replay = ConsumerProcess(stack, replay_names, tmp_path / "replay.log")
-    consumers.append(replay)
-    wait_for(all_committed(stack, replay_names, produced), 60, "replay committed", replay.proc)
+    replay = consumers(replay_names, name="replay")
+    harness.wait_for(all_committed(stack, replay_names, produced), 60, "replay committed", alive=replay.alive)
     assert replay.stop() == 0, replay.output()
     assert scores(r, names["prefix"]) == expected_scores(events)
     assert "applied=0 " in replay.output() and "duplicates=3,000" in replay.output()
@@ -322,8 +251,7 @@ def test_kill_9_mid_stream_then_restart_counts_exactly(
     stack: StackHandle,
     r: redis.Redis,
     names: dict[str, str],
-    consumers: list[ConsumerProcess],
-    tmp_path: Path,
+    consumers: Callable[..., Child],
 ) -> None:
     rng = random.Random(3)
     _, events = synthetic([6000, 5000, 4000, 3000, 2000], rng)
@@ -334,17 +262,16 @@ def test_kill_9_mid_stream_then_restart_counts_exactly(
 
     def produce_rest() -> None:
         # the stream keeps flowing, a bit slower than the consumer, so it is busy when it dies
-        wait_for(lambda: counted() > 0, 60, "the consumer to start counting")
+        harness.wait_for(lambda: counted() > 0, 60, "the consumer to start counting")
         for i in range(2000, len(stream), 500):
             produced.send(stream[i : i + 500])
             time.sleep(0.1)
 
-    first = ConsumerProcess(stack, names, tmp_path / "first.log", "--batch-size", "200")
-    consumers.append(first)
+    first = consumers(names, "--batch-size", "200", name="first")
     feeder = threading.Thread(target=produce_rest)
     feeder.start()
     try:
-        wait_for(lambda: counted() >= 8000, 60, "counting under way", first.proc)
+        harness.wait_for(lambda: counted() >= 8000, 60, "counting under way", alive=first.alive)
         first.kill()
         counted_at_kill = counted()
     finally:
@@ -359,9 +286,10 @@ def test_kill_9_mid_stream_then_restart_counts_exactly(
     rewind_group(stack, names, rewound)
     assert committed(stack, names["group"], names["topic"]) == rewound
 
-    second = ConsumerProcess(stack, names, tmp_path / "second.log", "--batch-size", "200")
-    consumers.append(second)
-    wait_for(all_committed(stack, names, produced), 90, "all offsets committed after restart", second.proc)
+    second = consumers(names, "--batch-size", "200", name="second")
+    harness.wait_for(
+        all_committed(stack, names, produced), 90, "all offsets committed after restart", alive=second.alive
+    )
     assert second.stop() == 0, second.output()
     got = scores(r, names["prefix"])
     assert sum(got.values()) == 20000

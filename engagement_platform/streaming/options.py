@@ -1,0 +1,49 @@
+"""What configures every consumer, and the flags that set it, in one place.
+
+Flags are a contract (``up``, the tests and operators call them), so each consumer's
+options are a dataclass whose field names are the flags' ``dest`` names: ``from_args``
+needs no per-consumer mapping, and a default lives in exactly one place, which ``--help``
+shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from typing import Self
+
+from engagement_platform.argtypes import positive_float, positive_int
+
+
+@dataclass(kw_only=True)
+class ConsumerOptions:
+    """Shared by every consumer; a subclass sets its own defaults and adds its own fields."""
+
+    group: str
+    batch_size: int  # records per consume() call at most
+    poll_timeout: float  # seconds a consume() call waits when nothing is there
+    summary_every: float = 5.0  # seconds between summary lines
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Self:
+        """The options the parsed flags set; fields without a flag keep their default."""
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        return cls(**given)
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: ConsumerOptions, *, batch: str) -> None:
+    """``--group``, ``--batch-size`` (``batch`` says what it bounds) and ``--summary-every``."""
+    parser.add_argument("--group", default=defaults.group, help=f"consumer group (default {defaults.group})")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=defaults.batch_size,
+        help=f"{batch} (default {defaults.batch_size})",
+    )
+    parser.add_argument(
+        "--summary-every",
+        type=positive_float,
+        default=defaults.summary_every,
+        help=f"seconds between summary lines (default {defaults.summary_every:g})",
+    )

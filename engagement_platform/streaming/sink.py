@@ -1,0 +1,153 @@
+"""The loop of a consumer that writes a topic into a store: consume, write, commit, repeat.
+
+Delivery is at-least-once: a batch's offsets are committed only after the sink applied
+the whole batch, so a crash in between replays it, and the sink's write must be
+idempotent (by event id). A sink that is down is retried with backoff, never skipped; a
+stop requested meanwhile exits *without* committing. A sink supplies only its write
+(:meth:`SinkConsumer.prepare`, :meth:`~SinkConsumer.write`, :meth:`~SinkConsumer.written`).
+
+Batches close at ``batch_size`` records or ``max_wait`` seconds after their first record,
+whichever comes first (``max_wait`` 0: each consume() call's records are one batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from confluent_kafka import Consumer, Message
+
+from engagement_platform.settings import Settings
+from engagement_platform.streaming import kafka_io, options
+from engagement_platform.streaming.topics import ENRICHED
+
+P = TypeVar("P")  # a batch made ready for the sink
+R = TypeVar("R")  # what the sink answered
+
+
+@dataclass(kw_only=True)
+class SinkOptions(options.ConsumerOptions):
+    topic: str = ENRICHED
+    poll_timeout: float = 0.5
+    max_wait: float = 0.0  # seconds a batch may wait for more records after its first
+    create_topic: bool = True  # the tests and benchmarks create theirs with their own partitions
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: SinkOptions, *, batch: str) -> None:
+    """``--topic`` and the flags every consumer has."""
+    parser.add_argument("--topic", default=defaults.topic, help=f"input topic (default {defaults.topic})")
+    options.add_arguments(parser, defaults, batch=batch)
+
+
+class SinkConsumer(ABC, Generic[P, R]):
+    """consume -> prepare -> write (retried) -> commit -> count; the benchmarks and the tests
+    drive the same object as ``consume NAME``."""
+
+    name: ClassVar[str]  # the summary line's name
+    sink_name: ClassVar[str]  # the store, as retry warnings name it
+    sink_errors: ClassVar[tuple[type[BaseException], ...]]  # "the sink is unavailable": retry
+
+    def __init__(self, settings: Settings, config: SinkOptions) -> None:
+        self.settings = settings
+        self.config = config
+        self.summary = kafka_io.Summary(self.name, every=config.summary_every)
+        self.consumer: Consumer | None = None
+        self.first_record_at: float | None = None  # monotonic; rates exclude the group join
+
+    @abstractmethod
+    def prepare(self, records: Sequence[Message]) -> P:
+        """Turn records into what one write sends (once per batch, not per retry)."""
+
+    @abstractmethod
+    def write(self, prepared: P) -> R:
+        """Apply the batch to the sink; raise one of ``sink_errors`` to be retried. Must be
+        idempotent: after a crash the same batch comes again."""
+
+    @abstractmethod
+    def written(self, prepared: P, result: R, seconds: float) -> None:
+        """Count a batch the sink applied and whose offsets were committed."""
+
+    def close_sink(self) -> None:
+        """Release the sink's client, if this consumer owns one."""
+
+    def open(self) -> Consumer:
+        self.consumer = kafka_io.subscribed_consumer(
+            self.settings,
+            self.config.topic,
+            self.config.group,
+            create_topic=self.config.create_topic,
+            **self.config.consumer_overrides,
+        )
+        return self.consumer
+
+    def flush(self, records: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> R | None:
+        """Write one batch (retrying until the sink answers), then commit its offsets."""
+        if not records:
+            return None
+        prepared = self.prepare(records)
+        started = time.monotonic()
+        result = kafka_io.retry_sink(lambda: self.write(prepared), self.sink_errors, self.sink_name, stop)
+        seconds = time.monotonic() - started
+        assert self.consumer is not None
+        kafka_io.commit_after(self.consumer, records)
+        self.written(prepared, result, seconds)
+        return result
+
+    def lag(self) -> int:
+        return kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
+
+    def health(self) -> dict[str, object]:
+        # "partitions=0" tells an idle consumer from one still waiting for its group assignment
+        partitions = len(self.consumer.assignment()) if self.consumer is not None else 0
+        return {"partitions": partitions, "lag": self.lag()}
+
+    def loop(
+        self, stop: kafka_io.GracefulStop | None = None, until: Callable[[], bool] | None = None
+    ) -> None:
+        """Consume until SIGTERM/SIGINT (``stop``) or ``until()``; the batch in hand is written first."""
+        consumer = self.consumer or self.open()
+        config = self.config
+        batch: list[Message] = []
+        deadline = 0.0
+
+        def stopping() -> bool:
+            return (stop is not None and stop.requested) or (until is not None and until())
+
+        while not stopping():
+            timeout = (
+                config.poll_timeout
+                if not batch
+                else max(0.0, min(config.poll_timeout, deadline - time.monotonic()))
+            )
+            msgs = consumer.consume(num_messages=config.batch_size - len(batch), timeout=timeout)
+            records = kafka_io.records_of(msgs) if msgs else []
+            if records and not batch:
+                deadline = time.monotonic() + config.max_wait
+                if self.first_record_at is None:
+                    self.first_record_at = time.monotonic()
+            batch.extend(records)
+            if batch and (len(batch) >= config.batch_size or time.monotonic() >= deadline):
+                self.flush(batch, stop)
+                batch = []
+            self.summary.maybe_log(self.health)
+        self.flush(batch, stop)  # drain: what was consumed is stored and committed before exit
+        self.summary.log_now(self.health)
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()  # leave the group now, so a restart does not wait for the session
+            self.consumer = None
+        self.close_sink()
+
+    def serve(self, stop: kafka_io.GracefulStop) -> None:
+        """What ``consume NAME`` runs: until stopped, then leave the group."""
+        try:
+            self.open()
+            self.loop(stop)
+        finally:
+            self.close()

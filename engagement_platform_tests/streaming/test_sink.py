@@ -1,0 +1,168 @@
+"""The sink consumers' shared loop and flags, with a scripted consumer and an in-memory sink: no broker.
+
+What is checked is the order that makes delivery at-least-once: the sink has a batch
+before its offsets are committed, a failed write commits nothing, and the batch in hand
+is written before a stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, Message, TopicPartition
+
+from engagement_platform import settings
+from engagement_platform.streaming import enrich_runner, leaderboard_runner, warehouse_runner
+from engagement_platform.streaming.sink import SinkConsumer, SinkOptions
+
+
+class SinkDown(Exception):
+    pass
+
+
+class ScriptedConsumer:
+    """consume() hands out the scripted batches, then nothing; commit() is recorded."""
+
+    def __init__(self, journal: list[Any], batches: list[list[Message]]) -> None:
+        self.journal = journal
+        self.batches = batches
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        assert num_messages >= 1
+        if not self.batches:
+            self.journal.append("idle")
+            return []
+        batch = self.batches.pop(0)
+        assert len(batch) <= num_messages
+        return batch
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        assert asynchronous is False
+        self.journal.append(("commit", sorted((tp.partition, tp.offset) for tp in offsets)))
+
+    def assignment(self) -> list[TopicPartition]:
+        return []
+
+    def close(self) -> None:
+        self.journal.append("closed")
+
+
+class MemorySink(SinkConsumer[list[bytes], int]):
+    name = "memory"
+    sink_name = "memory"
+    sink_errors = (SinkDown,)
+
+    def __init__(self, config: SinkOptions, batches: list[list[Message]], failures: int = 0) -> None:
+        super().__init__(settings.load({}), config)  # the defaults: no client is built from them
+        self.journal: list[Any] = []
+        self.consumer = ScriptedConsumer(self.journal, batches)  # type: ignore[assignment]
+        self.failures = failures
+
+    def prepare(self, records: Sequence[Message]) -> list[bytes]:
+        return [m.value() for m in records]
+
+    def write(self, prepared: list[bytes]) -> int:
+        if self.failures:
+            self.failures -= 1
+            self.journal.append("down")
+            raise SinkDown("not now")
+        self.journal.append(("write", prepared))
+        return len(prepared)
+
+    def written(self, prepared: list[bytes], result: int, seconds: float) -> None:
+        self.summary.add(written=result)
+
+
+def msgs(partition: int, *offsets: int) -> list[Message]:
+    return [Message(topic="t", partition=partition, offset=o, value=b"%d" % o) for o in offsets]
+
+
+class Stop:
+    requested = False
+
+
+def test_each_batch_is_written_then_committed_past_its_last_record() -> None:
+    eof = Message(topic="t", partition=1, error=KafkaError(KafkaError._PARTITION_EOF))
+    sink = MemorySink(SinkOptions(group="g", batch_size=10), [msgs(0, 1, 2) + msgs(1, 7), [eof], msgs(0, 3)])
+    sink.loop(until=lambda: "idle" in sink.journal)
+    assert sink.journal == [
+        ("write", [b"1", b"2", b"7"]),
+        ("commit", [(0, 3), (1, 8)]),
+        ("write", [b"3"]),
+        ("commit", [(0, 4)]),
+        "idle",
+    ]
+    assert sink.summary.counters == {"written": 4}
+    assert sink.first_record_at is not None
+
+
+def test_a_sink_that_is_down_is_retried_and_committed_only_after_it_took_the_batch() -> None:
+    sink = MemorySink(SinkOptions(group="g", batch_size=10), [msgs(0, 5)], failures=1)
+    sink.loop(until=lambda: "idle" in sink.journal)
+    assert sink.journal == ["down", ("write", [b"5"]), ("commit", [(0, 6)]), "idle"]
+
+
+def test_a_stop_while_the_sink_is_down_commits_nothing() -> None:
+    sink = MemorySink(SinkOptions(group="g", batch_size=10), [msgs(0, 5)], failures=1)
+    stop = Stop()
+    stop.requested = True
+    with pytest.raises(RuntimeError, match="batch not committed"):
+        sink.flush(msgs(0, 5), stop)  # type: ignore[arg-type]
+    assert sink.journal == ["down"]
+
+
+def test_batches_fill_up_to_batch_size_before_max_wait() -> None:
+    batches = [msgs(0, 1, 2), msgs(0, 3, 4), msgs(0, 5)]
+    sink = MemorySink(SinkOptions(group="g", batch_size=4, max_wait=60.0), batches)
+    sink.loop(until=lambda: "idle" in sink.journal)
+    # 4 records make a batch; the 5th waits for more, then is written when the loop ends
+    assert sink.journal == [
+        ("write", [b"1", b"2", b"3", b"4"]),
+        ("commit", [(0, 5)]),
+        "idle",
+        ("write", [b"5"]),
+        ("commit", [(0, 6)]),
+    ]
+    sink.close()
+    assert sink.journal[-1] == "closed" and sink.consumer is None
+
+
+@pytest.mark.parametrize(
+    ("module", "options"),
+    [
+        (enrich_runner, enrich_runner.EnrichOptions),
+        (leaderboard_runner, leaderboard_runner.Config),
+        (warehouse_runner, warehouse_runner.Config),
+    ],
+)
+def test_every_flag_default_is_the_options_default(module: Any, options: Any) -> None:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    assert options.from_args(parser.parse_args([])) == options()
+
+
+def test_flags_set_the_options_by_name() -> None:
+    parser = argparse.ArgumentParser()
+    leaderboard_runner.add_arguments(parser)
+    args = parser.parse_args(
+        ["--topic", "x", "--group", "g", "--batch-size", "7", "--metric", "engagement_seconds"]
+    )
+    config = leaderboard_runner.Config.from_args(args)
+    assert (config.topic, config.group, config.batch_size, config.rules.metric) == (
+        "x",
+        "g",
+        7,
+        "engagement_seconds",
+    )
+    parser = argparse.ArgumentParser()
+    warehouse_runner.add_arguments(parser)
+    config = warehouse_runner.Config.from_args(parser.parse_args(["--max-wait", "0.2", "--database", "d"]))
+    assert (config.max_wait, config.database, config.batch_size, config.group) == (
+        0.2,
+        "d",
+        20_000,
+        "warehouse",
+    )
