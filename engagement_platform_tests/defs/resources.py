@@ -9,6 +9,7 @@ from __future__ import annotations
 from engagement_platform.defs.cdc.resources import KafkaConnectResource
 from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.postgres.resources import PostgresResource
+from engagement_platform.defs.serving.resources import RedisResource
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.settings import Settings
 
@@ -47,3 +48,7 @@ def clickhouse(s: Settings, database: str, mode: str = "local") -> ClickHouseRes
         database=database,
         mode=mode,
     )
+
+
+def redis(s: Settings) -> RedisResource:
+    return RedisResource(host=s.redis_host, port=s.redis_port, db=s.redis_db, password=s.redis_password)
