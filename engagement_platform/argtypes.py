@@ -9,14 +9,22 @@ class UsageError(Exception):
     """A command was called with arguments it cannot use (the CLI exits 2 with one line)."""
 
 
-def positive_int(raw: str) -> int:
+def _int_at_least(raw: str, lowest: int) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
     return value
+
+
+def positive_int(raw: str) -> int:
+    return _int_at_least(raw, 1)
+
+
+def non_negative_int(raw: str) -> int:
+    return _int_at_least(raw, 0)
 
 
 def positive_float(raw: str) -> float:

@@ -86,6 +86,10 @@ class Settings:
     dagster_port: int
     dashboard_port: int
     dagster_home_override: str  # empty: EP_HOME/dagster
+    # Prometheus /metrics of each consumer on 127.0.0.1 (0: off)
+    enrich_metrics_port: int
+    leaderboard_metrics_port: int
+    warehouse_metrics_port: int
     # where alerts are posted (Slack-compatible JSON); empty: alerts go to the UI and the log only
     alert_webhook_url: str
     dagster_ui_url: str  # links in alerts; empty: http://127.0.0.1:DAGSTER_PORT
@@ -93,6 +97,16 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return Path(self.dagster_home_override) if self.dagster_home_override else self.ep_home / "dagster"
+
+    @property
+    def listen_host(self) -> str:
+        """Where the platform's own servers listen: loopback in local mode; in compose mode
+        every interface of the container (its ports are published on the host's loopback)."""
+        return "127.0.0.1" if self.mode == "local" else "0.0.0.0"  # noqa: S104
+
+    def metrics_port(self, consumer: str, given: int | None = None) -> int:
+        """The port of a consumer's /metrics: ``given`` (a flag) when set, else its setting."""
+        return given if given is not None else int(getattr(self, f"{consumer}_metrics_port"))
 
     @property
     def postgres_dsn(self) -> str:
@@ -164,6 +178,9 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "DAGSTER_PORT": ("dagster_port", 3000),
     "DASHBOARD_PORT": ("dashboard_port", 8501),
     "DAGSTER_HOME": ("dagster_home_override", ""),
+    "ENRICH_METRICS_PORT": ("enrich_metrics_port", 9101),
+    "LEADERBOARD_METRICS_PORT": ("leaderboard_metrics_port", 9102),
+    "WAREHOUSE_METRICS_PORT": ("warehouse_metrics_port", 9103),
     "ALERT_WEBHOOK_URL": ("alert_webhook_url", ""),
     "DAGSTER_UI_URL": ("dagster_ui_url", ""),
 }

@@ -60,6 +60,11 @@ def stack_env(ep_home: Path) -> dict[str, str]:
         "POSTGRES_PORT": str(pg),
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
         "KAFKA_CONTROLLER_PORT": str(controller),
+        # consumers of concurrent tests must not fight over ports: a test that reads /metrics
+        # gives its consumer a port of its own
+        "ENRICH_METRICS_PORT": "0",
+        "LEADERBOARD_METRICS_PORT": "0",
+        "WAREHOUSE_METRICS_PORT": "0",
         "REDIS_PORT": str(redis),
         "CLICKHOUSE_PORT": str(clickhouse),
         "CONNECT_URL": f"http://127.0.0.1:{connect}",
@@ -229,7 +234,7 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 class Consumers:
-    """Platform commands as child processes for the length of a ``with`` block.
+    """Platform commands as ``Child`` processes for the length of a ``with`` block.
 
     A bare name (``"enrich"``) runs ``consume NAME``; anything with spaces is a whole command
     line (``"simulate --rate 300"``), named by its first word. Logs go to
@@ -239,12 +244,12 @@ class Consumers:
 
     def __init__(self, handle: StackHandle, *commands: str, env: Mapping[str, str] | None = None) -> None:
         self.handle = handle
-        self.env = {**handle.env, **(env or {})}
+        self.env = dict(env or {})
         self.logs = handle.settings.ep_home / "test-logs"
         self.argv = {
             (c.split()[0] if " " in c else c): (c.split() if " " in c else ["consume", c]) for c in commands
         }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, Child] = {}
 
     def __enter__(self) -> Consumers:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -253,39 +258,28 @@ class Consumers:
         return self
 
     def start(self, name: str) -> None:
-        with open(self.logs / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen(
-                [*CLI, *self.argv[name]], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.procs[name] = Child(self.handle, self.argv[name], self.logs / f"{name}.log", self.env)
 
     def alive(self, *names: str) -> bool:
-        return all(self.procs[n].poll() is None for n in names or self.procs)
+        return all(self.procs[n].alive() for n in names or self.procs)
 
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        proc = self.procs[name]
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        return proc.wait(timeout=timeout)
+    def stop(self, name: str, timeout: float = 60) -> int:
+        return self.procs[name].stop(timeout)
 
     def tail(self, name: str, lines: int = 30) -> str:
-        path = self.logs / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.procs[name].output().splitlines()[-lines:])
 
     def tails(self) -> str:
         return "\n".join(f"--- {n}\n{self.tail(n)}" for n in self.procs)
 
     def __exit__(self, *exc: object) -> None:
         codes = {}
-        for name in self.procs:
-            if self.procs[name].poll() is None:
-                self.procs[name].send_signal(signal.SIGTERM)
-        for name in self.procs:
+        for name, child in self.procs.items():
             try:
-                codes[name] = self.procs[name].wait(timeout=60)
+                codes[name] = child.stop(timeout=60)
             except subprocess.TimeoutExpired:
-                self.procs[name].kill()
-                codes[name] = self.procs[name].wait()
+                child.kill()
+                codes[name] = child.popen.returncode
         if exc[0] is None:
             failed = {n: c for n, c in codes.items() if c != 0}
             assert not failed, f"exit codes {failed}\n{self.tails()}"

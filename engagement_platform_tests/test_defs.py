@@ -45,6 +45,11 @@ CHECKS = {
     "clickhouse/engagement_enriched:freshness",
     "clickhouse/content_engagement_minute:freshness",
     "redis/leaderboard:freshness",
+    # the data-quality checks that run on their own
+    "kafka/engagement_enriched:enrichment_quality",
+    "clickhouse/engagement_enriched:matches_postgres",
+    "clickhouse/engagement_enriched:no_duplicate_event_ids",
+    "redis/leaderboard:matches_warehouse",
 }
 EDGES = {
     ("postgres/schema", "postgres/engagement_events"),
@@ -92,12 +97,15 @@ def test_checks_sensors_and_schedules() -> None:
         "kafka_activity_sensor",
         "warehouse_activity_sensor",
         "leaderboard_activity_sensor",
+        "enrichment_quality_sensor",
+        "warehouse_reconciliation_sensor",
+        "leaderboard_reconciliation_sensor",
         "alerts_sensor",
     }
     assert all(s.default_status is dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {"daily_content_engagement_schedule", "warehouse_checks_schedule"}
-    assert schedules["warehouse_checks_schedule"].default_status is dg.DefaultScheduleStatus.RUNNING
+    assert all(s.default_status is dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
     assert set(defs.resources or {}) == {"postgres", "kafka", "connect", "clickhouse", "redis", "alerts"}
 
 

@@ -97,14 +97,22 @@ def dagster_env(settings: Settings) -> dict[str, str]:
     return child_env(settings, {"DAGSTER_HOME": str(settings.dagster_home)})
 
 
+def consumer_endpoint(settings: Settings, name: str) -> str:
+    port = settings.metrics_port(name)
+    metrics = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
+    return f"consumer group {name}{metrics}"
+
+
 def app_services(settings: Settings, *, simulator_rate: float = 20.0) -> list[Service]:
     """In start order: consumers before the simulator feeds them."""
     return [
         DagsterService(settings),
-        CliProcess(settings, "enrich", ["consume", "enrich"], "consumer group enrich"),
-        CliProcess(settings, "leaderboard", ["consume", "leaderboard"], "consumer group leaderboard"),
+        CliProcess(settings, "enrich", ["consume", "enrich"], consumer_endpoint(settings, "enrich")),
+        CliProcess(
+            settings, "leaderboard", ["consume", "leaderboard"], consumer_endpoint(settings, "leaderboard")
+        ),
         # local mode's bridge into ClickHouse (compose mode's ClickHouse reads Kafka itself)
-        CliProcess(settings, "warehouse", ["consume", "warehouse"], "consumer group warehouse"),
+        CliProcess(settings, "warehouse", ["consume", "warehouse"], consumer_endpoint(settings, "warehouse")),
         DashboardService(settings),
         CliProcess(
             settings,

@@ -57,6 +57,7 @@ from engagement_platform.streaming.enrich import (
     now_iso_ms,
     process_event,
 )
+from engagement_platform.streaming.metrics import ConsumerMetrics
 from engagement_platform.streaming.offsets import OffsetTracker
 from engagement_platform.streaming.pending import BackPressure, PendingBuffer
 
@@ -139,7 +140,10 @@ class EnrichRunner:
         self.pending = PendingBuffer()
         self.offsets = OffsetTracker()
         self.backpressure = BackPressure(options.max_pending)
-        self.summary = kafka_io.Summary(f"enrich[{options.group}]", every=options.summary_every)
+        self.metrics = ConsumerMetrics("enrich", records_in="processed", records_out="emitted")
+        self.summary = kafka_io.Summary(
+            f"enrich[{options.group}]", every=options.summary_every, metrics=self.metrics
+        )
         # every counter from the first line on, so a health check can rely on the fields
         self.summary.add(processed=0, emitted=0, dlq=0, content_missing=0, waited=0, released=0, skipped=0)
         self.summary.add(content=0)
@@ -253,7 +257,9 @@ class EnrichRunner:
                 self._poll_content(timeout=0, emit=True)
                 msgs = consume(o.batch_size, o.poll_timeout)
                 if msgs:
+                    began = time.monotonic()
                     self._process(msgs)
+                    self.metrics.batch(len(msgs), time.monotonic() - began)
                 now = time.monotonic()
                 if self.pending:
                     self._expire(now)
@@ -279,6 +285,7 @@ class EnrichRunner:
 
     def _health(self) -> dict[str, object]:
         lag = kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
+        self.metrics.lag(lag)
         return {"pending": len(self.pending), "lag": lag, "cached_content": len(self.cache)}
 
     def _poll_content(self, timeout: float, emit: bool) -> None:
@@ -412,6 +419,8 @@ class EnrichRunner:
             log.warning("commit failed (will retry): %s", exc)
             return False
         self.offsets.committed(offsets)
+        self.metrics.committed()
+        self.metrics.lag(kafka_io.consumer_lag(self.consumer))
         return True
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TP]) -> None:
@@ -467,4 +476,6 @@ class EnrichRunner:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     kafka_io.setup_logging()
-    return EnrichRunner(settings, EnrichOptions.from_args(args)).run()
+    runner = EnrichRunner(settings, EnrichOptions.from_args(args))
+    runner.metrics.serve(settings.metrics_port("enrich", runner.opts.metrics_port), settings.listen_host)
+    return runner.run()

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from engagement_platform.settings import Settings
+from engagement_platform.streaming.metrics import ConsumerMetrics
 
 log = logging.getLogger("engagement_platform.streaming")
 
@@ -81,10 +82,12 @@ class GracefulStop:
 
 @dataclass
 class Summary:
-    """Counters logged as one line at most every ``every`` seconds."""
+    """Counters logged as one line at most every ``every`` seconds (and, with ``metrics``, also
+    counted as Prometheus counters)."""
 
     name: str
     every: float = 5.0
+    metrics: ConsumerMetrics | None = None
     counters: dict[str, int] = field(default_factory=dict)
     _window: dict[str, int] = field(default_factory=dict)
     _last: float = field(default_factory=time.monotonic)
@@ -93,6 +96,8 @@ class Summary:
         for k, v in counts.items():
             self.counters[k] = self.counters.get(k, 0) + v
             self._window[k] = self._window.get(k, 0) + v
+            if self.metrics is not None:
+                self.metrics.count(k, v)
 
     def maybe_log(self, extra: Callable[[], dict[str, object]] | None = None) -> None:
         now = time.monotonic()

@@ -264,6 +264,7 @@ class LeaderboardConsumer(sink.SinkConsumer[Batch, ApplyResult]):
 
     name = "leaderboard"
     sink_name = "Redis"
+    records_out = "applied"
     sink_errors = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
     def __init__(

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Self
 
-from engagement_platform.argtypes import positive_float, positive_int
+from engagement_platform.argtypes import non_negative_int, positive_float, positive_int
 
 
 @dataclass(kw_only=True)
@@ -24,6 +24,7 @@ class ConsumerOptions:
     batch_size: int  # records per consume() call at most
     poll_timeout: float  # seconds a consume() call waits when nothing is there
     summary_every: float = 5.0  # seconds between summary lines
+    metrics_port: int | None = None  # /metrics on 127.0.0.1; None: the consumer's setting, 0: off
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Self:
@@ -40,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: ConsumerOptions, *,
         type=positive_int,
         default=defaults.batch_size,
         help=f"{batch} (default {defaults.batch_size})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=non_negative_int,
+        default=defaults.metrics_port,
+        help="serve Prometheus /metrics on 127.0.0.1:PORT (0: off; default: the consumer's "
+        "*_METRICS_PORT setting)",
     )
     parser.add_argument(
         "--summary-every",

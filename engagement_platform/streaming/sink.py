@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Message
 
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, options
+from engagement_platform.streaming.metrics import ConsumerMetrics
 from engagement_platform.streaming.topics import ENRICHED
 
 P = TypeVar("P")  # a batch made ready for the sink
@@ -51,11 +52,14 @@ class SinkConsumer(ABC, Generic[P, R]):
     name: ClassVar[str]  # the summary line's name
     sink_name: ClassVar[str]  # the store, as retry warnings name it
     sink_errors: ClassVar[tuple[type[BaseException], ...]]  # "the sink is unavailable": retry
+    records_in: ClassVar[str] = "processed"  # the summary counter of records consumed
+    records_out: ClassVar[str]  # the summary counter of records the sink took
 
     def __init__(self, settings: Settings, config: SinkOptions) -> None:
         self.settings = settings
         self.config = config
-        self.summary = kafka_io.Summary(self.name, every=config.summary_every)
+        self.metrics = ConsumerMetrics(self.name, records_in=self.records_in, records_out=self.records_out)
+        self.summary = kafka_io.Summary(self.name, every=config.summary_every, metrics=self.metrics)
         self.consumer: Consumer | None = None
         self.first_record_at: float | None = None  # monotonic; rates exclude the group join
 
@@ -95,11 +99,16 @@ class SinkConsumer(ABC, Generic[P, R]):
         seconds = time.monotonic() - started
         assert self.consumer is not None
         kafka_io.commit_after(self.consumer, records)
+        self.metrics.committed()
+        self.metrics.batch(len(records), seconds)
+        self.lag()  # the gauge follows every commit
         self.written(prepared, result, seconds)
         return result
 
     def lag(self) -> int:
-        return kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
+        lag = kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
+        self.metrics.lag(lag)
+        return lag
 
     def health(self) -> dict[str, object]:
         # "partitions=0" tells an idle consumer from one still waiting for its group assignment
@@ -146,6 +155,9 @@ class SinkConsumer(ABC, Generic[P, R]):
 
     def serve(self, stop: kafka_io.GracefulStop) -> None:
         """What ``consume NAME`` runs: until stopped, then leave the group."""
+        self.metrics.serve(
+            self.settings.metrics_port(self.name, self.config.metrics_port), self.settings.listen_host
+        )
         try:
             self.open()
             self.loop(stop)

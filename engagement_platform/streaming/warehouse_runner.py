@@ -49,6 +49,8 @@ class WarehouseBridge(sink.SinkConsumer[list[bytes], int]):
 
     name = "warehouse"
     sink_name = "ClickHouse"
+    # every record consumed goes into the queue table as it is (parsing happens in ClickHouse)
+    records_in = records_out = "inserted"
     sink_errors = (ClickHouseError, OSError)
 
     def __init__(self, settings: Settings, config: Config, client: Client | None = None) -> None:

@@ -196,6 +196,7 @@ daily_content_engagement_schedule = dg.build_schedule_from_partitioned_job(
     hour_of_day=1,
     minute_of_hour=0,
     name="daily_content_engagement_schedule",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 
