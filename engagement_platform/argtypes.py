@@ -27,11 +27,22 @@ def non_negative_int(raw: str) -> int:
     return _int_at_least(raw, 0)
 
 
-def positive_float(raw: str) -> float:
+def _float(raw: str) -> float:
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
+
+
+def positive_float(raw: str) -> float:
+    value = _float(raw)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {raw}")
+    return value
+
+
+def non_negative_float(raw: str) -> float:
+    value = _float(raw)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {raw}")
     return value

@@ -147,6 +147,7 @@ BENCHMARKS = {
     "enrich": ("engagement_platform.bench.enrich", "enrichment: ours vs baseline vs the transport ceiling"),
     "leaderboard": ("engagement_platform.bench.leaderboard", "leaderboard: ours vs baseline vs ceiling"),
     "warehouse": ("engagement_platform.bench.warehouse", "warehouse: bridge ingest rate, dashboard queries"),
+    "e2e": ("engagement_platform.bench.e2e", "the whole path, per event: commit to Kafka, Redis, ClickHouse"),
 }
 
 

@@ -194,12 +194,11 @@ class EnrichRunner:
                 },
             )
         )
+        fetch = {"fetch.wait.max.ms": o.fetch_wait_ms, "error_cb": self._on_error}
         self.content_consumer = Consumer(
-            kafka_io.consumer_config(
-                s, f"{o.group}.content-cache", **{"enable.partition.eof": True, "error_cb": self._on_error}
-            )
+            kafka_io.consumer_config(s, f"{o.group}.content-cache", **{"enable.partition.eof": True, **fetch})
         )
-        self.consumer = Consumer(kafka_io.consumer_config(s, o.group, error_cb=self._on_error))
+        self.consumer = Consumer(kafka_io.consumer_config(s, o.group, **fetch))
 
     def _load_content(self) -> None:
         """Read the content topic from the beginning up to its end before any event."""
@@ -249,13 +248,12 @@ class EnrichRunner:
         )
         code = 0
         next_commit = time.monotonic() + o.commit_interval
-        consume = self.consumer.consume
         try:
             while not self.stop.requested:
                 if self.stop_when is not None and self.stop_when(self):
                     break
                 self._poll_content(timeout=0, emit=True)
-                msgs = consume(o.batch_size, o.poll_timeout)
+                msgs = kafka_io.next_batch(self.consumer, o.batch_size, o.poll_timeout, o.fill_wait)
                 if msgs:
                     began = time.monotonic()
                     self._process(msgs)

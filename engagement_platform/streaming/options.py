@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Self
 
-from engagement_platform.argtypes import non_negative_int, positive_float, positive_int
+from engagement_platform.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 
 
 @dataclass(kw_only=True)
@@ -23,7 +23,11 @@ class ConsumerOptions:
     group: str
     batch_size: int  # records per consume() call at most
     poll_timeout: float  # seconds a consume() call waits when nothing is there
+    # seconds a batch waits for more records once its first arrived (0: take what is queued)
+    fill_wait: float = 0.0
     summary_every: float = 5.0  # seconds between summary lines
+    # how long the broker may hold a fetch waiting for data: the latency floor of an idle hop
+    fetch_wait_ms: int = 100
     metrics_port: int | None = None  # /metrics on 127.0.0.1; None: the consumer's setting, 0: off
 
     @classmethod
@@ -41,6 +45,20 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: ConsumerOptions, *,
         type=positive_int,
         default=defaults.batch_size,
         help=f"{batch} (default {defaults.batch_size})",
+    )
+    parser.add_argument(
+        "--fill-wait",
+        type=non_negative_float,
+        default=defaults.fill_wait,
+        help="seconds a batch waits for more records once its first arrived; 0 takes what is already "
+        f"there, the lowest latency (default {defaults.fill_wait:g})",
+    )
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=non_negative_int,
+        default=defaults.fetch_wait_ms,
+        help=f"the longest the broker holds a fetch for more data (fetch.wait.max.ms; default "
+        f"{defaults.fetch_wait_ms})",
     )
     parser.add_argument(
         "--metrics-port",

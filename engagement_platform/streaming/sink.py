@@ -85,7 +85,7 @@ class SinkConsumer(ABC, Generic[P, R]):
             self.config.topic,
             self.config.group,
             create_topic=self.config.create_topic,
-            **self.config.consumer_overrides,
+            **{"fetch.wait.max.ms": self.config.fetch_wait_ms, **self.config.consumer_overrides},
         )
         return self.consumer
 
@@ -133,7 +133,7 @@ class SinkConsumer(ABC, Generic[P, R]):
                 if not batch
                 else max(0.0, min(config.poll_timeout, deadline - time.monotonic()))
             )
-            msgs = consumer.consume(num_messages=config.batch_size - len(batch), timeout=timeout)
+            msgs = kafka_io.next_batch(consumer, config.batch_size - len(batch), timeout, config.fill_wait)
             records = kafka_io.records_of(msgs) if msgs else []
             if records and not batch:
                 deadline = time.monotonic() + config.max_wait

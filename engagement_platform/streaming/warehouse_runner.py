@@ -39,7 +39,9 @@ log = logging.getLogger("engagement_platform.streaming.warehouse")
 class Config(sink.SinkOptions):
     group: str = "warehouse"
     batch_size: int = 20_000
-    max_wait: float = 1.0
+    # ClickHouse prefers fewer, larger inserts; a quarter second keeps rows queryable within
+    # about half a second of their commit at a few inserts per second
+    max_wait: float = 0.25
     table: str = ddl.QUEUE
     database: str | None = None  # None: settings.clickhouse_database
 

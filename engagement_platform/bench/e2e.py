@@ -1,0 +1,492 @@
+"""End to end, per event: Postgres commit -> engagement_enriched -> Redis -> ClickHouse.
+
+Needs the local stack up with the set-up applied (``make up`` does both, as do ``stack up``
+and materializing the set-up assets). The consumers are the platform's own three: this command
+starts them as ``up`` does (its own processes, the platform's groups and topics) and stops them
+at the end; stop ``up``'s consumers first if it runs, or they share the partitions.
+
+It writes live events into Postgres at ``--rate`` events/s for ``--duration`` seconds, each
+committed in small bursts (one every 20 ms), noting each id's commit time, and watches the
+three sinks at once: the enriched record's timestamp in Kafka, the event id in its minute's
+seen-set in Redis (``SMISMEMBER``, every 20 ms) and the row in ClickHouse (every 50 ms). It
+prints p50 / p95 / p99 / max per stage, whether the lag stayed bounded (the warehouse's backlog
+did not grow, and it drained within 10 s of the last insert), and CPU and RSS per process.
+``--find-max`` raises the rate until the lag stops being bounded. ``--variant`` runs the
+consumers with their former settings too, in the same command, for a before/after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import redis
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from psycopg2.extras import execute_values
+
+from engagement_platform.argtypes import positive_float
+from engagement_platform.bench import report
+from engagement_platform.local_stack.supervisor import Supervisor
+from engagement_platform.settings import Settings
+from engagement_platform.source.simulator import EventGenerator, Simulator
+from engagement_platform.streaming import topics
+from engagement_platform.streaming.leaderboard import Keys, bucket_of
+from engagement_platform.warehouse.ddl import connect_settings
+
+STAGES = ("enriched", "redis", "clickhouse")
+BURST_EVERY_S = 0.02
+DRAIN_S = 10.0  # the whole backlog must be visible in ClickHouse this soon after the last insert
+FIND_MAX_RATES = (1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000)
+
+# The consumers' settings before tuning, for `--variant before`: each consume() call waited for
+# a full batch until its poll timeout, and the warehouse gathered a second's worth per insert
+BEFORE = {
+    "enrich": ["--fill-wait", "0.1"],
+    "leaderboard": ["--fill-wait", "0.5"],
+    "warehouse": ["--fill-wait", "0.5", "--max-wait", "1.0"],
+}
+
+INSERT = (
+    "INSERT INTO engagement_events "
+    "(content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload) VALUES %s RETURNING id"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate", type=positive_float, default=1000.0, help="events/s into Postgres (default 1000)"
+    )
+    parser.add_argument("--duration", type=positive_float, default=60.0, help="seconds to write (default 60)")
+    parser.add_argument(
+        "--find-max",
+        action="store_true",
+        help=f"raise the rate ({', '.join(f'{r:,}' for r in FIND_MAX_RATES)} events/s, --duration each) "
+        "until the lag is no longer bounded; report the highest held",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=("after", "before", "both"),
+        default="after",
+        help="consumer settings: as they are (after), as they were before tuning (before), or both "
+        "in this run (default after)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+@dataclass
+class Timeline:
+    """When each event id was committed in Postgres and first seen in each sink (epoch seconds)."""
+
+    committed: dict[int, float] = field(default_factory=dict)
+    minute: dict[int, str] = field(default_factory=dict)
+    seen: dict[str, dict[int, float]] = field(default_factory=lambda: {s: {} for s in STAGES})
+    backlog: list[tuple[float, int]] = field(default_factory=list)  # (time, not yet in ClickHouse)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, ids: Sequence[int], minutes: Sequence[str], at: float) -> None:
+        with self.lock:
+            for event_id, minute in zip(ids, minutes, strict=True):
+                self.committed[event_id] = at
+                self.minute[event_id] = minute
+
+    def pending(self, stage: str) -> list[int]:
+        with self.lock:
+            seen = self.seen[stage]
+            return [i for i in self.committed if i not in seen]
+
+    def mark(self, stage: str, ids: Iterable[int], at: float) -> None:
+        with self.lock:
+            seen = self.seen[stage]
+            for event_id in ids:
+                seen.setdefault(event_id, at)
+
+    def latencies_ms(self, stage: str) -> list[float]:
+        with self.lock:
+            committed, seen = self.committed, self.seen[stage]
+            return [max(seen[i] - committed[i], 0.0) * 1000 for i in committed if i in seen]
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
+
+
+class Watcher(threading.Thread):
+    """A sink poller: runs ``poll`` until stopped, marking what it sees."""
+
+    def __init__(self, timeline: Timeline, every: float) -> None:
+        super().__init__(daemon=True)
+        self.timeline, self.every = timeline, every
+        self.stop_at: float | None = None
+        self.error: BaseException | None = None
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            while self.stop_at is None or time.time() < self.stop_at:
+                began = time.monotonic()
+                self.poll()
+                time.sleep(max(self.every - (time.monotonic() - began), 0.0))
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            self.error = exc
+
+
+class KafkaWatcher(Watcher):
+    """The enriched record's own timestamp (set when the enricher produced it)."""
+
+    def __init__(self, timeline: Timeline, settings: Settings) -> None:
+        super().__init__(timeline, 0.0)
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "group.id": f"bench-e2e-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        metadata = self.consumer.list_topics(topics.ENRICHED, timeout=10).topics[topics.ENRICHED]
+        self.consumer.assign([TopicPartition(topics.ENRICHED, p, OFFSET_END) for p in metadata.partitions])
+
+    def poll(self) -> None:
+        stamps: dict[int, float] = {}
+        for msg in self.consumer.consume(num_messages=10_000, timeout=0.1):
+            if msg.error() is None and msg.value():
+                event_id = orjson.loads(msg.value()).get("event_id")
+                if isinstance(event_id, int):
+                    stamps.setdefault(event_id, msg.timestamp()[1] / 1000)
+        with self.timeline.lock:
+            seen = self.timeline.seen["enriched"]
+            for event_id, at in stamps.items():
+                seen.setdefault(event_id, at)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.consumer.close()
+
+
+class RedisWatcher(Watcher):
+    """Each pending event id against its minute's seen-set: counted means visible."""
+
+    def __init__(self, timeline: Timeline, settings: Settings) -> None:
+        super().__init__(timeline, 0.02)
+        self.client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        self.keys = Keys()
+
+    def poll(self) -> None:
+        pending = self.timeline.pending("redis")
+        if not pending:
+            return
+        by_minute: dict[str, list[int]] = {}
+        with self.timeline.lock:
+            for event_id in pending:
+                by_minute.setdefault(self.timeline.minute[event_id], []).append(event_id)
+        pipe = self.client.pipeline(transaction=False)
+        order: list[list[int]] = []
+        for minute, ids in by_minute.items():
+            for start in range(0, len(ids), 2000):
+                chunk = ids[start : start + 2000]
+                pipe.execute_command("SMISMEMBER", self.keys.seen(minute), *chunk)
+                order.append(chunk)
+        now = time.time()
+        for chunk, flags in zip(order, pipe.execute(), strict=True):
+            self.timeline.mark("redis", [i for i, f in zip(chunk, flags, strict=True) if f], now)
+
+
+class ClickHouseWatcher(Watcher):
+    """The row, queryable (not FINAL: visible at all is what a dashboard needs)."""
+
+    def __init__(self, timeline: Timeline, settings: Settings, since: datetime) -> None:
+        super().__init__(timeline, 0.05)
+        self.client = connect_settings(settings)
+        self.since = since
+
+    def poll(self) -> None:
+        pending = self.timeline.pending("clickhouse")
+        now = time.time()
+        with self.timeline.lock:
+            self.timeline.backlog.append((now, len(pending)))
+        if not pending:
+            return
+        rows = self.client.query(
+            "SELECT event_id FROM engagement_enriched WHERE event_ts >= {since:DateTime64(3, 'UTC')} "
+            "AND event_id >= {low:UInt64}",
+            parameters={"since": self.since, "low": min(pending)},
+        ).result_rows
+        self.timeline.mark("clickhouse", [r[0] for r in rows], time.time())
+
+
+def drive(settings: Settings, timeline: Timeline, rate: float, duration: float, bar: report.Bar) -> int:
+    """Commit events at ``rate`` for ``duration`` s, small bursts every 20 ms; returns the count."""
+    sim = Simulator(settings.postgres_dsn, log=lambda _m: None)
+    try:
+        generator = EventGenerator(sim.ensure_content(50), seed=11)
+        per_burst = max(1, round(rate * BURST_EVERY_S))
+        interval = per_burst / rate
+        start = next_at = time.monotonic()
+        written = 0
+        with sim.conn.cursor() as cur:
+            while time.monotonic() - start < duration:
+                events = generator.batch(per_burst, lambda: datetime.now(UTC))
+                rows = [
+                    (str(e.content_id), str(e.user_id), e.event_type, e.event_ts, e.duration_ms, e.device,
+                     orjson.dumps(e.raw_payload).decode())
+                    for e in events
+                ]  # fmt: skip
+                ids = [r[0] for r in execute_values(cur, INSERT, rows, fetch=True)]
+                sim.conn.commit()
+                minutes = [bucket_of(e.event_ts) for e in events]
+                timeline.add(ids, minutes, time.time())
+                written += len(ids)
+                bar.update(written)
+                next_at += interval
+                time.sleep(max(next_at - time.monotonic(), 0.0))
+        return written
+    finally:
+        sim.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rate: float
+    written: int
+    seconds: float
+    stages: dict[str, dict[str, float]]
+    bounded: bool
+    note: str
+    processes: dict[str, dict[str, float]]
+
+    @property
+    def achieved(self) -> float:
+        return self.written / self.seconds if self.seconds else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "achieved_rate": round(self.achieved, 1),
+            "written": self.written,
+            "seconds": round(self.seconds, 2),
+            "latency_ms": self.stages,
+            "lag_bounded": self.bounded,
+            "lag_note": self.note,
+            "processes": self.processes,
+        }
+
+
+def stage_figures(latencies: Sequence[float], written: int) -> dict[str, float]:
+    return {
+        "events": len(latencies),
+        "missing": written - len(latencies),
+        "p50": round(percentile(latencies, 50), 1),
+        "p95": round(percentile(latencies, 95), 1),
+        "p99": round(percentile(latencies, 99), 1),
+        "max": round(max(latencies), 1) if latencies else float("nan"),
+    }
+
+
+def bounded_lag(timeline: Timeline, end: float, rate: float) -> tuple[bool, str]:
+    """Bounded: everything reached ClickHouse within DRAIN_S of the last insert, and the backlog
+    did not grow over the second half of the run."""
+    late = [t for t in timeline.seen["clickhouse"].values() if t > end + DRAIN_S]
+    missing = len(timeline.committed) - len(timeline.seen["clickhouse"])
+    during = [(t, n) for t, n in timeline.backlog if t <= end]
+    if missing or late:
+        return False, f"{missing:,} events not in ClickHouse {DRAIN_S:g} s after the last insert"
+    if len(during) >= 4:
+        half = during[len(during) // 2 :]
+        first = statistics.median(n for _t, n in half[: len(half) // 2])
+        last = statistics.median(n for _t, n in half[len(half) // 2 :])
+        if last > max(2 * first, rate * 2):
+            return False, f"backlog grew from ~{first:,.0f} to ~{last:,.0f} events over the run's second half"
+    peak = max((n for _t, n in during), default=0)
+    return True, f"backlog at most {peak:,} events; drained after the last insert"
+
+
+class ProcessSampler:
+    """CPU (share of one core, averaged over the run) and peak RSS of the platform's processes."""
+
+    def __init__(self, named: dict[str, int]) -> None:
+        self.procs: dict[str, list[psutil.Process]] = {}
+        for name, pid in named.items():
+            try:
+                parent = psutil.Process(pid)
+                self.procs[name] = [parent, *parent.children(recursive=True)]
+            except psutil.Error:
+                continue
+        self.rss: dict[str, float] = dict.fromkeys(self.procs, 0.0)
+        for procs in self.procs.values():
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    p.cpu_percent(None)
+
+    def sample(self) -> None:
+        for name, procs in self.procs.items():
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.rss[name] = max(self.rss[name], total / 2**20)
+
+    def finish(self) -> dict[str, dict[str, float]]:
+        self.sample()
+        result = {}
+        for name, procs in self.procs.items():
+            cpu = 0.0
+            for p in procs:
+                try:
+                    cpu += p.cpu_percent(None)
+                except psutil.Error:
+                    continue
+            result[name] = {"cpu_percent": round(cpu, 1), "rss_mib": round(self.rss[name], 1)}
+        return result
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+class ConsumerProcesses:
+    """The platform's three consumers as child processes, with extra flags per consumer."""
+
+    def __init__(self, settings: Settings, extra: dict[str, list[str]]) -> None:
+        import subprocess
+        import sys
+
+        self.procs: dict[str, Any] = {}
+        log_dir = settings.ep_home / "bench-e2e"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        from engagement_platform.settings import child_env
+
+        for name in ("enrich", "leaderboard", "warehouse"):
+            with open(log_dir / f"{name}.log", "ab") as log:
+                self.procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", "engagement_platform.cli", "consume", name, "--metrics-port", "0",
+                     *extra.get(name, [])],
+                    env=child_env(settings),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.procs.items()}
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            p.wait(timeout=60)
+
+
+def caught_up(settings: Settings, timeout: float = 120.0) -> None:
+    """Wait until the consumers have nothing left from before (their lag is zero)."""
+    from engagement_platform.monitoring.lag import consumer_groups, measure_lag
+
+    deadline = time.monotonic() + timeout
+    while True:
+        lags = measure_lag(settings.kafka_bootstrap_servers, consumer_groups(settings.mode), with_age=False)
+        if all(lag.committed and lag.total == 0 for lag in lags) or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
+
+
+def measure(settings: Settings, rate: float, duration: float, extra: dict[str, list[str]]) -> Outcome:
+    consumers = ConsumerProcesses(settings, extra)
+    try:
+        caught_up(settings)
+        stack = Supervisor(settings)
+        named = {s.name: r.pid for s in stack.services if (r := stack.running(s.name)) is not None}
+        sampler = ProcessSampler({**named, **consumers.pids()})
+        timeline = Timeline()
+        since = datetime.now(UTC)
+        watchers = [
+            KafkaWatcher(timeline, settings),
+            RedisWatcher(timeline, settings),
+            ClickHouseWatcher(timeline, settings, since),
+        ]
+        for w in watchers:
+            w.start()
+        began = time.monotonic()
+        with report.progress(f"{rate:,.0f} events/s", int(rate * duration)) as bar:
+            written = drive(settings, timeline, rate, duration, bar)
+        seconds = time.monotonic() - began
+        end = time.time()
+        sampler.sample()
+        for w in watchers:
+            w.stop_at = end + DRAIN_S
+        for w in watchers:
+            w.join()
+            if w.error is not None:
+                raise RuntimeError(f"{type(w).__name__} failed: {w.error}") from w.error
+        processes = sampler.finish()
+        stages = {s: stage_figures(timeline.latencies_ms(s), written) for s in STAGES}
+        ok, note = bounded_lag(timeline, end, rate)
+        return Outcome(rate, written, seconds, stages, ok, note, processes)
+    finally:
+        consumers.stop()
+
+
+# --------------------------------------------------------------------------- output
+
+
+def print_outcome(label: str, o: Outcome) -> None:
+    report.print_table(
+        f"{label}: {o.written:,} events at {o.achieved:,.0f}/s (asked {o.rate:,.0f}/s) for "
+        f"{o.seconds:.0f} s; lag {'bounded' if o.bounded else 'NOT bounded'} ({o.note})",
+        ["Postgres commit ->", "events", "missing", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+        [[stage, *o.stages[stage].values()] for stage in STAGES],
+    )
+    report.print_table(
+        "processes (CPU: % of one core, averaged over the run; RSS: peak MiB)",
+        ["process", "CPU %", "RSS MiB"],
+        [[name, f["cpu_percent"], f["rss_mib"]] for name, f in sorted(o.processes.items())],
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    report.setup_logging()
+    variants = {"after": {}, "before": BEFORE}
+    chosen = ["before", "after"] if args.variant == "both" else [args.variant]
+    results: dict[str, Any] = {}
+    for variant in chosen:
+        extra = variants[variant]
+        if args.find_max:
+            held: Outcome | None = None
+            steps = []
+            for rate in FIND_MAX_RATES:
+                outcome = measure(settings, rate, args.duration, extra)
+                print_outcome(f"{variant}, find-max", outcome)
+                steps.append(outcome.as_json())
+                if not outcome.bounded:
+                    break
+                held = outcome
+            best = held.achieved if held else 0.0
+            report.say(
+                f"{variant}: highest rate held for {args.duration:g} s with bounded lag: {best:,.0f} events/s"
+            )
+            results[variant] = {"find_max": steps, "highest_rate_held": round(best, 1)}
+        else:
+            outcome = measure(settings, args.rate, args.duration, extra)
+            print_outcome(variant, outcome)
+            results[variant] = outcome.as_json()
+    report.write_json(args.json, {"benchmark": "e2e", "results": results})
+    return 0
