@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from engagement_platform import settings as settings_module
-from engagement_platform.argtypes import UsageError, positive_float, positive_int
+from engagement_platform.argtypes import UsageError, non_negative_float, positive_float, positive_int
 from engagement_platform.settings import Settings, SettingsError
 
 PROG = "engagement-platform"
@@ -86,9 +86,15 @@ def cmd_stack_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from engagement_platform.local_stack.apps import OPTIONAL, AppPlan
     from engagement_platform.local_stack.up import run_up
 
-    return run_up(settings)
+    skip = tuple(s for s in (args.skip or "").split(",") if s)
+    unknown = sorted(set(skip) - set(OPTIONAL))
+    if unknown:
+        raise UsageError(f"--skip takes {', '.join(OPTIONAL)}; not {', '.join(unknown)}")
+    instances = args.instances if args.instances is not None else settings.instances
+    return run_up(settings, AppPlan(instances=instances, simulator_rate=args.rate, skip=skip))
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,6 +186,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     up = sub.add_parser("up", help="run the whole platform on the local stack (Ctrl-C stops)")
+    up.add_argument(
+        "--instances",
+        type=positive_int,
+        help="processes per consumer, sharing the partitions of one group (default EP_INSTANCES, 1)",
+    )
+    up.add_argument(
+        "--rate",
+        type=non_negative_float,
+        default=20.0,
+        help="events/s the simulator writes into Postgres; 0 runs none (default 20)",
+    )
+    up.add_argument(
+        "--skip", metavar="NAMES", help="do not start these: dagster, dashboard, simulator (commas)"
+    )
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop everything `up` or `stack up` started")
     down.set_defaults(func=cmd_down)

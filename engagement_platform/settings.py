@@ -86,6 +86,7 @@ class Settings:
     dagster_port: int
     dashboard_port: int
     dagster_home_override: str  # empty: EP_HOME/dagster
+    instances: int  # processes per consumer that `up` runs (its --instances)
     # Prometheus /metrics of each consumer on 127.0.0.1 (0: off)
     enrich_metrics_port: int
     leaderboard_metrics_port: int
@@ -178,6 +179,7 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "DAGSTER_PORT": ("dagster_port", 3000),
     "DASHBOARD_PORT": ("dashboard_port", 8501),
     "DAGSTER_HOME": ("dagster_home_override", ""),
+    "EP_INSTANCES": ("instances", 1),
     "ENRICH_METRICS_PORT": ("enrich_metrics_port", 9101),
     "LEADERBOARD_METRICS_PORT": ("leaderboard_metrics_port", 9102),
     "WAREHOUSE_METRICS_PORT": ("warehouse_metrics_port", 9103),
@@ -198,7 +200,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     values["ep_home"] = Path(str(values["ep_home"])).expanduser().resolve()
     if int(values["topic_partitions"]) < 1:  # type: ignore[call-overload]
         raise SettingsError("KAFKA_TOPIC_PARTITIONS must be at least 1")
-    for name in ("KAFKA_RETENTION_MS", "KAFKA_RETENTION_BYTES"):
+    for name in ("KAFKA_RETENTION_MS", "KAFKA_RETENTION_BYTES", "EP_INSTANCES"):
         if int(values[ENV_VARS[name][0]]) < 1:  # type: ignore[call-overload]
             raise SettingsError(f"{name} must be at least 1")
     if values["mode"] not in ("local", "compose"):

@@ -88,6 +88,15 @@ class StackHandle:
         """The full environment for a child process that should use this stack."""
         return {**os.environ, **self.overrides}
 
+    def tails(self, lines: int = 15) -> str:
+        """The last lines of every log under EP_HOME: what a failed test should show."""
+        out = []
+        home = self.settings.ep_home
+        for log in sorted([*home.glob("*/*.log"), *home.glob("test-logs/*.log")]):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log.relative_to(home)}\n" + "\n".join(text))
+        return "\n".join(out)
+
     def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:

@@ -12,7 +12,7 @@ from engagement_platform.settings import ENV_VARS, PROJECT_ROOT
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 INFRA = {"postgres", "kafka", "connect", "clickhouse", "redis"}
 # variables that only the local embedded stack uses
-LOCAL_ONLY = {"EP_JAVA_HOME", "KAFKA_CONTROLLER_PORT", "KAFKA_HEAP_OPTS", "CONNECT_HEAP_OPTS"}
+LOCAL_ONLY = {"EP_JAVA_HOME", "KAFKA_CONTROLLER_PORT", "KAFKA_HEAP_OPTS", "CONNECT_HEAP_OPTS", "EP_INSTANCES"}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ In compose mode each of them is a container built from the Dockerfile instead.
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engagement_platform.local_stack.service import Service, http_ok
@@ -97,27 +99,79 @@ def dagster_env(settings: Settings) -> dict[str, str]:
     return child_env(settings, {"DAGSTER_HOME": str(settings.dagster_home)})
 
 
-def consumer_endpoint(settings: Settings, name: str) -> str:
-    port = settings.metrics_port(name)
+CONSUMERS = ("enrich", "leaderboard", "warehouse")
+OPTIONAL = ("dagster", "dashboard", "simulator")
+
+
+@dataclass(frozen=True)
+class AppPlan:
+    """What `up` runs besides the stack; kept in ``EP_HOME/apps.json`` so `down`, `stack logs`
+    and the next `up` know every process it started."""
+
+    instances: int = 1  # processes per consumer, in one group: they share the partitions
+    simulator_rate: float = 20.0  # events/s; 0 runs no simulator
+    skip: tuple[str, ...] = ()  # of OPTIONAL: processes not to start
+
+    def save(self, settings: Settings) -> None:
+        settings.ep_home.mkdir(parents=True, exist_ok=True)
+        plan_file(settings).write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, settings: Settings) -> AppPlan:
+        try:
+            raw = json.loads(plan_file(settings).read_text())
+            return cls(int(raw["instances"]), float(raw["simulator_rate"]), tuple(raw["skip"]))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return cls(instances=settings.instances)
+
+
+def plan_file(settings: Settings) -> Path:
+    return settings.ep_home / "apps.json"
+
+
+def instance_name(consumer: str, index: int) -> str:
+    """``enrich``, then ``enrich-2``, ``enrich-3``...: the first keeps the plain name."""
+    return consumer if index == 1 else f"{consumer}-{index}"
+
+
+def consumer_endpoint(settings: Settings, name: str, index: int = 1) -> str:
+    port = metrics_port(settings, name, index)
     metrics = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
     return f"consumer group {name}{metrics}"
 
 
-def app_services(settings: Settings, *, simulator_rate: float = 20.0) -> list[Service]:
+def metrics_port(settings: Settings, name: str, index: int) -> int:
+    """Instance N of a consumer serves on its setting's port + 10 * (N - 1) (0 stays off)."""
+    base = settings.metrics_port(name)
+    return base + 10 * (index - 1) if base else 0
+
+
+def app_services(settings: Settings, plan: AppPlan | None = None) -> list[Service]:
     """In start order: consumers before the simulator feeds them."""
-    return [
-        DagsterService(settings),
-        CliProcess(settings, "enrich", ["consume", "enrich"], consumer_endpoint(settings, "enrich")),
-        CliProcess(
-            settings, "leaderboard", ["consume", "leaderboard"], consumer_endpoint(settings, "leaderboard")
-        ),
-        # local mode's bridge into ClickHouse (compose mode's ClickHouse reads Kafka itself)
-        CliProcess(settings, "warehouse", ["consume", "warehouse"], consumer_endpoint(settings, "warehouse")),
-        DashboardService(settings),
-        CliProcess(
-            settings,
-            "simulator",
-            ["simulate", "--rate", str(simulator_rate), "--burst", "5"],
-            f"{simulator_rate:g} events/s into Postgres",
-        ),
-    ]
+    plan = plan or AppPlan.load(settings)
+    services: list[Service] = [] if "dagster" in plan.skip else [DagsterService(settings)]
+    for consumer in CONSUMERS:
+        for index in range(1, plan.instances + 1):
+            port = metrics_port(settings, consumer, index)
+            services.append(
+                CliProcess(
+                    settings,
+                    instance_name(consumer, index),
+                    ["consume", consumer, "--metrics-port", str(port)],
+                    consumer_endpoint(settings, consumer, index),
+                )
+            )
+    if "dashboard" not in plan.skip:
+        services.append(DashboardService(settings))
+    if plan.simulator_rate > 0 and "simulator" not in plan.skip:
+        rate = plan.simulator_rate
+        burst = max(1, min(100, round(rate / 20)))  # about 20 commits a second
+        services.append(
+            CliProcess(
+                settings,
+                "simulator",
+                ["simulate", "--rate", f"{rate:g}", "--burst", str(burst)],
+                f"{rate:g} events/s into Postgres",
+            )
+        )
+    return services

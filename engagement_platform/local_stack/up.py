@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from engagement_platform.local_stack.apps import app_services, dagster_env
+from engagement_platform.local_stack.apps import AppPlan, app_services, dagster_env
 from engagement_platform.local_stack.pulse import Pulse
 from engagement_platform.local_stack.supervisor import StackError, Supervisor
 from engagement_platform.settings import Settings
@@ -37,8 +37,9 @@ def stop_marker(settings: Settings) -> Path:
     return settings.ep_home / "stop-requested"
 
 
-def supervisors(settings: Settings) -> tuple[Supervisor, Supervisor]:
-    return Supervisor(settings), Supervisor(settings, app_services(settings))
+def supervisors(settings: Settings, plan: AppPlan | None = None) -> tuple[Supervisor, Supervisor]:
+    """The stack's services, and the processes `up` runs (``plan``: the last `up`'s by default)."""
+    return Supervisor(settings), Supervisor(settings, app_services(settings, plan))
 
 
 def materialize_argv(selection: str) -> list[str]:
@@ -107,9 +108,13 @@ class Console:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def run_up(settings: Settings, *, log: Callable[[str], None] | None = None) -> int:
-    stack, apps = supervisors(settings)
+def run_up(
+    settings: Settings, plan: AppPlan | None = None, *, log: Callable[[str], None] | None = None
+) -> int:
+    plan = plan or AppPlan(instances=settings.instances)
+    stack, apps = supervisors(settings, plan)
     settings.ep_home.mkdir(parents=True, exist_ok=True)
+    plan.save(settings)
     console = Console(settings.ep_home / "up.log")
     say = log or console
     signals: list[str] = []
@@ -141,7 +146,7 @@ def run_up(settings: Settings, *, log: Callable[[str], None] | None = None) -> i
             say("Stop with Ctrl-C here, or `make down` from another shell.")
             pulse = Pulse(settings)
             try:
-                watch(apps, stopping, say, pulse)
+                watch([stack, apps], stopping, say, pulse)
             finally:
                 pulse.close()
     except StackError:
@@ -164,9 +169,11 @@ def run_up(settings: Settings, *, log: Callable[[str], None] | None = None) -> i
     return 0
 
 
-def watch(apps: Supervisor, stopped: Callable[[], bool], log: Callable[[str], None], pulse: Pulse) -> None:
-    """Restart app processes that die, until asked to stop (here or by `down` elsewhere);
-    every PULSE_EVERY_S, one line on what flows through the topics."""
+def watch(
+    supervisors: Sequence[Supervisor], stopped: Callable[[], bool], log: Callable[[str], None], pulse: Pulse
+) -> None:
+    """Restart what dies -- a service of the stack or a process of the platform -- until asked
+    to stop (here or by `down` elsewhere); every PULSE_EVERY_S, one line on what flows."""
     restarted_at: dict[str, float] = {}
     last_pulse = time.monotonic()
     while True:
@@ -177,14 +184,16 @@ def watch(apps: Supervisor, stopped: Callable[[], bool], log: Callable[[str], No
             log(pulse.line())
             log(pulse.leaderboard_line())
             last_pulse = time.monotonic()
-        for svc in apps.services:
-            if apps.running(svc.name) is None and apps.pid_file(svc.name).exists():
+        for sup in supervisors:
+            for svc in sup.services:
+                if sup.running(svc.name) is not None or not sup.pid_file(svc.name).exists():
+                    continue
                 if time.monotonic() - restarted_at.get(svc.name, 0.0) < RESTART_BACKOFF_S:
                     continue
-                log(f"{svc.name} exited unexpectedly; restarting (log: {apps.log_file(svc.name)})")
+                log(f"{svc.name} exited unexpectedly; restarting (log: {sup.log_file(svc.name)})")
                 restarted_at[svc.name] = time.monotonic()
                 try:
-                    apps.up([svc.name], log=log)
+                    sup.up([svc.name], log=log, cancelled=stopped)
                 except StackError as exc:
                     log(f"{svc.name} failed to restart: {str(exc).splitlines()[0]}")
 

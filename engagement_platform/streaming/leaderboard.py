@@ -217,8 +217,16 @@ class Batch:
     batch_duplicates: int = 0  # same event id twice inside this batch
     late: int = 0
     future: int = 0
-    invalid: int = 0
-    invalid_samples: list[str] = field(default_factory=list)
+    # (position in the batch, reason) of every record refused as invalid: the DLQ's content
+    invalid_at: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def invalid(self) -> int:
+        return len(self.invalid_at)
+
+    @property
+    def invalid_samples(self) -> list[str]:
+        return [reason[:200] for _i, reason in self.invalid_at[:3]]
 
     @property
     def candidates(self) -> int:
@@ -262,7 +270,7 @@ def aggregate(
     minute_of: dict[str, str] = {}
     # The loop is the consumer's hot path (every record passes here): checks are inlined
     # rather than spread over helpers, and anything unusual falls back to the careful code.
-    for event in events:
+    for position, event in enumerate(events):
         batch.processed += 1
         try:
             if isinstance(event, Exception):
@@ -284,9 +292,7 @@ def aggregate(
                 bucket = minute_bucket(ts)
             value = 1 if count_metric else metric_value(event, METRIC_ENGAGEMENT_SECONDS)
         except (InvalidEvent, ValueError, TypeError, AttributeError) as exc:
-            batch.invalid += 1
-            if len(batch.invalid_samples) < 3:
-                batch.invalid_samples.append(str(exc)[:200])
+            batch.invalid_at.append((position, str(exc)))
             continue
         if bucket < oldest:
             batch.late += 1

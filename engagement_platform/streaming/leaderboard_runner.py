@@ -282,9 +282,17 @@ class LeaderboardConsumer(sink.SinkConsumer[Batch, ApplyResult]):
 
     def prepare(self, records: Sequence[Message]) -> Batch:
         batch = aggregate((decode(m) for m in records), self.config.rules, self.now())
-        if batch.invalid_samples:
-            log.warning("skipped %d invalid record(s), e.g. %s", batch.invalid, batch.invalid_samples[0])
+        if batch.invalid:
+            log.warning(
+                "%d invalid record(s) to %s, e.g. %s",
+                batch.invalid,
+                self.config.dlq_topic,
+                batch.invalid_samples[0],
+            )
         return batch
+
+    def dead_letters(self, prepared: Batch, records: Sequence[Message]) -> list[tuple[Message, str]]:
+        return [(records[position], reason) for position, reason in prepared.invalid_at]
 
     def write(self, prepared: Batch) -> ApplyResult:
         return self.applier.apply(prepared)
@@ -305,7 +313,13 @@ class LeaderboardConsumer(sink.SinkConsumer[Batch, ApplyResult]):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sink.add_arguments(parser, Config(), batch="records per batch")
+    d = Config()
+    sink.add_arguments(parser, d, batch="records per batch")
+    parser.add_argument(
+        "--dlq-topic",
+        default=d.dlq_topic,
+        help=f"where invalid records go, with the reason (default {d.dlq_topic})",
+    )
     parser.add_argument(
         "--metric",
         choices=METRICS,

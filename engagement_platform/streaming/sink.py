@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, Producer
 
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import kafka_io, options
+from engagement_platform.streaming import dlq, kafka_io, options, topics
 from engagement_platform.streaming.metrics import ConsumerMetrics
-from engagement_platform.streaming.topics import ENRICHED
+from engagement_platform.streaming.topics import ENRICHED, ENRICHED_DLQ
 
 P = TypeVar("P")  # a batch made ready for the sink
 R = TypeVar("R")  # what the sink answered
@@ -35,6 +35,7 @@ class SinkOptions(options.ConsumerOptions):
     topic: str = ENRICHED
     poll_timeout: float = 0.5
     max_wait: float = 0.0  # seconds a batch may wait for more records after its first
+    dlq_topic: str = ENRICHED_DLQ  # where records the sink cannot take go, with the reason
     create_topic: bool = True  # the tests and benchmarks create theirs with their own partitions
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -61,6 +62,7 @@ class SinkConsumer(ABC, Generic[P, R]):
         self.metrics = ConsumerMetrics(self.name, records_in=self.records_in, records_out=self.records_out)
         self.summary = kafka_io.Summary(self.name, every=config.summary_every, metrics=self.metrics)
         self.consumer: Consumer | None = None
+        self._dlq_producer: Producer | None = None
         self.first_record_at: float | None = None  # monotonic; rates exclude the group join
 
     @abstractmethod
@@ -75,6 +77,10 @@ class SinkConsumer(ABC, Generic[P, R]):
     @abstractmethod
     def written(self, prepared: P, result: R, seconds: float) -> None:
         """Count a batch the sink applied and whose offsets were committed."""
+
+    def dead_letters(self, prepared: P, records: Sequence[Message]) -> list[tuple[Message, str]]:
+        """The records of the batch the sink refused, each with its reason (default: none)."""
+        return []
 
     def close_sink(self) -> None:
         """Release the sink's client, if this consumer owns one."""
@@ -98,12 +104,31 @@ class SinkConsumer(ABC, Generic[P, R]):
         result = kafka_io.retry_sink(lambda: self.write(prepared), self.sink_errors, self.sink_name, stop)
         seconds = time.monotonic() - started
         assert self.consumer is not None
+        self.send_dead_letters(self.dead_letters(prepared, records))
         kafka_io.commit_after(self.consumer, records)
         self.metrics.committed()
         self.metrics.batch(len(records), seconds)
         self.lag()  # the gauge follows every commit
         self.written(prepared, result, seconds)
         return result
+
+    def send_dead_letters(self, letters: Sequence[tuple[Message, str]]) -> None:
+        """To the DLQ, acknowledged before the batch is committed: a refused record is never lost."""
+        if not letters:
+            return
+        if self._dlq_producer is None:
+            spec = topics.TopicSpec(self.config.dlq_topic, self.settings.topic_partitions)
+            bounds = topics.settings_bounds(self.settings)
+            topics.ensure_topics(self.settings.kafka_bootstrap_servers, [spec], bounds=bounds)
+            self._dlq_producer = Producer(kafka_io.producer_config(self.settings))
+        for msg, reason in letters:
+            value, headers = dlq.dlq_record_of(msg, reason)
+            kafka_io.produce(self._dlq_producer, self.config.dlq_topic, value, msg.key(), headers=headers)
+        if self._dlq_producer.flush(30):
+            raise RuntimeError(
+                f"DLQ records not acknowledged by {self.config.dlq_topic}: batch not committed"
+            )
+        self.summary.add(dlq=len(letters))
 
     def lag(self) -> int:
         lag = kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0

@@ -24,20 +24,29 @@ class SinkDown(Exception):
 
 
 class ScriptedConsumer:
-    """consume() hands out the scripted batches, then nothing; commit() is recorded."""
+    """Hands out the scripted batches, then nothing; commit() is recorded. A batch is what one
+    ``kafka_io.next_batch`` gets: poll() its first record, the consume() that follows the rest."""
 
     def __init__(self, journal: list[Any], batches: list[list[Message]]) -> None:
         self.journal = journal
         self.batches = batches
+        self.rest: list[Message] | None = None
 
-    def consume(self, num_messages: int, timeout: float) -> list[Message]:
-        assert num_messages >= 1
+    def poll(self, timeout: float) -> Message | None:
         if not self.batches:
             self.journal.append("idle")
-            return []
+            return None
         batch = self.batches.pop(0)
-        assert len(batch) <= num_messages
-        return batch
+        if not batch:
+            return None
+        self.rest = batch[1:]
+        return batch[0]
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        assert num_messages >= 1 and self.rest is not None
+        rest, self.rest = self.rest, None
+        assert len(rest) <= num_messages
+        return rest
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
         assert asynchronous is False
@@ -52,6 +61,7 @@ class ScriptedConsumer:
 
 class MemorySink(SinkConsumer[list[bytes], int]):
     name = "memory"
+    records_out = "written"
     sink_name = "memory"
     sink_errors = (SinkDown,)
 

@@ -176,7 +176,11 @@ def test_definitions_wire_the_warehouse_and_schedule_yesterday() -> None:
         return {p.to_user_string() for p in graph.get(dg.AssetKey.from_user_string(key)).parent_keys}
 
     assert parents("kafka/engagement_enriched") == {"kafka/content_flat", "kafka/engagement_events_flat"}
-    assert parents("clickhouse/engagement_enriched") == {"kafka/engagement_enriched"}
+    # streamed from the topic; past days loaded by history_backfill
+    assert parents("clickhouse/engagement_enriched") == {
+        "kafka/engagement_enriched",
+        "clickhouse/history_backfill",
+    }
     assert parents("redis/leaderboard") == {"kafka/engagement_enriched"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
