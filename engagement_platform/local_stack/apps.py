@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 from engagement_platform.local_stack.service import Service, http_ok
+from engagement_platform.monitoring.lag import SECONDS_GROUP
 from engagement_platform.settings import PROJECT_ROOT, Settings, child_env
+from engagement_platform.streaming.leaderboard import (
+    METRIC_ENGAGEMENT_SECONDS,
+    METRIC_EVENTS,
+    metric_key_prefix,
+)
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
@@ -105,11 +111,34 @@ def consumer_endpoint(settings: Settings, name: str) -> str:
 
 def app_services(settings: Settings, *, simulator_rate: float = 20.0) -> list[Service]:
     """In start order: consumers before the simulator feeds them."""
+    prefix = settings.leaderboard_key_prefix
     return [
         DagsterService(settings),
         CliProcess(settings, "enrich", ["consume", "enrich"], consumer_endpoint(settings, "enrich")),
         CliProcess(
-            settings, "leaderboard", ["consume", "leaderboard"], consumer_endpoint(settings, "leaderboard")
+            settings,
+            "leaderboard",
+            ["consume", "leaderboard", "--key-prefix", metric_key_prefix(METRIC_EVENTS, prefix)],
+            consumer_endpoint(settings, "leaderboard"),
+        ),
+        # the dashboard's other metric: the same consumer scoring engagement seconds under its own
+        # keys and group (no /metrics of its own: the events one serves the leaderboard's)
+        CliProcess(
+            settings,
+            SECONDS_GROUP,
+            [
+                "consume",
+                "leaderboard",
+                "--metric",
+                METRIC_ENGAGEMENT_SECONDS,
+                "--group",
+                SECONDS_GROUP,
+                "--key-prefix",
+                metric_key_prefix(METRIC_ENGAGEMENT_SECONDS, prefix),
+                "--metrics-port",
+                "0",
+            ],  # fmt: skip
+            f"consumer group {SECONDS_GROUP}",
         ),
         # local mode's bridge into ClickHouse (compose mode's ClickHouse reads Kafka itself)
         CliProcess(settings, "warehouse", ["consume", "warehouse"], consumer_endpoint(settings, "warehouse")),
