@@ -73,7 +73,7 @@ def completion_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(data, title=COMPLETION_TITLE)
         .mark_bar()
         .encode(
-            x=alt.X("completion:N", sort=order, title="completion"),
+            x=alt.X("completion:N", sort=order, title="completion", axis=alt.Axis(labelAngle=0)),
             xOffset="content_type:N",
             y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share of the type's events"),
             color=alt.Color("content_type:N", title="content type"),
