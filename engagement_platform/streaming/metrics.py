@@ -83,16 +83,17 @@ class ConsumerMetrics:
     def committed(self) -> None:
         self._committed.labels(self.consumer).set_to_current_time()
 
-    def serve(self, port: int) -> None:
-        """Serve /metrics on loopback; port 0 serves nothing. A taken port costs the metrics,
-        not the consumer: the stream matters more than its gauges."""
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve /metrics on ``host`` (the settings' listen_host: loopback in local mode); port 0
+        serves nothing. A taken port costs the metrics, not the consumer: the stream matters more
+        than its gauges."""
         if not port:
             return
         try:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
             log.error(
-                "%s: cannot serve metrics on 127.0.0.1:%d (%s); running without", self.consumer, port, exc
+                "%s: cannot serve metrics on %s:%d (%s); running without", self.consumer, host, port, exc
             )
             return
-        log.info("%s: metrics at http://127.0.0.1:%d/metrics", self.consumer, port)
+        log.info("%s: metrics at http://%s:%d/metrics", self.consumer, host, port)
