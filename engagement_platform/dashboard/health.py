@@ -37,7 +37,13 @@ TOPIC_ASSETS = {
 LEADERBOARD_ASSET = ("redis", "leaderboard")
 WAREHOUSE_ASSET = ("clickhouse", "engagement_enriched")
 CONNECTOR_ASSET = ("cdc", "connector")
-ICONS = {Level.OK: "🟢 ok", Level.WARN: "🟠 warn", Level.ERROR: "🔴 error", None: "⚪ not measured"}
+# Streamlit's coloured text, not emoji: a browser without an emoji font draws those as boxes
+ICONS = {
+    Level.OK: ":green[**ok**]",
+    Level.WARN: ":orange[**warn**]",
+    Level.ERROR: ":red[**error**]",
+    None: ":gray[not measured]",
+}
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,5 @@ def section(settings: Settings, view: View) -> None:
     )
     down = sorted({r.down for r in rows if r.down})
     if down:
-        st.warning(
-            f"**Not reachable: {', '.join(down)}** — their rows are not measured; the others are.", icon="⚠️"
-        )
+        st.warning(f"**Not reachable: {', '.join(down)}** — their rows are not measured; the others are.")
     st.markdown(markdown(rows, settings))

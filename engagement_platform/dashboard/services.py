@@ -60,6 +60,5 @@ def unavailable(service: str, endpoint: str, what: str) -> Iterator[None]:
     except ERRORS[service] as exc:
         st.warning(
             f"**{service} is unavailable** ({endpoint}), so {what} cannot be shown right now. "
-            f"The rest of the page is live.\n\n`{describe(exc)}`",
-            icon="⚠️",
+            f"The rest of the page is live.\n\n`{describe(exc)}`"
         )
