@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import altair as alt
 import pandas as pd
 import streamlit as st
+from clickhouse_connect.driver.client import Client
 
 from engagement_platform.dashboard import services
 from engagement_platform.dashboard.view import View
@@ -31,7 +32,7 @@ class Analytics:
     top: pd.DataFrame
 
 
-def fetch(client, view: View) -> Analytics:  # type: ignore[no-untyped-def]
+def fetch(client: Client, view: View) -> Analytics:
     f = view.filters
     return Analytics(
         events=queries.events_by_type(client, f),

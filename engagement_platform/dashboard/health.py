@@ -9,10 +9,13 @@ the other rows are measured all the same.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import redis
 import streamlit as st
+from clickhouse_connect.driver.client import Client
 
 from engagement_platform.cdc.connect_client import ConnectClient
 from engagement_platform.cdc.connector import connector_name
@@ -89,19 +92,21 @@ def age_row(name: str, newest: datetime | None, now: datetime, asset: tuple[str,
     return Row.of(name, verdict, asset, **{"newest event": shown})
 
 
-def redis_row(client, settings: Settings, now: datetime) -> Row:  # type: ignore[no-untyped-def]
+def redis_row(client: redis.Redis, settings: Settings, now: datetime) -> Row:
     """Redis keeps minutes: the newest bucket's start is the newest event's time, to the minute."""
     keys = Keys(metric_key_prefix(METRIC_EVENTS, settings.leaderboard_key_prefix))
     activity = leaderboard_activity(client, now, {}, keys, minutes=60)
     return age_row("newest event in Redis (minute bucket)", activity.newest, now, LEADERBOARD_ASSET)
 
 
-def clickhouse_row(client, now: datetime) -> Row:  # type: ignore[no-untyped-def]
+def clickhouse_row(client: Client, now: datetime) -> Row:
     activity = table_activity(client, ddl.ENRICHED, "count()", "max(event_ts)")
     return age_row("newest event in ClickHouse", activity.newest, now, WAREHOUSE_ASSET)
 
 
-def quality_row(client, settings: Settings, since: datetime, timeout: float = services.TIMEOUT_S) -> Row:  # type: ignore[no-untyped-def]
+def quality_row(
+    client: Client, settings: Settings, since: datetime, timeout: float = services.TIMEOUT_S
+) -> Row:
     measured = quality.measure(client, settings.kafka_bootstrap_servers, topics.ENRICHED_DLQ, since, timeout)
     verdict = quality.quality_verdict(measured, since, quality.QualityThresholds())
     figures = {"DLQ records": f"{measured.dlq:,}", "parse errors": f"{measured.parse_errors:,}"}
@@ -128,7 +133,12 @@ def guarded(service: str, name: str, asset: tuple[str, ...], measure: Callable[[
         return Row(name, None, f"{service} did not answer: {services.describe(exc)}", asset, down=service)
 
 
-def measure_all(settings: Settings, redis_client, clickhouse: Callable, window_minutes: int) -> list[Row]:  # type: ignore[no-untyped-def, type-arg]
+def measure_all(
+    settings: Settings,
+    redis_client: redis.Redis,
+    clickhouse: Callable[[], AbstractContextManager[Client]],
+    window_minutes: int,
+) -> list[Row]:
     """Every row, each service asked independently. ``clickhouse`` makes a client context."""
     now = datetime.now(UTC)
     rows = consumer_rows(settings)

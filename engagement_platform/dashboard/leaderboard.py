@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import altair as alt
 import pandas as pd
+import redis
 import streamlit as st
 
 from engagement_platform.dashboard import services
@@ -18,7 +19,7 @@ NO_TITLE = "(title not known yet)"
 CHART_TITLE = "Live leaderboard"
 
 
-def fetch(client, settings: Settings, view: View) -> list[TopRow]:  # type: ignore[no-untyped-def]
+def fetch(client: redis.Redis, settings: Settings, view: View) -> list[TopRow]:
     """The rows ``top_content`` ranks for the view's window, metric and N."""
     return top_content(
         window_minutes=view.window,
