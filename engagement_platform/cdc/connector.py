@@ -55,9 +55,17 @@ def render(raw: Mapping[str, object], values: Mapping[str, str]) -> ConnectorSpe
     return ConnectorSpec(name, {str(k): _PLACEHOLDER.sub(fill, str(v)) for k, v in config.items()})
 
 
-def load(values: Mapping[str, str], path: Path = CONNECTOR_FILE) -> ConnectorSpec:
+def _raw(path: Path) -> dict[str, object]:
     try:
-        raw = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConnectorConfigError(f"{path.name} is not valid JSON: {exc}") from None
-    return render(raw, values)
+
+
+def load(values: Mapping[str, str], path: Path = CONNECTOR_FILE) -> ConnectorSpec:
+    return render(_raw(path), values)
+
+
+def connector_name(path: Path = CONNECTOR_FILE) -> str:
+    """The name the file registers, which needs no value filled in (the dashboard has none)."""
+    return render({**_raw(path), "config": {}}, {}).name

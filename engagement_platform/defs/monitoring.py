@@ -140,10 +140,6 @@ class Monitor:
         return _check
 
 
-# a stopped consumer with events flowing turns its output stale within two minutes
-DEFAULT_FRESH = (90.0, 300.0)
-
-
 @dataclass(frozen=True)
 class StreamAsset:
     """An asset an always-on process writes. Each tick it moved (or its writer had nothing left to

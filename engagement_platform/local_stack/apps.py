@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engagement_platform.local_stack.service import Service, http_ok
+from engagement_platform.monitoring.lag import SECONDS_GROUP
 from engagement_platform.settings import PROJECT_ROOT, Settings, child_env
+from engagement_platform.streaming.leaderboard import (
+    METRIC_ENGAGEMENT_SECONDS,
+    METRIC_EVENTS,
+    metric_key_prefix,
+)
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
@@ -149,18 +155,32 @@ def metrics_port(settings: Settings, name: str, index: int) -> int:
 def app_services(settings: Settings, plan: AppPlan | None = None) -> list[Service]:
     """In start order: consumers before the simulator feeds them."""
     plan = plan or AppPlan.load(settings)
+    prefix = settings.leaderboard_key_prefix
     services: list[Service] = [] if "dagster" in plan.skip else [DagsterService(settings)]
-    for consumer in CONSUMERS:
-        for index in range(1, plan.instances + 1):
-            port = metrics_port(settings, consumer, index)
-            services.append(
-                CliProcess(
-                    settings,
-                    instance_name(consumer, index),
-                    ["consume", consumer, "--metrics-port", str(port)],
-                    consumer_endpoint(settings, consumer, index),
-                )
-            )
+    for index in range(1, plan.instances + 1):
+        services += [
+            consumer(settings, "enrich", index),
+            consumer(
+                settings, "leaderboard", index, "--key-prefix", metric_key_prefix(METRIC_EVENTS, prefix)
+            ),
+            # the dashboard's other metric: the same consumer scoring engagement seconds under its
+            # own keys and group (no /metrics of its own: the events one serves the leaderboard's)
+            consumer(
+                settings,
+                "leaderboard",
+                index,
+                "--metric",
+                METRIC_ENGAGEMENT_SECONDS,
+                "--group",
+                SECONDS_GROUP,
+                "--key-prefix",
+                metric_key_prefix(METRIC_ENGAGEMENT_SECONDS, prefix),
+                name=SECONDS_GROUP,
+                metrics=False,
+            ),  # fmt: skip
+            # local mode's bridge into ClickHouse (compose mode's ClickHouse reads Kafka itself)
+            consumer(settings, "warehouse", index),
+        ]
     if "dashboard" not in plan.skip:
         services.append(DashboardService(settings))
     if plan.simulator_rate > 0 and "simulator" not in plan.skip:
@@ -175,3 +195,17 @@ def app_services(settings: Settings, plan: AppPlan | None = None) -> list[Servic
             )
         )
     return services
+
+
+def consumer(
+    settings: Settings, kind: str, index: int, *args: str, name: str | None = None, metrics: bool = True
+) -> CliProcess:
+    """Instance ``index`` of `consume KIND ARGS`, named ``name`` (``kind`` by default)."""
+    port = metrics_port(settings, kind, index) if metrics else 0
+    endpoint = consumer_endpoint(settings, kind, index) if metrics else f"consumer group {name or kind}"
+    return CliProcess(
+        settings,
+        instance_name(name or kind, index),
+        ["consume", kind, *args, "--metrics-port", str(port)],
+        endpoint,
+    )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from engagement_platform.monitoring.verdict import Verdict, grade
 
+# (warn, error) seconds: a stopped consumer with events flowing turns its output stale within two
+# minutes. The checks of the streaming assets and the dashboard's health panel use these.
+DEFAULT_FRESH = (90.0, 300.0)
+
 
 def freshness_verdict(name: str, age_s: float | None, warn_s: float, error_s: float) -> Verdict:
     """``age_s``: seconds since the asset last moved (or was found caught up); None: never."""

@@ -44,6 +44,10 @@ class ConsumerGroup:
     topic: str
 
 
+# `up`'s second leaderboard consumer (the engagement-seconds metric); not among the checked groups
+SECONDS_GROUP = "leaderboard_seconds"
+
+
 def consumer_groups(mode: str) -> tuple[ConsumerGroup, ...]:
     """The platform's groups: in compose mode ClickHouse itself consumes for the warehouse."""
     warehouse = "warehouse" if mode == "local" else COMPOSE_WAREHOUSE_GROUP
@@ -248,11 +252,11 @@ def aged(bootstrap_servers: str, topic: str, lag: GroupLag, timeout: float) -> G
 
 
 def evaluate_lag(
-    bootstrap_servers: str, groups: Sequence[ConsumerGroup], thresholds: LagThresholds
+    bootstrap_servers: str, groups: Sequence[ConsumerGroup], thresholds: LagThresholds, timeout: float = 10.0
 ) -> list[tuple[Verdict, GroupLag | None]]:
     """A verdict per group, in order; a broker that does not answer is an ERROR for each."""
     try:
-        lags = measure_lag(bootstrap_servers, groups)
+        lags = measure_lag(bootstrap_servers, groups, timeout)
     except KafkaException as exc:
         down = Verdict(
             Level.ERROR,

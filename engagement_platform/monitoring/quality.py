@@ -67,14 +67,16 @@ def dlq_records_since(bootstrap_servers: str, topic: str, since: datetime, timeo
         consumer.close()
 
 
-def measure(client: Client, bootstrap_servers: str, dlq_topic: str, since: datetime) -> Quality:
+def measure(
+    client: Client, bootstrap_servers: str, dlq_topic: str, since: datetime, timeout: float = 10.0
+) -> Quality:
     events, missing, unknown, errors = client.query(QUALITY_SQL, parameters={"since": since}).result_rows[0]
     return Quality(
         int(events),
         int(missing),
         int(unknown),
         int(errors),
-        dlq_records_since(bootstrap_servers, dlq_topic, since),
+        dlq_records_since(bootstrap_servers, dlq_topic, since, timeout),
     )
 
 

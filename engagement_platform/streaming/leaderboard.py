@@ -74,6 +74,15 @@ class Keys:
         )
 
 
+def metric_key_prefix(metric: str, prefix: str = "") -> str:
+    """Where the leaderboard of ``metric`` lives when both are kept (``up`` runs a consumer per
+    metric): events under ``prefix`` itself, so the public contract stays
+    ``zset:eng:minute:<YYYYMMDDHHMM>``; engagement seconds under ``prefix + "seconds:"``."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    return prefix if metric == METRIC_EVENTS else f"{prefix}seconds:"
+
+
 # --- minute buckets ---------------------------------------------------------------------------
 
 

@@ -84,8 +84,9 @@ class ConsumerMetrics:
         self._committed.labels(self.consumer).set_to_current_time()
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serve /metrics; port 0 serves nothing. A taken port costs the metrics, not the
-        consumer: the stream matters more than its gauges."""
+        """Serve /metrics on ``host`` (the settings' listen_host: loopback in local mode); port 0
+        serves nothing. A taken port costs the metrics, not the consumer: the stream matters more
+        than its gauges."""
         if not port:
             return
         try:

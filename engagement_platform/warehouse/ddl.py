@@ -34,6 +34,9 @@ ENRICHED = "engagement_enriched"
 ERRORS = "engagement_enriched_errors"
 MINUTE = "content_engagement_minute"
 DAILY = "daily_content_engagement"
+# per day, rebuilt with DAILY: what the dashboard reads for the days already built
+BREAKDOWN = "daily_engagement_breakdown"
+BY_DEVICE = "daily_content_by_device"
 
 
 class DdlError(ValueError):

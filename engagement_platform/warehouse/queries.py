@@ -1,87 +1,215 @@
-"""The dashboard's warehouse queries, as functions: the app renders them and
-`bench warehouse` times exactly these.
+"""The dashboard's warehouse queries, as functions: the app renders them and `bench warehouse`
+times exactly these (``PAGE_QUERIES``).
 
-Windows are parameters (``{name:Type}``), never formatted into the SQL.
+Every value is a query parameter (``{name:Type}``, bound by the server), never formatted into
+the SQL; only our own table names and SQL fragments are.
+
+Exact over any date range, and fast: each query reads the days already built into the daily
+rollups (deduplicated once, by the Dagster asset) and only the days not built yet -- normally
+just today -- from ``engagement_enriched FINAL``. Which days are built is decided inside the
+query, per table, so a day is counted from exactly one side; the FINAL side's time range is a
+constant by then, so it reads only those days' granules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.warehouse.ddl import DAILY, ENRICHED, ERRORS, MINUTE
+from engagement_platform.warehouse.ddl import BREAKDOWN, BY_DEVICE, ENRICHED
+from engagement_platform.warehouse.rollup import PCT_BUCKET
 
 if TYPE_CHECKING:  # query_df imports pandas when a query runs: importing this module must not
     import pandas as pd  # (``bench warehouse`` imports it, and so the CLI of every consumer)
 
+# the rollups hold hours: finer buckets come from FINAL alone
+HOUR = 3600
+DEFAULT_DAYS = 7
 
-def top_content(client: Client, hours: int = 24, n: int = 10) -> pd.DataFrame:
-    """Most engaged content over the last ``hours``, exact (deduplicated with FINAL)."""
-    return client.query_df(
-        f"""
-        SELECT toString(content_id) AS content_id, any(title) AS title, any(content_type) AS content_type,
-               count() AS events, uniqExact(user_id) AS users,
-               round(sum(ifNull(engagement_seconds, 0)) / 3600, 2) AS hours_engaged
-        FROM {ENRICHED} FINAL
-        WHERE event_ts >= now64(3) - toIntervalHour({{hours:UInt32}})
-        GROUP BY content_id ORDER BY events DESC LIMIT {{n:UInt32}}
-        """,
-        parameters={"hours": hours, "n": n},
+
+@dataclass(frozen=True)
+class Filters:
+    """What the analytics are filtered by: UTC days ``start``..``end`` (both included), and a
+    content type and a device ('' for all)."""
+
+    start: date
+    end: date
+    content_type: str = ""
+    device: str = ""
+
+    @classmethod
+    def last_days(cls, days: int = DEFAULT_DAYS, today: date | None = None) -> Filters:
+        end = today or datetime.now(UTC).date()
+        return cls(end - timedelta(days=days - 1), end)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def bucket_seconds(self) -> int:
+        """The resolution of the events chart: minutes for one day, hours for more."""
+        return 60 if self.days <= 1 else HOUR
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "content_type": self.content_type,
+            "device": self.device,
+        }
+
+
+FILTER = """({content_type:String} = '' OR content_type = {content_type:String})
+        AND ({device:String} = '' OR device = {device:String})"""
+
+
+def _built(table: str, usable: str = "1") -> str:
+    """WITH expressions: ``built``, the days of the range ``table`` holds (none unless ``usable``),
+    and ``todo``, the other days of the range, which FINAL must cover."""
+    return f"""
+    (SELECT groupArray(day) FROM (
+        SELECT day FROM {table} WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND {usable} GROUP BY day
+    )) AS built,
+    arrayFilter(d -> NOT has(built, d),
+        arrayMap(i -> toDate({{start:Date}} + i), range(toUInt32({{end:Date}} - {{start:Date}} + 1)))) AS todo
+    """
+
+
+# the days of ``todo`` as a time range the primary key can prune with, then exactly those days
+TODO_ROWS = f"""{ENRICHED} FINAL
+    WHERE event_ts >= toDateTime64(arrayMin(todo), 3, 'UTC')
+      AND event_ts < toDateTime64(arrayMax(todo) + 1, 3, 'UTC')
+      AND has(todo, toDate(event_ts))"""
+
+
+def _hybrid(table: str, group_by: str, rollup_select: str, final_select: str, usable: str = "1") -> str:
+    """The UNION ALL of ``table`` over its built days and FINAL over the rest, filtered alike and
+    both grouped by ``group_by``; the caller aggregates the two sides once more. Aggregates take
+    aliases that are not column names (``n``, ``secs``...): ClickHouse resolves a SELECT alias
+    in WHERE too, where it would shadow the column the filter means."""
+    return f"""
+    WITH {_built(table, usable)}
+    SELECT * FROM (
+        SELECT {rollup_select} FROM {table}
+        WHERE has(built, day) AND {FILTER}
+        GROUP BY {group_by}
+        UNION ALL
+        SELECT {final_select} FROM {TODO_ROWS} AND {FILTER}
+        GROUP BY {group_by}
     )
+    """
 
 
-def events_per_minute(client: Client, minutes: int = 60) -> pd.DataFrame:
-    """Events by type per minute, from the minute rollup (replay-safe states)."""
-    return client.query_df(
-        f"""
-        SELECT minute,
-               uniqExactIfMerge(plays) AS play, uniqExactIfMerge(pauses) AS pause,
-               uniqExactIfMerge(finishes) AS finish, uniqExactIfMerge(clicks) AS click
-        FROM {MINUTE}
-        WHERE minute >= now() - toIntervalMinute({{minutes:UInt32}})
-        GROUP BY minute ORDER BY minute
-        """,
-        parameters={"minutes": minutes},
+EVENTS_BY_TYPE = f"""
+SELECT bucket, event_type, sum(n) AS events
+FROM ({
+    _hybrid(
+        BREAKDOWN,
+        "bucket, event_type",
+        "toStartOfInterval(toDateTime(day, 'UTC') + toIntervalHour(hour), toIntervalSecond({bucket:UInt32}))"
+        " AS bucket, event_type, sum(events) AS n",
+        "toStartOfInterval(toDateTime(event_ts, 'UTC'), toIntervalSecond({bucket:UInt32})) AS bucket,"
+        " event_type, count() AS n",
+        usable=f"{{bucket:UInt32}} >= {HOUR}",
     )
+})
+GROUP BY bucket, event_type ORDER BY bucket, event_type
+"""
 
 
-def daily_totals(client: Client, days: int = 14) -> pd.DataFrame:
-    """Per-day totals from the daily rollup (the Dagster-materialized partitions)."""
-    return client.query_df(
-        f"""
-        SELECT day, sum(events) AS events, sum(plays) AS plays, sum(finishes) AS finishes,
-               sum(clicks) AS clicks, round(sum(engagement_seconds) / 3600, 1) AS hours_engaged
-        FROM {DAILY}
-        WHERE day >= today() - {{days:UInt32}}
-        GROUP BY day ORDER BY day
-        """,
-        parameters={"days": days},
+def events_by_type(client: Client, f: Filters) -> pd.DataFrame:
+    """Events per time bucket and event type (columns bucket, event_type, events, per_minute)."""
+    frame = client.query_df(EVENTS_BY_TYPE, parameters={**f.parameters(), "bucket": f.bucket_seconds})
+    frame["per_minute"] = frame["events"] / (f.bucket_seconds / 60)
+    return frame
+
+
+COMPLETION = f"""
+SELECT ifNull(content_type, 'unknown') AS content_type, pct_bucket, sum(n) AS events
+FROM ({
+    _hybrid(
+        BREAKDOWN,
+        "content_type, pct_bucket",
+        "content_type, pct_bucket, sum(events) AS n",
+        f"content_type, {PCT_BUCKET} AS pct_bucket, count() AS n",
     )
+})
+WHERE pct_bucket IS NOT NULL
+GROUP BY content_type, pct_bucket ORDER BY content_type, pct_bucket
+"""
 
 
-def headline(client: Client, minutes: int = 60) -> dict[str, Any]:
-    """Events, users, average completion and parse errors over the last ``minutes``."""
-    row = client.query(
-        f"""
-        SELECT count() AS events, uniqExact(user_id) AS users,
-               round(avg(engagement_pct), 1) AS avg_pct,
-               (SELECT count() FROM {ERRORS}
-                WHERE received_at >= now64(3) - toIntervalMinute({{minutes:UInt32}})) AS errors
-        FROM {ENRICHED} FINAL
-        WHERE event_ts >= now64(3) - toIntervalMinute({{minutes:UInt32}})
-        """,
-        parameters={"minutes": minutes},
-    ).named_results()
-    return next(iter(row))
+def completion_distribution(client: Client, f: Filters) -> pd.DataFrame:
+    """Events per completion decile (``pct_bucket`` 0, 10, ... 90) and content type; events
+    without a known ``engagement_pct`` (clicks, unknown length) are left out."""
+    return client.query_df(COMPLETION, parameters=f.parameters())
 
 
-# what `bench warehouse` times: the dashboard's main queries at their default windows
-MAIN_QUERIES: dict[str, Callable[[Client], Any]] = {
-    "top content, last 24 h (FINAL)": lambda c: top_content(c, hours=24),
-    "top content, last 1 h (FINAL)": lambda c: top_content(c, hours=1),
-    "events by type per minute, last 1 h (minute rollup)": lambda c: events_per_minute(c, minutes=60),
-    "daily totals, last 14 days (daily rollup)": lambda c: daily_totals(c, days=14),
-    "headline, last 1 h (FINAL + errors)": lambda c: headline(c, minutes=60),
-}
+DEVICES = f"""
+SELECT ifNull(device, 'unknown') AS device, sum(n) AS events, round(sum(secs) / 3600, 2) AS hours_engaged
+FROM ({
+    _hybrid(
+        BY_DEVICE,
+        "device",
+        "device, sum(events) AS n, sum(engagement_seconds) AS secs",
+        "device, count() AS n, sum(ifNull(engagement_seconds, 0)) AS secs",
+    )
+})
+GROUP BY device ORDER BY events DESC, device
+"""
+
+
+def device_split(client: Client, f: Filters) -> pd.DataFrame:
+    """Events and engagement hours per device. The device filter does not apply: the split is
+    what it chooses from."""
+    return client.query_df(DEVICES, parameters=replace(f, device="").parameters())
+
+
+# on the FINAL side any() is enough: FINAL kept the copy enriched with its content, and any()
+# skips the NULLs of a copy without
+TOP_CONTENT = f"""
+SELECT toString(content_id) AS content_id, any(ttl) AS title, any(ctype) AS content_type,
+       sum(n) AS events, round(sum(secs) / 3600, 2) AS hours_engaged,
+       round(sum(psum) / nullIf(sum(pn), 0), 1) AS avg_completion_pct
+FROM ({
+    _hybrid(
+        BY_DEVICE,
+        "content_id",
+        "content_id, any(title) AS ttl, any(content_type) AS ctype, sum(events) AS n,"
+        " sum(engagement_seconds) AS secs, sum(pct_sum) AS psum, sum(pct_count) AS pn",
+        "content_id, any(title) AS ttl, any(content_type) AS ctype, count() AS n,"
+        " sum(ifNull(engagement_seconds, 0)) AS secs, sum(ifNull(engagement_pct, 0)) AS psum,"
+        " count(engagement_pct) AS pn",
+    )
+})
+GROUP BY content_id ORDER BY events DESC, content_id LIMIT {{n:UInt32}}
+"""
+
+
+def top_content(client: Client, f: Filters, n: int = 10) -> pd.DataFrame:
+    """The ``n`` most engaged content items of the range, by events."""
+    return client.query_df(TOP_CONTENT, parameters={**f.parameters(), "n": n})
+
+
+# what `bench warehouse` times: every query the page runs, at the page's default filters
+# (the last 7 days) and for a single day (the events chart in minutes)
+def _page(f: Filters) -> dict[str, Callable[[Client], Any]]:
+    return {
+        "events by type": lambda c: events_by_type(c, f),
+        "completion by content type": lambda c: completion_distribution(c, f),
+        "device split": lambda c: device_split(c, f),
+        "top content": lambda c: top_content(c, f),
+    }
+
+
+def page_queries(today: date | None = None) -> dict[str, Callable[[Client], Any]]:
+    week, day = Filters.last_days(DEFAULT_DAYS, today), Filters.last_days(1, today)
+    return {
+        **{f"{name}, last {DEFAULT_DAYS} days": q for name, q in _page(week).items()},
+        **{f"{name}, today": q for name, q in _page(day).items()},
+    }

@@ -41,5 +41,5 @@ def test_warehouse_benchmark_reports_ingest_and_queries(stack, tmp_path: Path) -
     )  # fmt: skip
     figures = json.loads(out.read_text())
     text = json.dumps(figures)
-    assert "top content, last 24 h (FINAL)" in text
+    assert "top content, last 7 days" in text and "all its queries in a row" in text
     assert "baseline" in text and "bridge" in text

@@ -1,38 +1,130 @@
-"""The Streamlit dashboard, run headless with Streamlit's AppTest against the real stack."""
+"""The Streamlit dashboard, run headless with Streamlit's AppTest against the real stack with data."""
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engagement_platform import settings as settings_module
+from engagement_platform.dashboard import analytics, leaderboard
+from engagement_platform.serving.top_content import top_content
 from engagement_platform.settings import PROJECT_ROOT
-from engagement_platform_tests.harness import materialize
+from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, metric_key_prefix
+from engagement_platform_tests.dashboard.seed import CONTENT, DEVICES, EVENT_TYPES, Seeded
+from engagement_platform_tests.harness import free_ports
 
-APP = PROJECT_ROOT / "engagement_platform" / "dashboard" / "app.py"
-
-
-@pytest.fixture
-def stack_env(stack, monkeypatch):  # type: ignore[no-untyped-def]
-    """The app reads its endpoints from the environment, like every process."""
-    for name, value in stack.overrides.items():
-        monkeypatch.setenv(name, value)
-    return stack
+APP = str(PROJECT_ROOT / "engagement_platform" / "dashboard" / "app.py")
 
 
-def test_renders_without_errors_with_a_warehouse_and_an_empty_leaderboard(stack_env) -> None:
-    result = materialize(stack_env, "clickhouse/schema")
-    assert result.returncode == 0, result.stderr[-2000:]
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
+def run(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params.update(query or {})
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    headers = [s.value for s in at.subheader]
-    assert any(h.startswith("Live leaderboard") for h in headers)
-    assert "Last hour (warehouse)" in headers
-    assert {m.label for m in at.metric} == {"Events", "Users", "Avg completion", "Parse errors"}
+    return at
 
 
-def test_says_what_is_wrong_when_redis_is_unreachable(stack_env, monkeypatch) -> None:
-    monkeypatch.setenv("REDIS_PORT", "1")  # nothing listens there
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
+def charts(at: AppTest) -> dict[str, pd.DataFrame]:
+    """Each Altair chart on the page by its title, with the data it was given."""
+    found = {}
+    for element in at.get("vega_lite_chart"):
+        spec = json.loads(element.proto.spec)
+        title = spec.get("title")
+        title = title.get("text") if isinstance(title, dict) else title
+        data = element.proto.datasets[0].data.data
+        found[str(title)] = pa.ipc.open_stream(data).read_all().to_pandas()
+    return found
+
+
+def chart(at: AppTest, prefix: str) -> pd.DataFrame:
+    [frame] = [f for title, f in charts(at).items() if title.startswith(prefix)]
+    return frame
+
+
+def url(at: AppTest) -> dict[str, str]:
+    """The page's query parameters (AppTest keeps one string, or a list, per key)."""
+    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+
+
+def tables(at: AppTest) -> list[pd.DataFrame]:
+    return [t.value for t in at.table]
+
+
+def warnings(at: AppTest) -> str:
+    return "\n".join(w.value for w in at.warning)
+
+
+def test_the_page_shows_the_leaderboard_analytics_and_health(app_env: Seeded) -> None:
+    at = run()
+    settings = settings_module.load()
+    expected = top_content(10, 10, settings=settings, key_prefix=app_env.key_prefix)
+    board = tables(at)[0]
+    assert list(board["title"]) == [r.title for r in expected] == [t for t, _type, _n in CONTENT]
+    assert list(board.index) == [r.rank for r in expected]
+    assert list(board["type"]) == [r.content_type for r in expected]
+    bars = chart(at, leaderboard.CHART_TITLE)
+    assert list(bars["content_id"]) == [r.content_id for r in expected]  # ids: on hover only
+    assert not any(r.content_id in " ".join(board.astype(str).stack()) for r in expected)
+
+    assert set(chart(at, analytics.EVENTS_TITLE)["event_type"]) == set(EVENT_TYPES)
+    assert set(chart(at, analytics.COMPLETION_TITLE)["content_type"]) == {t for _n, t, _c in CONTENT}
+    assert set(chart(at, analytics.DEVICES_TITLE)["device"]) == set(DEVICES)
+    top = tables(at)[2]  # after the leaderboard and its ids
+    # two days of the same events: one built into the rollups, today's from FINAL
+    assert list(top["title"]) == [t for t, _type, _n in CONTENT]
+    assert list(top["events"]) == [f"{2 * n}" for _t, _type, n in CONTENT]
+
+    health = "\n".join(m.value for m in at.markdown)
+    for group in ("enrich", "leaderboard", "warehouse", "leaderboard_seconds"):
+        assert f"consumer `{group}`" in health
+    assert "/assets/kafka/engagement_enriched" in health and "connector `engagement-postgres-cdc`" in health
+    assert not warnings(at), warnings(at)
+
+
+def test_the_view_is_in_the_url_and_a_filter_changes_the_results(app_env: Seeded) -> None:
+    at = run()
+    assert url(at)["window"] == "10" and "type" not in url(at)
+    at.selectbox(key="content_type").select("video").run()
     assert not at.exception
-    assert any("Redis is not reachable" in e.value for e in at.error)
+    assert url(at)["type"] == "video"
+    assert list(tables(at)[2]["title"]) == ["Gamma Video", "Delta Video"]
+    assert set(chart(at, analytics.COMPLETION_TITLE)["content_type"]) == {"video"}
+
+    shared = run(url(at) | {"window": "60", "metric": METRIC_ENGAGEMENT_SECONDS})
+    assert list(tables(shared)[2]["title"]) == ["Gamma Video", "Delta Video"]
+    assert any("last 60 minutes, by engagement seconds" in h.value for h in shared.subheader)
+    settings = settings_module.load()
+    prefix = metric_key_prefix(METRIC_ENGAGEMENT_SECONDS, app_env.key_prefix)
+    by_seconds = top_content(60, 10, settings=settings, key_prefix=prefix)
+    assert list(tables(shared)[0]["title"]) == [r.title for r in by_seconds]
+
+
+def test_a_malformed_link_opens_the_default_view(app_env: Seeded) -> None:
+    at = run({"window": "7", "from": "yesterday", "top": "-1", "type": "'; DROP TABLE x"})
+    assert url(at)["window"] == "10" and "type" not in url(at)
+
+
+@pytest.mark.parametrize(
+    ("down", "service", "still_there"),
+    [
+        ("REDIS_PORT", "Redis", analytics.EVENTS_TITLE),
+        ("CLICKHOUSE_PORT", "ClickHouse", leaderboard.CHART_TITLE),
+        ("CONNECT_URL", "Kafka Connect", analytics.EVENTS_TITLE),
+    ],
+)
+def test_a_service_down_is_named_and_the_rest_renders(
+    app_env: Seeded, monkeypatch: pytest.MonkeyPatch, down: str, service: str, still_there: str
+) -> None:
+    [port] = free_ports(1)  # nothing listens there
+    monkeypatch.setenv(down, f"http://127.0.0.1:{port}" if down == "CONNECT_URL" else str(port))
+    at = run()
+    assert not at.error
+    assert service in warnings(at), warnings(at)
+    assert chart(at, still_there) is not None
+    assert "Traceback" not in "\n".join(m.value for m in at.markdown)
+    if service in ("Redis", "ClickHouse"):
+        assert f"{service} is unavailable" in warnings(at)

@@ -14,7 +14,6 @@ from engagement_platform.defs.kafka.assets import (
     engagement_events_flat,
 )
 from engagement_platform.defs.monitoring import (
-    DEFAULT_FRESH,
     Monitor,
     MonitorContext,
     Readings,
@@ -22,6 +21,7 @@ from engagement_platform.defs.monitoring import (
     activity_monitor,
 )
 from engagement_platform.monitoring.activity import topic_activity
+from engagement_platform.monitoring.freshness import DEFAULT_FRESH
 from engagement_platform.monitoring.lag import ConsumerGroup, measure_lag
 from engagement_platform.streaming import topics
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from engagement_platform.defs.monitoring import (
-    DEFAULT_FRESH,
     Monitor,
     MonitorContext,
     Readings,
@@ -15,6 +14,7 @@ from engagement_platform.defs.monitoring import (
 )
 from engagement_platform.defs.serving.assets import leaderboard
 from engagement_platform.monitoring.activity import leaderboard_activity
+from engagement_platform.monitoring.freshness import DEFAULT_FRESH
 from engagement_platform.monitoring.lag import ConsumerGroup, measure_lag
 from engagement_platform.streaming import topics
 

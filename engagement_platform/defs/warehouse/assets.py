@@ -160,9 +160,11 @@ def history_backfill(
     partitions_def=DAILY_PARTITIONS,
     group_name="warehouse",
     kinds={"clickhouse"},
-    description="Per UTC day and content: events by type, unique users, engagement seconds. Each "
-    "partition is rebuilt from `engagement_enriched FINAL` (deduplicated) and swapped in atomically; "
-    "partitions are independent and safe to re-run or backfill from the UI.",
+    description="Per UTC day and content: events by type, unique users, engagement seconds; with the "
+    "day's breakdowns the dashboard reads for built days (`daily_engagement_breakdown`: hour, content "
+    "type, device, event type, completion decile; `daily_content_by_device`). Each partition is rebuilt "
+    "from `engagement_enriched FINAL` (deduplicated) and swapped in atomically; partitions are "
+    "independent and safe to re-run or backfill from the UI.",
 )
 def daily_content_engagement(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource

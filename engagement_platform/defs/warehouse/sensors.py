@@ -4,7 +4,6 @@
 import dagster as dg
 
 from engagement_platform.defs.monitoring import (
-    DEFAULT_FRESH,
     Monitor,
     MonitorContext,
     Readings,
@@ -18,6 +17,7 @@ from engagement_platform.defs.warehouse.assets import (
 )
 from engagement_platform.monitoring import lag
 from engagement_platform.monitoring.activity import Activity, table_activity
+from engagement_platform.monitoring.freshness import DEFAULT_FRESH
 from engagement_platform.warehouse import ddl
 
 

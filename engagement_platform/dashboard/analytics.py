@@ -1,0 +1,147 @@
+"""History from ClickHouse over the view's date range, content type and device: events per
+minute by event type, completion by content type, the device split and the top content. The
+queries are ``warehouse.queries`` (deduplicated; built days from the daily rollups); here they
+only become charts and tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from clickhouse_connect.driver.client import Client
+
+from engagement_platform.dashboard import services
+from engagement_platform.dashboard.view import View
+from engagement_platform.settings import Settings
+from engagement_platform.warehouse import queries
+
+EVENTS_TITLE = "Events per minute by event type"
+COMPLETION_TITLE = "Completion (engagement_pct) by content type"
+DEVICES_TITLE = "Device split"
+
+
+@dataclass(frozen=True)
+class Analytics:
+    """Every frame the section shows, as the queries return them."""
+
+    events: pd.DataFrame
+    completion: pd.DataFrame
+    devices: pd.DataFrame
+    top: pd.DataFrame
+
+
+def fetch(client: Client, view: View) -> Analytics:
+    f = view.filters
+    return Analytics(
+        events=queries.events_by_type(client, f),
+        completion=queries.completion_distribution(client, f),
+        devices=queries.device_split(client, f),
+        top=queries.top_content(client, f, view.top_n),
+    )
+
+
+def events_chart(frame: pd.DataFrame, bucket_seconds: int) -> alt.Chart:
+    """One line per event type; a point is the average rate over its bucket (minute or hour)."""
+    per = "minute" if bucket_seconds == 60 else "hour, averaged"
+    return (
+        alt.Chart(frame, title=f"{EVENTS_TITLE} (per {per}, UTC)")
+        .mark_line(point=len(frame) < 200)
+        .encode(
+            x=alt.X("bucket:T", title=None),
+            y=alt.Y("per_minute:Q", title="events / minute"),
+            color=alt.Color("event_type:N", title="event type"),
+            tooltip=["bucket:T", "event_type", alt.Tooltip("per_minute:Q", format=",.1f"), "events"],
+        )
+    )
+
+
+def completion_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Deciles as labels ("0–10 %" ... "90–100 %") and each content type's share of its events,
+    so types of different sizes compare."""
+    out = frame.copy()
+    out["completion"] = [f"{int(b)}–{int(b) + 10} %" for b in out["pct_bucket"]]
+    totals = out.groupby("content_type")["events"].transform("sum")
+    out["share"] = out["events"] / totals.where(totals > 0, 1)
+    return out
+
+
+def completion_chart(frame: pd.DataFrame) -> alt.Chart:
+    data = completion_frame(frame)
+    order = [f"{b}–{b + 10} %" for b in range(0, 100, 10)]
+    return (
+        alt.Chart(data, title=COMPLETION_TITLE)
+        .mark_bar()
+        .encode(
+            x=alt.X("completion:N", sort=order, title="completion", axis=alt.Axis(labelAngle=0)),
+            xOffset="content_type:N",
+            y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share of the type's events"),
+            color=alt.Color("content_type:N", title="content type"),
+            tooltip=["content_type", "completion", "events", alt.Tooltip("share:Q", format=".1%")],
+        )
+    )
+
+
+def devices_chart(frame: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(frame, title=DEVICES_TITLE)
+        .mark_bar()
+        .encode(
+            x=alt.X("events:Q", title="events"),
+            y=alt.Y("device:N", sort="-x", title=None),
+            tooltip=["device", "events", "hours_engaged"],
+        )
+    )
+
+
+def top_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The top content as shown: rank, title, type and figures (ids stay out of the table)."""
+    out = pd.DataFrame(
+        {
+            "rank": range(1, len(frame) + 1),
+            "title": frame["title"].fillna("(title unknown)"),
+            "type": frame["content_type"].fillna(""),
+            "events": [f"{int(n):,}" for n in frame["events"]],
+            "hours engaged": [f"{h:,.1f}" for h in frame["hours_engaged"]],
+            "avg completion": ["" if pd.isna(p) else f"{p:.1f} %" for p in frame["avg_completion_pct"]],
+        }
+    )
+    return out.set_index("rank")
+
+
+def headline(data: Analytics) -> dict[str, str]:
+    """Totals of the range, from the device split (every event has one row there)."""
+    events = int(data.devices["events"].sum()) if not data.devices.empty else 0
+    hours = float(data.devices["hours_engaged"].sum()) if not data.devices.empty else 0.0
+    return {"Events": f"{events:,}", "Hours engaged": f"{hours:,.1f}"}
+
+
+def describe(view: View) -> str:
+    f = view.filters
+    span = f"{f.start:%d %b %Y}" if f.days == 1 else f"{f.start:%d %b} – {f.end:%d %b %Y}"
+    parts = [span + " (UTC)", f.content_type or "all content types", f.device or "all devices"]
+    return " · ".join(parts)
+
+
+def section(settings: Settings, view: View) -> None:
+    st.header("Analytics")
+    st.caption(f"{describe(view)} — deduplicated: daily rollups for built days, FINAL for the rest")
+    endpoint = f"{settings.clickhouse_host}:{settings.clickhouse_port}"
+    with (
+        services.unavailable("ClickHouse", endpoint, "the analytics"),
+        services.warehouse(settings) as client,
+    ):
+        data = fetch(client, view)
+        for column, (label, value) in zip(st.columns(4), headline(data).items(), strict=False):
+            column.metric(label, value)
+        if data.devices.empty:
+            st.info("No events in this range and filter.")
+            return
+        left, right = st.columns(2)
+        left.altair_chart(events_chart(data.events, view.filters.bucket_seconds), width="stretch")
+        right.altair_chart(completion_chart(data.completion), width="stretch")
+        left, right = st.columns([1, 2])
+        left.altair_chart(devices_chart(data.devices), width="stretch")
+        right.markdown(f"**Top content, {describe(view)}**")
+        right.table(top_table(data.top))

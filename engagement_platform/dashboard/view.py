@@ -1,0 +1,93 @@
+"""What the page shows, as one value that round-trips through the URL's query parameters, so a
+view can be shared by its link. Pure: no Streamlit here.
+
+A parameter that is missing or malformed falls back to its default: a hand-edited or stale
+link still opens a page, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, METRIC_EVENTS
+from engagement_platform.warehouse.queries import DEFAULT_DAYS, Filters
+
+WINDOWS = (5, 10, 60)  # minutes of the live leaderboard
+DEFAULT_WINDOW = 10
+METRIC_LABELS = {METRIC_EVENTS: "events", METRIC_ENGAGEMENT_SECONDS: "engagement seconds"}
+TOP_N = (5, 10, 15, 20, 25)
+DEFAULT_TOP_N = 10
+# init.sql's CHECK on content.content_type, and the devices the simulator writes
+CONTENT_TYPES = ("podcast", "newsletter", "video")
+DEVICES = ("ios", "android", "web", "desktop", "smart_tv", "car")
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass(frozen=True)
+class View:
+    window: int = DEFAULT_WINDOW
+    metric: str = METRIC_EVENTS
+    top_n: int = DEFAULT_TOP_N
+    filters: Filters = field(default_factory=lambda: Filters.last_days(DEFAULT_DAYS))
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str], today: date | None = None) -> View:
+        """The view a URL asks for (``st.query_params.to_dict()``: one string per key)."""
+        default = Filters.last_days(DEFAULT_DAYS, today or _today())
+        start = _date(params.get("from"), default.start)
+        end = _date(params.get("to"), default.end)
+        if start > end:
+            start, end = end, start
+        return cls(
+            window=_choice(params.get("window"), WINDOWS, DEFAULT_WINDOW),
+            metric=_choice(params.get("metric"), tuple(METRIC_LABELS), METRIC_EVENTS),
+            top_n=_choice(params.get("top"), TOP_N, DEFAULT_TOP_N),
+            filters=Filters(
+                start,
+                end,
+                _choice(params.get("type"), ("", *CONTENT_TYPES), ""),
+                _device(params.get("device")),
+            ),
+        )
+
+    def to_query(self) -> dict[str, str]:
+        """The query parameters of this view (defaults included, so a shared link is exact)."""
+        f = self.filters
+        query = {
+            "window": str(self.window),
+            "metric": self.metric,
+            "top": str(self.top_n),
+            "from": f.start.isoformat(),
+            "to": f.end.isoformat(),
+        }
+        if f.content_type:
+            query["type"] = f.content_type
+        if f.device:
+            query["device"] = f.device
+        return query
+
+
+def _choice(raw: str | None, options: tuple, default):  # type: ignore[no-untyped-def, type-arg]
+    """``raw`` as the option it names (ints compare as ints), else ``default``."""
+    for option in options:
+        if raw is not None and str(option) == raw.strip():
+            return option
+    return default
+
+
+def _date(raw: str | None, default: date) -> date:
+    try:
+        return date.fromisoformat(raw) if raw else default
+    except ValueError:
+        return default
+
+
+def _device(raw: str | None) -> str:
+    """Any short device name: devices are free text in the source, the list above only suggests."""
+    value = (raw or "").strip()
+    return value if len(value) <= 64 and value.replace("_", "").replace("-", "").isalnum() else ""

@@ -1,0 +1,39 @@
+"""The view in the URL, and the panel's links, without a stack."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from engagement_platform.dashboard import health
+from engagement_platform.dashboard.view import View
+from engagement_platform.warehouse.queries import Filters
+
+TODAY = date(2026, 3, 10)
+
+
+def test_a_view_round_trips_through_its_query_parameters() -> None:
+    view = View(60, "engagement_seconds", 5, Filters(date(2026, 3, 1), date(2026, 3, 4), "video", "ios"))
+    assert View.from_query(view.to_query(), TODAY) == view
+
+
+def test_defaults_fill_what_a_link_leaves_out_or_gets_wrong() -> None:
+    default = View.from_query({}, TODAY)
+    assert (default.window, default.metric, default.top_n) == (10, "events", 10)
+    assert (default.filters.start, default.filters.end) == (date(2026, 3, 4), TODAY)
+    bad = {"window": "7", "metric": "x", "top": "1e9", "from": "soon", "type": "'; DROP", "device": "a b;"}
+    assert View.from_query(bad, TODAY) == default
+    swapped = View.from_query({"from": "2026-03-09", "to": "2026-03-02"}, TODAY).filters
+    assert (swapped.start, swapped.end) == (date(2026, 3, 2), date(2026, 3, 9))
+
+
+def test_one_day_is_charted_in_minutes_and_longer_ranges_in_hours() -> None:
+    assert Filters(TODAY, TODAY).bucket_seconds == 60
+    assert Filters(date(2026, 3, 9), TODAY).bucket_seconds == 3600
+
+
+def test_the_health_panel_links_to_assets_the_definitions_have() -> None:
+    from engagement_platform.definitions import defs
+
+    keys = {tuple(spec.key.path) for spec in defs.resolve_all_asset_specs()}
+    linked = {health.LEADERBOARD_ASSET, health.WAREHOUSE_ASSET, health.CONNECTOR_ASSET}
+    assert keys >= linked | set(health.TOPIC_ASSETS.values())
