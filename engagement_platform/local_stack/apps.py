@@ -157,6 +157,7 @@ def app_services(settings: Settings, plan: AppPlan | None = None) -> list[Servic
     plan = plan or AppPlan.load(settings)
     prefix = settings.leaderboard_key_prefix
     services: list[Service] = [] if "dagster" in plan.skip else [DagsterService(settings)]
+    events_prefix = metric_key_prefix(METRIC_EVENTS, prefix)
     for index in range(1, plan.instances + 1):
         services += [
             consumer(settings, "enrich", index),
