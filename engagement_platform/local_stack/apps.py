@@ -161,9 +161,7 @@ def app_services(settings: Settings, plan: AppPlan | None = None) -> list[Servic
     for index in range(1, plan.instances + 1):
         services += [
             consumer(settings, "enrich", index),
-            consumer(
-                settings, "leaderboard", index, "--key-prefix", metric_key_prefix(METRIC_EVENTS, prefix)
-            ),
+            consumer(settings, "leaderboard", index, "--key-prefix", events_prefix),
             # the dashboard's other metric: the same consumer scoring engagement seconds under its
             # own keys and group (no /metrics of its own: the events one serves the leaderboard's)
             consumer(
