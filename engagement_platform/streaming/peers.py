@@ -75,18 +75,7 @@ def parse_args(argv: list[str] | None = None, description: str = "") -> PeerOpti
     p.add_argument("--producer-config", type=orjson.loads, default={}, help="JSON object, librdkafka names")
     p.add_argument("--workdir", default=None, help="local state directory (default: a new temporary one)")
     a = p.parse_args(argv)
-    return PeerOptions(
-        bootstrap=a.bootstrap,
-        group=a.group,
-        events_topic=a.events_topic,
-        content_topic=a.content_topic,
-        output_topic=a.output_topic,
-        partitions=a.partitions,
-        stop_after=a.stop_after,
-        pending_timeout=a.pending_timeout,
-        producer_config=a.producer_config,
-        workdir=a.workdir or tempfile.mkdtemp(prefix=f"{a.group}-"),
-    )
+    return PeerOptions(**{**vars(a), "workdir": a.workdir or tempfile.mkdtemp(prefix=f"{a.group}-")})
 
 
 def report(**fields: Any) -> None:
