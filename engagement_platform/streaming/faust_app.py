@@ -9,6 +9,13 @@ with it and sends our record (:mod:`.peers`) to the output topic. A GlobalTable 
 events are keyed differently from the content: with a plain (sharded) table, several
 workers would need the events repartitioned by content id first.
 
+Unlike ours, Faust does not read the content topic to its end before the first event: both
+agents start together, so early events may find no content yet. They wait (:mod:`.peers`)
+and leave when it comes, joined with the first version of it read, where ours would use
+the latest one in the topic. (Waiting in the agent instead would stall the shared fetch
+loop, and the content with it.) After a restart the table is recovered from its changelog
+before the agents start.
+
 Faust runs on aiokafka, not librdkafka: the producer gets ours' settings where Faust exposes
 them (acks=all, linger, lz4, batch size; no idempotence outside transactions). Run in
 ``.venv-peers``: ``python -m engagement_platform.streaming.faust_app --help``.

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-import orjson
 from confluent_kafka import Message
 
 from engagement_platform.bench import peers, report, transport
 from engagement_platform.bench.data import enriched, flat_content, synthetic
 from engagement_platform.bench.enrich import Input, enrich_ours, enrich_peer
-from engagement_platform_tests.harness import StackHandle, read_topic
+from engagement_platform_tests.harness import StackHandle, by_event_id, read_topic
 
 EVENTS = 400
 CONTENT = 25
@@ -19,18 +18,6 @@ CONTENT = 25
 
 def all_written(msgs: list[Message]) -> bool:
     return len(msgs) >= EVENTS
-
-
-def by_event_id(records: list[tuple[bytes | None, bytes | None]]) -> dict[int, tuple[bytes | None, dict]]:
-    """event id -> (key, value without ``enriched_at``); fails on a duplicate."""
-    out: dict[int, tuple[bytes | None, dict]] = {}
-    for key, value in records:
-        assert value is not None
-        record = orjson.loads(value)
-        del record["enriched_at"]
-        assert record["event_id"] not in out, f"event {record['event_id']} written twice"
-        out[record["event_id"]] = (key, record)
-    return out
 
 
 def test_faust_and_quix_write_what_ours_writes(stack: StackHandle) -> None:
