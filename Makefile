@@ -11,10 +11,14 @@ POMS     := $(POM_DIR)/kafka/pom.xml $(POM_DIR)/debezium-postgres/pom.xml
 MVN_LOG  := $(VENV)/mvn.log
 # quiet unless it fails (then its whole log is shown)
 MVN_COPY := mvn -B dependency:copy-dependencies
+# The peers of `bench enrich` (Faust, Quix Streams): a venv of their own, see below
+PEERS       ?= .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
+PEERS_LOG   := $(PEERS)/pip.log
 
 .PHONY: install up down status test lint bench clean reset browser
 
-install: $(STAMP) $(JARS)
+install: $(STAMP) $(JARS) $(PEERS_STAMP)
 
 # Reinstall only when the dependency list changes; an editable install picks up code edits.
 $(STAMP): pyproject.toml
@@ -35,6 +39,18 @@ $(JARS): $(POMS) | $(STAMP)
 	     -DoutputDirectory=$(abspath $(JVM_DIR))/connect-plugins/debezium-connector-postgres; \
 	 } > $(MVN_LOG) 2>&1 || { cat $(MVN_LOG) >&2; echo "error: fetching the jars failed (log above, and in $(MVN_LOG))" >&2; exit 1; }
 	@echo "$$(ls $(JVM_DIR)/kafka | wc -l) Kafka jars, $$(ls $(JVM_DIR)/connect-plugins/debezium-connector-postgres | wc -l) Debezium plugin jars"
+	@touch $@
+
+# quixstreams pins confluent-kafka below the platform's, so the peers get a venv of their own:
+# this project without its dependencies (they use its pure modules), then its `peers` extra.
+# Reinstalled when the dependency list changes; quiet unless it fails (then its log is shown).
+$(PEERS_STAMP): pyproject.toml
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	@$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["peers"]))' > $(PEERS)/requirements.txt
+	@{ $(PEERS)/bin/python -m pip install --quiet --upgrade pip && \
+	   $(PEERS)/bin/python -m pip install --quiet --no-deps -e . && \
+	   $(PEERS)/bin/python -m pip install --quiet -r $(PEERS)/requirements.txt; \
+	 } > $(PEERS_LOG) 2>&1 || { cat $(PEERS_LOG) >&2; echo "error: installing the bench enrich peers (faust-streaming, quixstreams) into $(PEERS)/ failed (log above, and in $(PEERS_LOG))" >&2; exit 1; }
 	@touch $@
 
 up: install
@@ -64,7 +80,7 @@ lint: install
 	$(BIN)/ruff format --check engagement_platform engagement_platform_tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache *.egg-info
 
 # Stops the local stack and deletes its data (Postgres, ClickHouse, Redis, CDC offsets).
 reset: install

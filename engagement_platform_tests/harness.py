@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from engagement_platform import settings as settings_module
@@ -229,6 +230,19 @@ def produce_records(
     for key, value in records:
         kafka_io.produce(producer, topic, value, key, on_delivery=on_delivery)
     assert producer.flush(30) == 0, f"{topic}: records not acknowledged"
+
+
+def by_event_id(records: Iterable[tuple[bytes | None, bytes | None]]) -> dict[int, tuple[bytes | None, dict]]:
+    """Enriched (key, value) records as event id -> (key, value without ``enriched_at``), so
+    two writers' outputs compare record for record; fails on a duplicate."""
+    out: dict[int, tuple[bytes | None, dict]] = {}
+    for key, value in records:
+        assert value is not None
+        record = orjson.loads(value)
+        del record["enriched_at"]
+        assert record["event_id"] not in out, f"event {record['event_id']} written twice"
+        out[record["event_id"]] = (key, record)
+    return out
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:

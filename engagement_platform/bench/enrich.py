@@ -11,7 +11,10 @@ times with its own group and output topic:
   slower per message than the rest, so it runs over the first ``--baseline-events`` and
   the output says so;
 * ceiling: the transport limit for the same input: consume -> produce of the raw bytes
-  with nothing parsed (batch consume, ours' producer settings, one flush + commit).
+  with nothing parsed (batch consume, ours' producer settings, one flush + commit);
+* peers (unless ``--no-peers``): the same join written with other frameworks, Faust
+  (``faust``) and Quix Streams (``quix``), each a child process in ``.venv-peers`` writing
+  the same records (:mod:`engagement_platform.bench.peers`).
 
 Rates are events per second from the first event received to the last commit, so group
 join time (the same for all three) is not counted. Figures depend on the machine and on
@@ -30,8 +33,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from engagement_platform.argtypes import positive_int
-from engagement_platform.bench import report, transport
+from engagement_platform.argtypes import UsageError, positive_int
+from engagement_platform.bench import peers, report, transport
 from engagement_platform.bench.data import flat_content, synthetic
 from engagement_platform.bench.report import Bar, Run
 from engagement_platform.settings import Settings
@@ -50,15 +53,15 @@ class Input:
     content_topic: str
 
 
-def run_ours(inp: Input, n: int, i: int, bar: Bar) -> Run:
-    """The consumer itself, driven to the end of the pre-loaded topic."""
-    base = f"bench-enrich-{inp.scratch.run_id}.ours{i}"
+def enrich_ours(inp: Input, output: str, group: str, n: int, bar: Bar) -> Run:
+    """The consumer itself, driven to the end of the pre-loaded topic, into ``output``
+    (created by the runner, as ``consume enrich`` does)."""
     options = EnrichOptions(
-        group=inp.scratch.group(f"bench-enrich-ours-{inp.scratch.run_id}-{i}"),
+        group=inp.scratch.group(group),
         events_topic=inp.events_topic,
         content_topic=inp.content_topic,
-        output_topic=inp.scratch.topic(base, create=False),  # the runner creates its topics
-        dlq_topic=inp.scratch.topic(f"{base}.dlq", create=False),
+        output_topic=inp.scratch.topic(output, create=False),
+        dlq_topic=inp.scratch.topic(f"{output}.dlq", create=False),
         summary_every=3600.0,
     )
 
@@ -69,12 +72,52 @@ def run_ours(inp: Input, n: int, i: int, bar: Bar) -> Run:
     runner = EnrichRunner(inp.settings, options, stop_when=done)
     code = runner.run()
     end = time.monotonic()
-    inp.scratch.drop([options.output_topic, options.dlq_topic])
     if code != 0 or runner.first_event_at is None:
         raise RuntimeError(f"the enrichment runner failed (exit {code})")
     if runner.emitted != n:
         raise RuntimeError(f"ours emitted {runner.emitted:,} of {n:,} events")
     return Run(n, end - runner.first_event_at)
+
+
+def run_ours(inp: Input, n: int, i: int, bar: Bar) -> Run:
+    output = f"bench-enrich-{inp.scratch.run_id}.ours{i}"
+    try:
+        return enrich_ours(inp, output, f"bench-enrich-ours-{inp.scratch.run_id}-{i}", n, bar)
+    finally:
+        inp.scratch.drop([output, f"{output}.dlq"])
+
+
+def enrich_peer(name: str, inp: Input, output: str, group: str, n: int, bar: Bar) -> Run:
+    """Peer ``name`` over the same input into ``output``, made as ours makes its output topic;
+    every event must be there once it stops."""
+    inp.scratch.topic(output)
+    inp.scratch.topics.extend(peers.internal_topics(name, inp.scratch.group(group)))
+    run = peers.run(
+        name,
+        inp.settings,
+        group=group,
+        events=inp.events_topic,
+        content=inp.content_topic,
+        output=output,
+        n=n,
+        bar=bar,
+    )
+    written = transport.count(inp.settings, output)
+    if written != n:
+        raise RuntimeError(f"peer {name}: {written:,} records in {output}, {n:,} expected")
+    return run
+
+
+def run_peer(name: str) -> report.Contender[Input]:
+    def run(inp: Input, n: int, i: int, bar: Bar) -> Run:
+        output = f"bench-enrich-{inp.scratch.run_id}.{name}{i}"
+        group = f"bench-enrich-{name}-{inp.scratch.run_id}-{i}"
+        try:
+            return enrich_peer(name, inp, output, group, n, bar)
+        finally:
+            inp.scratch.drop([output, *peers.internal_topics(name, group)])
+
+    return run
 
 
 def run_baseline(inp: Input, n: int, i: int, bar: Bar) -> Run:
@@ -152,10 +195,17 @@ def run_ceiling(inp: Input, n: int, i: int, bar: Bar) -> Run:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_arguments(parser, "events", 200_000, 10_000)
     parser.add_argument("--content", type=positive_int, default=500, help="content rows (default 500)")
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help=f"leave out the peers ({', '.join(peers.MODULES)}: the same join in other frameworks)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     report.setup_logging()
+    if not args.no_peers and (why := peers.missing()):
+        raise UsageError(f"{why}; or pass --no-peers")
     n = args.events
     n_baseline = min(args.baseline_events, n)
     scratch = transport.Scratch(settings, uuid.uuid4().hex[:8])
@@ -175,7 +225,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         seconds = transport.preload(settings, inp.events_topic, records, n, "events")
         report.say(f"pre-loaded in {seconds:.1f}s")
         variants = report.compare(
-            args.runs, inp, n, n_baseline, ours=run_ours, baseline=run_baseline, ceiling=run_ceiling
+            args.runs,
+            inp,
+            n,
+            n_baseline,
+            ours=run_ours,
+            baseline=run_baseline,
+            ceiling=run_ceiling,
+            peers={} if args.no_peers else {name: run_peer(name) for name in peers.MODULES},
         )
     finally:
         scratch.close()
@@ -185,7 +242,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"{args.runs} run(s) each",
         figures,
         variants,
-        notes=["ceiling: consume -> produce of the raw bytes, nothing parsed; the transport limit"],
+        notes=[
+            "ceiling: consume -> produce of the raw bytes, nothing parsed; the transport limit",
+            *([] if args.no_peers else ["faust, quix: the same join as a Faust app and a Quix Streams app"]),
+        ],
     )
     report.write_json(args.json, figures)
     return 0

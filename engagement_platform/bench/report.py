@@ -2,8 +2,9 @@
 
 Progress bars go to stderr (a benchmark that goes quiet looks hung), the result tables to
 stdout, and ``--json FILE`` gets one shape: ``results`` per variant (``ours``, ``baseline``,
-``ceiling``) whose scalar figures are those of the median run, with every run and the best
-one beside them, and ``ratios`` of medians (``ratios_best``: of bests). Each variant runs
+``ceiling``, then any peers: other frameworks doing the same work) whose scalar figures are
+those of the median run, with every run and the best one beside them, and ``ratios`` of
+medians (``ratios_best``: of bests), ``ours_vs_<peer>`` for each peer. Each variant runs
 ``--runs`` times, round by round, so noise on a shared machine shows as spread instead of
 hiding in a single figure.
 """
@@ -208,13 +209,16 @@ def compare(
     ours: Contender[T],
     baseline: Contender[T],
     ceiling: Contender[T],
+    peers: Mapping[str, Contender[T]] | None = None,
 ) -> dict[str, Variant]:
-    """The three contenders over the same input, ``runs`` times each; ours goes first in the
-    first round (the warehouse's baseline relies on it: each of its runs is a replay)."""
+    """The three contenders, then ``peers`` (by name), over the same input, ``runs`` times
+    each; ours goes first in the first round (the warehouse's baseline relies on it: each of
+    its runs is a replay)."""
     plan = [
         ("ours", events, partial(ours, inp, events)),
         ("baseline", baseline_events, partial(baseline, inp, baseline_events)),
         ("ceiling", events, partial(ceiling, inp, events)),
+        *((name, events, partial(peer, inp, events)) for name, peer in (peers or {}).items()),
     ]
     return measure(plan, runs)
 
@@ -235,11 +239,17 @@ def _ratio(a: float, b: float, digits: int) -> float | None:
     return round(a / b, digits) if b > 0 else None
 
 
+def peer_names(variants: Mapping[str, Variant]) -> list[str]:
+    """The variants beyond the three every benchmark has, in the order they ran."""
+    return [name for name in variants if name not in VARIANTS]
+
+
 def ratios(variants: Mapping[str, Variant], pick: Callable[[Variant], Run]) -> dict[str, float | None]:
     ours = pick(variants["ours"]).rate
     return {
         "ours_vs_baseline": _ratio(ours, pick(variants["baseline"]).rate, 2),
         "ours_vs_ceiling": _ratio(ours, pick(variants["ceiling"]).rate, 3),
+        **{f"ours_vs_{name}": _ratio(ours, pick(variants[name]).rate, 2) for name in peer_names(variants)},
     }
 
 
@@ -252,7 +262,7 @@ def figures(
         "benchmark": benchmark,
         **context,
         "runs": max(len(v.runs) for v in variants.values()),
-        "results": {name: variants[name].as_json() for name in VARIANTS},
+        "results": {name: variants[name].as_json() for name in [*VARIANTS, *peer_names(variants)]},
         "ratios": medians,
         "ratios_best": ratios(variants, lambda v: v.best),
     }
@@ -307,7 +317,7 @@ def print_results(
     columns = columns or {}
     header = ["variant", unit, "median s", f"median {unit}/s", f"best {unit}/s", f"each run, {unit}/s"]
     rows = []
-    for name in VARIANTS:
+    for name in [*VARIANTS, *peer_names(variants)]:
         v = variants[name]
         m = v.median
         each = " ".join(_cell(r.rate) for r in v.runs)
@@ -316,7 +326,14 @@ def print_results(
     print_table(title, [*header, *columns.values()], rows)
     targets = report.get("targets", {})
     lines = []
-    for key, label in (("ours_vs_baseline", "ours / baseline"), ("ours_vs_ceiling", "ours / ceiling ")):
+    labels = [
+        ("ours_vs_baseline", "baseline"),
+        ("ours_vs_ceiling", "ceiling"),
+        *((f"ours_vs_{n}", n) for n in peer_names(variants)),
+    ]
+    width = max(len(name) for _, name in labels)
+    for key, name in labels:
+        label = f"ours / {name:<{width}}"
         med, best = report["ratios"][key], report["ratios_best"][key]
         line = f"{label} = {_times(med)} median, {_times(best)} best"
         if key in targets:

@@ -101,6 +101,17 @@ def preload(settings: Settings, topic: str, records: Records, total: int, label:
     return time.monotonic() - started
 
 
+def count(settings: Settings, topic: str) -> int:
+    """Records in ``topic`` now (high minus low watermarks): what a producer got acknowledged."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "bench-count"})
+    try:
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in parts]
+    finally:
+        consumer.close()
+    return sum(high - low for low, high in marks)
+
+
 @dataclass
 class Consumed:
     records: int = 0

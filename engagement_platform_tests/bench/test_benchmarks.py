@@ -14,22 +14,27 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    ("name", "args"),
+    ("name", "args", "peers"),
     [
-        ("enrich", ["--events", "3000", "--baseline-events", "300", "--content", "20"]),
-        ("leaderboard", ["--events", "3000"]),
+        (
+            "enrich",
+            ["--events", "3000", "--baseline-events", "300", "--content", "20", "--runs", "1"],
+            ["faust", "quix"],
+        ),
+        ("leaderboard", ["--events", "3000"], []),
     ],
 )
 def test_consumer_benchmarks_report_ours_baseline_ceiling(
-    stack, tmp_path: Path, name: str, args: list[str]
+    stack, tmp_path: Path, name: str, args: list[str], peers: list[str]
 ) -> None:
     out = tmp_path / f"{name}.json"
     result = stack.cli("bench", name, *args, "--json", str(out), timeout=600)
     figures = json.loads(out.read_text())
-    assert set(figures["results"]) == {"ours", "baseline", "ceiling"}
+    assert list(figures["results"]) == ["ours", "baseline", "ceiling", *peers]
     assert all(r["events_per_s"] > 0 for r in figures["results"].values())
-    assert set(figures["ratios"]) == {"ours_vs_baseline", "ours_vs_ceiling"}
+    assert set(figures["ratios"]) == {"ours_vs_baseline", "ours_vs_ceiling", *(f"ours_vs_{p}" for p in peers)}
     assert "ours" in result.stdout and "baseline" in result.stdout
+    assert all(f"ours / {p}" in result.stdout for p in peers)
 
 
 def test_warehouse_benchmark_reports_ingest_and_queries(stack, tmp_path: Path) -> None:

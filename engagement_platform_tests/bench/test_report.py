@@ -91,3 +91,16 @@ def test_results_table_prints_every_variant_and_both_ratios(capsys: pytest.Captu
     text = capsys.readouterr().out
     for word in ("ours", "baseline", "ceiling", "ours / baseline", "ours / ceiling", "MISSED", "(what the"):
         assert word in text
+
+
+def test_peers_are_rows_and_ratios_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    variants = {**_variants(), "faust": Variant("faust", (Run(1000, 4.0), Run(1000, 2.0), Run(1000, 10.0)))}
+    figures = report.figures("enrich", variants, report.Targets())
+    assert list(figures["results"]) == ["ours", "baseline", "ceiling", "faust"]
+    assert figures["results"]["faust"]["median"] == {"events_per_s": 250.0, "seconds": 4.0}
+    assert figures["ratios"]["ours_vs_faust"] == 4.0  # 1000/250
+    assert figures["ratios_best"]["ours_vs_faust"] == 4.0  # 2000/500
+    assert figures["targets_met"] is False  # peers set no target
+    report.print_results("title", figures, variants)
+    text = capsys.readouterr().out
+    assert "faust" in text and "ours / faust    = 4.00x median" in text
