@@ -313,8 +313,8 @@ def write_at_rate(
         if pause > 0:
             # sleep in slices so Ctrl-C is honoured promptly
             end = time.monotonic() + pause
-            while not stop.set and time.monotonic() < end:
-                time.sleep(min(0.1, end - time.monotonic()))
+            while not stop.set and (left := end - time.monotonic()) > 0:
+                time.sleep(min(0.1, left))
         else:
             next_at = time.monotonic()  # fell behind: do not try to catch up in a burst
     sim.log(progress.done())
