@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from engagement_platform import settings as settings_module
 from engagement_platform.local_stack.supervisor import Supervisor
@@ -254,6 +255,15 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
         return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
     finally:
         consumer.close()
+
+
+def group_assignment(admin: AdminClient, group: str) -> list[set[tuple[str, int]]]:
+    """The (topic, partition) sets the broker has assigned to each live member of ``group``."""
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+    return [
+        {(tp.topic, tp.partition) for tp in member.assignment.topic_partitions}
+        for member in description.members
+    ]
 
 
 class Consumers:
