@@ -398,15 +398,38 @@ class ConsumerProcesses:
 
 
 def caught_up(settings: Settings, timeout: float = 120.0) -> None:
-    """Wait until the consumers have nothing left from before (their lag is zero)."""
+    """Wait until the consumers hold every partition of their input (a group's committed offsets
+    alone say nothing of whether its new processes have joined: without this the first events
+    of a run waited for them, half a second) and have nothing left from before (lag zero)."""
+    from confluent_kafka.admin import AdminClient
+
     from engagement_platform.monitoring.lag import consumer_groups, measure_lag
 
+    groups = consumer_groups(settings.mode)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    partitions = {
+        topic: len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
+        for topic in {g.topic for g in groups}
+    }
+
+    def assigned(group: str, topic: str) -> bool:
+        found = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+        held = {
+            tp.partition
+            for member in found.members
+            for tp in member.assignment.topic_partitions
+            if tp.topic == topic
+        }
+        return len(held) == partitions[topic]
+
     deadline = time.monotonic() + timeout
-    while True:
-        lags = measure_lag(settings.kafka_bootstrap_servers, consumer_groups(settings.mode), with_age=False)
-        if all(lag.committed and lag.total == 0 for lag in lags) or time.monotonic() > deadline:
-            return
-        time.sleep(0.5)
+    while time.monotonic() < deadline:
+        if all(assigned(g.group, g.topic) for g in groups):
+            lags = measure_lag(settings.kafka_bootstrap_servers, groups, with_age=False)
+            if all(lag.committed and lag.total == 0 for lag in lags):
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the consumers did not join their groups and catch up within {timeout:g} s")
 
 
 def measure(settings: Settings, rate: float, duration: float, extra: dict[str, list[str]]) -> Outcome:
