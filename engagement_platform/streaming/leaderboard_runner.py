@@ -307,10 +307,6 @@ class LeaderboardConsumer(sink.SinkConsumer[Batch, ApplyResult]):
             invalid=prepared.invalid,
         )
 
-    def process(self, msgs: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> ApplyResult:
-        """One consumed batch as the loop handles it: aggregate, apply (retried), commit."""
-        return self.flush(kafka_io.records_of(msgs), stop) or ApplyResult(0, 0)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = Config()

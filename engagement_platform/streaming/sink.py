@@ -8,6 +8,11 @@ stop requested meanwhile exits *without* committing. A sink supplies only its wr
 
 Batches close at ``batch_size`` records or ``max_wait`` seconds after their first record,
 whichever comes first (``max_wait`` 0: each consume() call's records are one batch).
+
+One write is in flight while the next batch is consumed and prepared: the sink (Redis,
+ClickHouse) works in its own process while this one parses, so on two cores neither waits
+for the other. Writes still happen one at a time and in order, and a batch is committed
+only after its own write returned, so the guarantee above is unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -26,6 +32,7 @@ from engagement_platform.streaming import dlq, kafka_io, options, topics
 from engagement_platform.streaming.metrics import ConsumerMetrics
 from engagement_platform.streaming.topics import ENRICHED, ENRICHED_DLQ
 
+SETTLE_POLL_S = 0.02  # the longest a consume() waits while a write is in flight
 P = TypeVar("P")  # a batch made ready for the sink
 R = TypeVar("R")  # what the sink answered
 
@@ -46,6 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: SinkOptions, *, bat
     options.add_arguments(parser, defaults, batch=batch)
 
 
+@dataclass
+class InFlight(Generic[P, R]):
+    """A batch handed to the writer thread, not yet committed."""
+
+    records: Sequence[Message]
+    prepared: P
+    result: Future[R]
+    started: float  # monotonic, when its write began
+
+
 class SinkConsumer(ABC, Generic[P, R]):
     """consume -> prepare -> write (retried) -> commit -> count; the benchmarks and the tests
     drive the same object as ``consume NAME``."""
@@ -64,6 +81,8 @@ class SinkConsumer(ABC, Generic[P, R]):
         self.consumer: Consumer | None = None
         self._dlq_producer: Producer | None = None
         self.first_record_at: float | None = None  # monotonic; rates exclude the group join
+        self._writer: ThreadPoolExecutor | None = None
+        self.in_flight: InFlight[P, R] | None = None
 
     @abstractmethod
     def prepare(self, records: Sequence[Message]) -> P:
@@ -96,20 +115,41 @@ class SinkConsumer(ABC, Generic[P, R]):
         return self.consumer
 
     def flush(self, records: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> R | None:
-        """Write one batch (retrying until the sink answers), then commit its offsets."""
+        """Write one batch (retrying until the sink answers) and commit it, waiting for both;
+        with no records, settle the write in flight."""
+        self.submit(records, stop)
+        return self.settle()
+
+    def submit(self, records: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> None:
+        """Prepare ``records`` while the write in flight goes on, settle that write, then hand
+        this batch to the writer thread; :meth:`settle` commits it."""
         if not records:
-            return None
+            return
         prepared = self.prepare(records)
-        started = time.monotonic()
-        result = kafka_io.retry_sink(lambda: self.write(prepared), self.sink_errors, self.sink_name, stop)
-        seconds = time.monotonic() - started
+        self.settle()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write")
+        result = self._writer.submit(
+            kafka_io.retry_sink, lambda: self.write(prepared), self.sink_errors, self.sink_name, stop
+        )
+        self.in_flight = InFlight(records, prepared, result, time.monotonic())
+
+    def settle(self) -> R | None:
+        """Wait for the write in flight (its error is raised here, uncommitted), then send its
+        dead letters, commit its offsets and count it."""
+        done = self.in_flight
+        if done is None:
+            return None
+        self.in_flight = None
+        result = done.result.result()
+        seconds = time.monotonic() - done.started
         assert self.consumer is not None
-        self.send_dead_letters(self.dead_letters(prepared, records))
-        kafka_io.commit_after(self.consumer, records)
+        self.send_dead_letters(self.dead_letters(done.prepared, done.records))
+        kafka_io.commit_after(self.consumer, done.records)
         self.metrics.committed()
-        self.metrics.batch(len(records), seconds)
+        self.metrics.batch(len(done.records), seconds)
         self.lag()  # the gauge follows every commit
-        self.written(prepared, result, seconds)
+        self.written(done.prepared, result, seconds)
         return result
 
     def send_dead_letters(self, letters: Sequence[tuple[Message, str]]) -> None:
@@ -158,6 +198,8 @@ class SinkConsumer(ABC, Generic[P, R]):
                 if not batch
                 else max(0.0, min(config.poll_timeout, deadline - time.monotonic()))
             )
+            if self.in_flight is not None:  # come back soon to commit it once written
+                timeout = min(timeout, SETTLE_POLL_S)
             msgs = kafka_io.next_batch(consumer, config.batch_size - len(batch), timeout, config.fill_wait)
             records = kafka_io.records_of(msgs) if msgs else []
             if records and not batch:
@@ -166,13 +208,18 @@ class SinkConsumer(ABC, Generic[P, R]):
                     self.first_record_at = time.monotonic()
             batch.extend(records)
             if batch and (len(batch) >= config.batch_size or time.monotonic() >= deadline):
-                self.flush(batch, stop)
+                self.submit(batch, stop)
                 batch = []
+            if self.in_flight is not None and self.in_flight.result.done():
+                self.settle()
             self.summary.maybe_log(self.health)
         self.flush(batch, stop)  # drain: what was consumed is stored and committed before exit
         self.summary.log_now(self.health)
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # a write in flight finishes; it stays uncommitted
+            self._writer = None
         if self.consumer is not None:
             self.consumer.close()  # leave the group now, so a restart does not wait for the session
             self.consumer = None

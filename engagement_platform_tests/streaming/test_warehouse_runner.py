@@ -22,13 +22,18 @@ from engagement_platform_tests.defs.warehouse.helpers import enriched, fresh_dat
 from engagement_platform_tests.harness import Child, StackHandle
 
 
+def fake_msgs(*at: tuple[int, int]) -> list[SimpleNamespace]:
+    return [SimpleNamespace(topic=lambda: "t", partition=lambda p=p: p, offset=lambda o=o: o) for p, o in at]
+
+
 def test_next_offsets_commit_past_the_last_record_of_each_partition() -> None:
-    msgs = [
-        SimpleNamespace(topic=lambda: "t", partition=lambda p=p: p, offset=lambda o=o: o)
-        for p, o in [(0, 5), (1, 2), (0, 7), (0, 6)]
-    ]
+    msgs = fake_msgs((0, 5), (1, 2), (0, 6), (0, 7))
     got = {(tp.topic, tp.partition, tp.offset) for tp in next_offsets(msgs)}  # type: ignore[arg-type]
     assert got == {("t", 0, 8), ("t", 1, 3)}
+    # a partition given back by a rebalance restarts at its committed offset: committing past its
+    # last record replays a little, never skips
+    msgs = fake_msgs((0, 5), (0, 6), (0, 3), (0, 4))
+    assert [tp.offset for tp in next_offsets(msgs)] == [5]  # type: ignore[arg-type]
 
 
 @pytest.fixture
