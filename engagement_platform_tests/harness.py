@@ -7,6 +7,7 @@ A stack lives in its own temporary ``EP_HOME`` so it never touches a stack start
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,6 +129,33 @@ def start_stack(
     handle = StackHandle({**stack_env(make_ep_home(prefix)), **(extra or {})})
     handle.cli("stack", "up", *services)
     return handle
+
+
+@contextlib.contextmanager
+def set_up_stack(prefix: str) -> Iterator[StackHandle]:
+    """A stack of a module's own with the set-up assets materialized, as `up` does first."""
+    from engagement_platform.local_stack.up import SETUP_ASSETS
+
+    handle = start_stack(prefix)
+    try:
+        result = materialize(handle, SETUP_ASSETS)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        yield handle
+    finally:
+        stop_stack(handle)
+
+
+def newest_event_id(settings: Settings) -> int:
+    """The highest engagement_events id in Postgres (0 when there is none)."""
+    import psycopg2
+
+    conn = psycopg2.connect(settings.postgres_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(max(id), 0) FROM engagement_events")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def stop_stack(handle: StackHandle) -> None:

@@ -10,20 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from engagement_platform_tests.harness import StackHandle, materialize, start_stack, stop_stack
+from engagement_platform_tests.harness import StackHandle, set_up_stack
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[StackHandle]:
-    handle = start_stack("ep-test-e2e-")
-    try:
-        result = materialize(handle, "postgres/schema,cdc/connector,clickhouse/schema")
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with set_up_stack("ep-test-e2e-") as handle:
         yield handle
-    finally:
-        stop_stack(handle)
 
 
 def test_every_event_reaches_kafka_redis_and_clickhouse_before_and_after_tuning(

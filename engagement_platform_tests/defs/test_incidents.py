@@ -28,9 +28,8 @@ from engagement_platform_tests.harness import (
     Consumers,
     StackHandle,
     WebhookReceiver,
-    materialize,
-    start_stack,
-    stop_stack,
+    newest_event_id,
+    set_up_stack,
     tick,
     wait_for,
 )
@@ -42,13 +41,8 @@ FRESH = (15.0, 600.0)  # seconds: beyond Debezium's 10 s heartbeat, well short o
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[StackHandle]:
-    handle = start_stack("ep-test-incidents-")
-    try:
-        result = materialize(handle, "postgres/schema,cdc/connector,clickhouse/schema")
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with set_up_stack("ep-test-incidents-") as handle:
         yield handle
-    finally:
-        stop_stack(handle)
 
 
 class Sensors:
@@ -88,16 +82,6 @@ class Sensors:
         return record.evaluation
 
 
-def newest_id(handle: StackHandle) -> int:
-    conn = psycopg2.connect(handle.settings.postgres_dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT coalesce(max(id), 0) FROM engagement_events")
-            return int(cur.fetchone()[0])
-    finally:
-        conn.close()
-
-
 def caught_up(handle: StackHandle) -> bool:
     conn = psycopg2.connect(handle.settings.postgres_dsn)
     ch = connect_settings(handle.settings)
@@ -125,9 +109,9 @@ def test_a_stopped_consumer_is_one_alert_and_one_recovery(platform: StackHandle)
             assert receiver.texts() == []  # a healthy platform says nothing
 
             procs.stop("enrich")
-            before = newest_id(platform)
+            before = newest_event_id(platform.settings)
             platform.cli("simulate", "--content", "20", "--events", "2000", "--seed", "22")
-            assert newest_id(platform) == before + 2000
+            assert newest_event_id(platform.settings) == before + 2000
             wait_for(
                 lambda: (
                     sensors.run(lag_checks.consumer_lag_sensor) is not None

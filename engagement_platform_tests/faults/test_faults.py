@@ -35,10 +35,9 @@ from engagement_platform_tests.harness import (
     Child,
     StackHandle,
     group_assignment,
-    materialize,
+    newest_event_id,
     read_topic,
-    start_stack,
-    stop_stack,
+    set_up_stack,
     wait_for,
 )
 
@@ -64,15 +63,6 @@ class Platform:
             return stack
         return Supervisor(self.settings, app_services(self.settings))
 
-    def newest_id(self) -> int:
-        conn = psycopg2.connect(self.settings.postgres_dsn)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT coalesce(max(id), 0) FROM engagement_events")
-                return int(cur.fetchone()[0])
-        finally:
-            conn.close()
-
     def traffic(self, seconds: float = SECONDS) -> Child:
         log = self.settings.ep_home / "test-logs" / f"simulate-{uuid.uuid4().hex[:6]}.log"
         args = ["simulate", "--rate", str(RATE), "--burst", "20", "--duration", str(seconds)]
@@ -81,26 +71,18 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    handle = start_stack("ep-test-faults-")
-    up: Child | None = None
-    try:
-        result = materialize(handle, "postgres/schema,cdc/connector,clickhouse/schema")
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        (handle.settings.ep_home / "test-logs").mkdir(exist_ok=True)
-        up = Child(
-            handle,
-            ["up", "--rate", "0", "--skip", "dagster,dashboard"],
-            handle.settings.ep_home / "test-logs" / "up.log",
-        )
-        up.wait_for_log("is up on the local embedded stack", timeout=300)
-        # the consumers, under up's supervision
-        names = {svc.name for svc in app_services(handle.settings)}
-        assert names == {"enrich", "leaderboard", SECONDS_GROUP, "warehouse"}, names
-        yield Platform(handle, up)
-    finally:
-        if up is not None:
+    with set_up_stack("ep-test-faults-") as handle:
+        logs = handle.settings.ep_home / "test-logs"
+        logs.mkdir(exist_ok=True)
+        up = Child(handle, ["up", "--rate", "0", "--skip", "dagster,dashboard"], logs / "up.log")
+        try:
+            up.wait_for_log("is up on the local embedded stack", timeout=300)
+            # the consumers, under up's supervision
+            names = {svc.name for svc in app_services(handle.settings)}
+            assert names == {"enrich", "leaderboard", SECONDS_GROUP, "warehouse"}, names
+            yield Platform(handle, up)
+        finally:
             assert up.stop(timeout=120) == 0, up.output()[-3000:]
-        stop_stack(handle)
 
 
 def in_step(platform: Platform, timeout: float = 180) -> None:
@@ -187,7 +169,7 @@ def test_kill_9_then_supervised_restart_loses_nothing_and_counts_nothing_twice(
         assert target == "postgres", traffic.output()[-2000:]
         traffic = platform.traffic(3)  # the writes that come after it returned
         assert traffic.popen.wait(timeout=60) == 0, traffic.output()[-2000:]
-    mark = platform.newest_id()
+    mark = newest_event_id(platform.settings)
     catch_up = caught_up_after(platform, mark, back_at)
     print(
         f"injected: kill -9 of {target} (pid {before.pid}) at {RATE:,} events/s; back after "
@@ -300,7 +282,7 @@ def test_a_broker_out_of_reach_for_30_s_loses_nothing(platform: Platform) -> Non
     platform.handle.cli("stack", "up", "kafka")
     back_at = time.monotonic()
     assert traffic.popen.wait(timeout=SECONDS + 90) == 0, traffic.output()[-2000:]
-    mark = platform.newest_id()
+    mark = newest_event_id(platform.settings)
     catch_up = caught_up_after(platform, mark, back_at)
     print(
         f"injected: the broker stopped for {back_at - down_at:.0f} s under {RATE:,} events/s; the "

@@ -25,10 +25,8 @@ from engagement_platform.warehouse.ddl import connect_settings
 from engagement_platform_tests.harness import (
     Consumers,
     StackHandle,
-    materialize,
     read_topic,
-    start_stack,
-    stop_stack,
+    set_up_stack,
     wait_for,
 )
 
@@ -40,13 +38,8 @@ PLATFORM_TOPICS = (topics.CONTENT_FLAT, topics.EVENTS_FLAT, topics.ENRICHED, top
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[StackHandle]:
-    handle = start_stack("ep-test-durable-")
-    try:
-        result = materialize(handle, "postgres/schema,cdc/connector,clickhouse/schema")
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with set_up_stack("ep-test-durable-") as handle:
         yield handle
-    finally:
-        stop_stack(handle)
 
 
 def end_offsets(handle: StackHandle) -> dict[tuple[str, int], int]:
