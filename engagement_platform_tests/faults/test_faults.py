@@ -123,8 +123,9 @@ def in_step(platform: Platform, timeout: float = 180) -> None:
         rd.close()
 
 
-def caught_up_after(platform: Platform, mark: int, since: float, timeout: float = 180) -> float:
-    """Seconds from ``since`` until ClickHouse holds every Postgres event up to id ``mark``."""
+def caught_up_after(platform: Platform, since: float, timeout: float = 180) -> float:
+    """Seconds from ``since`` until ClickHouse holds every event Postgres holds now."""
+    mark = newest_event_id(platform.settings)
     pg = psycopg2.connect(platform.settings.postgres_dsn)
     ch = connect_settings(platform.settings)
     try:
@@ -169,8 +170,7 @@ def test_kill_9_then_supervised_restart_loses_nothing_and_counts_nothing_twice(
         assert target == "postgres", traffic.output()[-2000:]
         traffic = platform.traffic(3)  # the writes that come after it returned
         assert traffic.popen.wait(timeout=60) == 0, traffic.output()[-2000:]
-    mark = newest_event_id(platform.settings)
-    catch_up = caught_up_after(platform, mark, back_at)
+    catch_up = caught_up_after(platform, back_at)
     print(
         f"injected: kill -9 of {target} (pid {before.pid}) at {RATE:,} events/s; back after "
         f"{back_at - killed_at:.1f} s; the pipeline caught up {catch_up:.1f} s after it came back"
@@ -282,8 +282,7 @@ def test_a_broker_out_of_reach_for_30_s_loses_nothing(platform: Platform) -> Non
     platform.handle.cli("stack", "up", "kafka")
     back_at = time.monotonic()
     assert traffic.popen.wait(timeout=SECONDS + 90) == 0, traffic.output()[-2000:]
-    mark = newest_event_id(platform.settings)
-    catch_up = caught_up_after(platform, mark, back_at)
+    catch_up = caught_up_after(platform, back_at)
     print(
         f"injected: the broker stopped for {back_at - down_at:.0f} s under {RATE:,} events/s; the "
         f"pipeline caught up {catch_up:.1f} s after it answered again"
