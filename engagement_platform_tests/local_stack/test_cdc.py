@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -22,6 +24,7 @@ import pytest
 import requests
 
 from engagement_platform.cdc.connect_client import ConnectClient, ConnectError
+from engagement_platform.local_stack import jvm
 from engagement_platform.local_stack.process import is_alive
 from engagement_platform_tests.harness import StackHandle, read_topic, start_stack, stop_stack, wait_for
 
@@ -182,7 +185,9 @@ def test_connector_plugins_lists_postgres(stack: Stack) -> None:
     assert resp.status_code == 200
     plugins = {p["class"]: p for p in resp.json()}
     pg = plugins["io.debezium.connector.postgresql.PostgresConnector"]
-    assert pg["type"] == "source" and pg["version"].startswith("3.6")
+    pom = (Path(jvm.__file__).parent / "jvm/debezium-postgres/pom.xml").read_text()
+    pinned = re.search(r"<debezium.version>([^<]+)<", pom).group(1)  # type: ignore[union-attr]
+    assert pg["type"] == "source" and pg["version"] == pinned
     root = requests.get(f"{stack.url}/", timeout=5).json()
     assert set(root) == {"version", "commit", "kafka_cluster_id"}
     print(f"Connect worker: stack up -> healthy in {stack.startup_s:.2f}s")
@@ -244,10 +249,10 @@ def test_wrong_password(stack: Stack) -> None:
     assert resp.status_code >= 400
     assert requests.get(f"{stack.url}/connectors/cdc-bad", timeout=5).status_code == 404
 
-    # A password that goes wrong after registration: Debezium treats the failed login as
-    # retriable, so the task stays RUNNING but stops streaming (its replication slot goes
-    # inactive, which the slot sensor reports) and says why in the worker log; once the
-    # password is right again it resumes by itself and loses nothing
+    # A password that goes wrong after registration: since Debezium 3.7 a task that cannot log
+    # in at start fails (FAILED, with the reason in its trace, which the connector-health check
+    # reports) and its replication slot goes inactive; once the password is right again, a
+    # restart of the failed task resumes from the stored offsets and loses nothing
     make_table(stack, "cdc_p")
     with stack.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE ROLE dbz_p LOGIN REPLICATION PASSWORD 'first'")
@@ -271,14 +276,24 @@ def test_wrong_password(stack: Stack) -> None:
             cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = 'cdc_p_slot'")
             return bool(cur.fetchone()[0])
 
-    wait_for(
-        lambda: 'password authentication failed for user "dbz_p"' in stack.log.read_text(), 60, "the log"
-    )
+    def failed_task_trace() -> str:
+        tasks = status(stack, "cdc-p").get("tasks", [])
+        return next((t.get("trace", "") for t in tasks if t["state"] == "FAILED"), "")
+
+    trace = wait_for(failed_task_trace, 60, "the task to fail")
+    assert 'password authentication failed for user "dbz_p"' in trace
     wait_for(lambda: not slot_active(), 30, "the slot to go inactive")
     insert(stack, "cdc_p", [2])  # while the connector cannot log in
     with stack.connect() as conn, conn.cursor() as cur:
         cur.execute("ALTER ROLE dbz_p PASSWORD 'first'")
-    ids, _ = read_ids(stack, "cdc.cdc_p", {1, 2}, timeout=60)
+    resp = requests.post(
+        f"{stack.url}/connectors/cdc-p/restart?includeTasks=true&onlyFailed=true", timeout=60
+    )
+    assert resp.status_code in (202, 204), resp.text
+    try:
+        ids, _ = read_ids(stack, "cdc.cdc_p", {1, 2}, timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; status {status(stack, 'cdc-p')}") from None
     assert sorted(set(ids)) == [1, 2]
     assert requests.delete(f"{stack.url}/connectors/cdc-p", timeout=60).status_code == 204
     assert requests.get(f"{stack.url}/connectors/cdc-p", timeout=5).status_code == 404
