@@ -45,8 +45,9 @@ def test_up_runs_the_platform_and_down_stops_it() -> None:
 
     try:
         wait_for_line("is up on the local embedded stack", 300)
+        wait_for_line("State, data and logs:", 10)  # printed after every endpoint line
         for name in ("dagster", "dashboard"):
-            assert any(line.split()[:1] == [name] for line in lines), name
+            assert any(line.split()[:1] == [name] for line in lines), "".join(lines)
         # records flow: CDC -> enrich; the pulse line counts enriched records
         wait_for_line(r"engagement_events\.flat \+[1-9].*engagement_enriched \+[1-9]", 120)
         wait_for_line(r"leaderboard \(10 min\): #1 ", 60)
