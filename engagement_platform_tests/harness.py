@@ -24,13 +24,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import psycopg2
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from engagement_platform import settings as settings_module
 from engagement_platform.local_stack.supervisor import Supervisor
+from engagement_platform.monitoring import reconcile
+from engagement_platform.monitoring.reconcile import IdDiff
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
+from engagement_platform.warehouse.ddl import connect_settings
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
@@ -147,8 +151,6 @@ def set_up_stack(prefix: str) -> Iterator[StackHandle]:
 
 def newest_event_id(settings: Settings) -> int:
     """The highest engagement_events id in Postgres (0 when there is none)."""
-    import psycopg2
-
     conn = psycopg2.connect(settings.postgres_dsn)
     try:
         with conn.cursor() as cur:
@@ -156,6 +158,41 @@ def newest_event_id(settings: Settings) -> int:
             return int(cur.fetchone()[0])
     finally:
         conn.close()
+
+
+def postgres_clickhouse_diff(settings: Settings) -> IdDiff:
+    """Postgres's event ids against ClickHouse FINAL's, now."""
+    pg, ch = psycopg2.connect(settings.postgres_dsn), connect_settings(settings)
+    try:
+        return reconcile.diff_ids(reconcile.postgres_ids(pg), reconcile.clickhouse_ids(ch))
+    finally:
+        pg.close()
+        ch.close()
+
+
+def wait_clickhouse_holds_postgres(
+    settings: Settings, timeout: float = 180, describe: Callable[[], str] = lambda: ""
+) -> IdDiff:
+    """Wait until ClickHouse FINAL holds exactly the Postgres ids; the last comparison. On a
+    timeout, what was missing and extra, and ``describe()``."""
+    diffs: list[IdDiff] = []
+
+    def exact() -> bool:
+        diffs.append(postgres_clickhouse_diff(settings))
+        return diffs[-1].exact
+
+    try:
+        wait_for(exact, timeout, "ClickHouse to hold exactly the Postgres ids", step=1.0)
+    except AssertionError as exc:
+        if not diffs:
+            raise
+        d = diffs[-1]
+        raise AssertionError(
+            f"ClickHouse holds {d.sink:,} of {d.source:,} events after {timeout:.0f}s: "
+            f"{len(d.missing):,} missing (e.g. {sorted(d.missing)[:10]}), {len(d.extra):,} extra"
+            f"\n{describe()}"
+        ) from exc
+    return diffs[-1]
 
 
 def stop_stack(handle: StackHandle) -> None:

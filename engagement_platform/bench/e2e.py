@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import subprocess
 import threading
 import time
 import uuid
@@ -38,8 +39,9 @@ from psycopg2.extras import execute_values
 
 from engagement_platform.argtypes import positive_float
 from engagement_platform.bench import report
+from engagement_platform.local_stack.apps import CLI, CONSUMERS
 from engagement_platform.local_stack.supervisor import Supervisor
-from engagement_platform.settings import Settings
+from engagement_platform.settings import Settings, child_env
 from engagement_platform.source.simulator import EventGenerator, Simulator
 from engagement_platform.streaming import topics
 from engagement_platform.streaming.leaderboard import Keys, bucket_of
@@ -381,23 +383,17 @@ class ConsumerProcesses:
     """The platform's three consumers as child processes, with extra flags per consumer."""
 
     def __init__(self, settings: Settings, extra: dict[str, list[str]]) -> None:
-        import subprocess
-        import sys
-
-        self.procs: dict[str, Any] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         log_dir = settings.ep_home / "bench-e2e"
         log_dir.mkdir(parents=True, exist_ok=True)
-        from engagement_platform.settings import child_env
-
-        for name in ("enrich", "leaderboard", "warehouse"):
-            with open(log_dir / f"{name}.log", "ab") as log:
-                self.procs[name] = subprocess.Popen(
-                    [sys.executable, "-m", "engagement_platform.cli", "consume", name, "--metrics-port", "0",
-                     *extra.get(name, [])],
+        for kind in CONSUMERS:
+            with open(log_dir / f"{kind}.log", "ab") as log:
+                self.procs[kind] = subprocess.Popen(
+                    [*CLI, "consume", kind, "--metrics-port", "0", *extra.get(kind, [])],
                     env=child_env(settings),
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                )
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}

@@ -223,7 +223,7 @@ def run_queries(
 ) -> dict[str, Any]:
     client = ddl.connect_settings(settings, database)
     try:
-        for table in (ddl.ENRICHED, ddl.MINUTE, ddl.DAILY):
+        for table in (ddl.ENRICHED, ddl.MINUTE, *rollup.DAY_TABLES):
             client.command(f"TRUNCATE TABLE {table}")
         say(f"queries: generating {rows:,} events server-side over the past {DAYS} days ...")
         started = time.monotonic()

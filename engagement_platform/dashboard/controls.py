@@ -9,7 +9,8 @@ from datetime import date
 
 import streamlit as st
 
-from engagement_platform.dashboard.view import CONTENT_TYPES, DEVICES, METRIC_LABELS, TOP_N, WINDOWS, View
+from engagement_platform.dashboard.view import METRIC_LABELS, TOP_N, WINDOWS, View
+from engagement_platform.source.simulator import CONTENT_TYPES, DEVICES  # the devices it writes
 from engagement_platform.warehouse.queries import Filters
 
 ALL = ""  # the option that filters nothing

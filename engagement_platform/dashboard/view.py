@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from engagement_platform.source.simulator import CONTENT_TYPES  # init.sql's CHECK allows these
 from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, METRIC_EVENTS
 from engagement_platform.warehouse.queries import DEFAULT_DAYS, Filters
 
@@ -19,9 +20,6 @@ DEFAULT_WINDOW = 10
 METRIC_LABELS = {METRIC_EVENTS: "events", METRIC_ENGAGEMENT_SECONDS: "engagement seconds"}
 TOP_N = (5, 10, 15, 20, 25)
 DEFAULT_TOP_N = 10
-# init.sql's CHECK on content.content_type, and the devices the simulator writes
-CONTENT_TYPES = ("podcast", "newsletter", "video")
-DEVICES = ("ios", "android", "web", "desktop", "smart_tv", "car")
 
 
 def _today() -> date:

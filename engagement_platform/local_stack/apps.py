@@ -105,7 +105,7 @@ def dagster_env(settings: Settings) -> dict[str, str]:
     return child_env(settings, {"DAGSTER_HOME": str(settings.dagster_home)})
 
 
-CONSUMERS = ("enrich", "leaderboard", "warehouse")
+CONSUMERS = ("enrich", "leaderboard", "warehouse")  # what `consume` runs
 OPTIONAL = ("dagster", "dashboard", "simulator")
 
 
@@ -138,12 +138,6 @@ def plan_file(settings: Settings) -> Path:
 def instance_name(consumer: str, index: int) -> str:
     """``enrich``, then ``enrich-2``, ``enrich-3``...: the first keeps the plain name."""
     return consumer if index == 1 else f"{consumer}-{index}"
-
-
-def consumer_endpoint(settings: Settings, name: str, index: int = 1) -> str:
-    port = metrics_port(settings, name, index)
-    metrics = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
-    return f"consumer group {name}{metrics}"
 
 
 def metrics_port(settings: Settings, name: str, index: int) -> int:
@@ -201,10 +195,10 @@ def consumer(
 ) -> CliProcess:
     """Instance ``index`` of `consume KIND ARGS`, named ``name`` (``kind`` by default)."""
     port = metrics_port(settings, kind, index) if metrics else 0
-    endpoint = consumer_endpoint(settings, kind, index) if metrics else f"consumer group {name or kind}"
+    served = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
     return CliProcess(
         settings,
         instance_name(name or kind, index),
         ["consume", kind, *args, "--metrics-port", str(port)],
-        endpoint,
+        f"consumer group {name or kind}{served}",
     )

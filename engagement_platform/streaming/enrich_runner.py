@@ -475,5 +475,5 @@ class EnrichRunner:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     kafka_io.setup_logging()
     runner = EnrichRunner(settings, EnrichOptions.from_args(args))
-    runner.metrics.serve(settings.metrics_port("enrich", runner.opts.metrics_port), settings.listen_host)
+    runner.metrics.serve(settings, runner.opts.metrics_port)
     return runner.run()

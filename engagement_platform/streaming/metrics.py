@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from engagement_platform.settings import Settings
+
 log = logging.getLogger("engagement_platform.streaming.metrics")
 
+M = TypeVar("M", Counter, Gauge, Histogram)
 BATCH_SIZES = (1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
 BATCH_SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -29,34 +33,25 @@ class ConsumerMetrics:
         self.registry = CollectorRegistry()
         self.records_in, self.records_out = records_in, records_out
         self._counters: dict[str, Counter] = {}
-        labels = ["consumer"]
-        self._in = Counter("ep_consumer_records_in", "Records consumed", labels, registry=self.registry)
-        self._out = Counter(
-            "ep_consumer_records_out", "Records written to the sink", labels, registry=self.registry
+        self._in = self._metric(Counter, "ep_consumer_records_in", "Records consumed")
+        self._out = self._metric(Counter, "ep_consumer_records_out", "Records written to the sink")
+        self._batch_size = self._metric(
+            Histogram, "ep_consumer_batch_size", "Records per written batch", buckets=BATCH_SIZES
         )
-        self._batch_size = Histogram(
-            "ep_consumer_batch_size",
-            "Records per written batch",
-            labels,
-            buckets=BATCH_SIZES,
-            registry=self.registry,
-        )
-        self._batch_seconds = Histogram(
+        self._batch_seconds = self._metric(
+            Histogram,
             "ep_consumer_batch_seconds",
             "Seconds to process and write one batch",
-            labels,
             buckets=BATCH_SECONDS,
-            registry=self.registry,
         )
-        self._lag = Gauge(
-            "ep_consumer_lag_messages", "Messages behind the high watermark", labels, registry=self.registry
+        self._lag = self._metric(Gauge, "ep_consumer_lag_messages", "Messages behind the high watermark")
+        self._committed = self._metric(
+            Gauge, "ep_consumer_last_commit_timestamp_seconds", "When offsets were last committed (Unix time)"
         )
-        self._committed = Gauge(
-            "ep_consumer_last_commit_timestamp_seconds",
-            "When offsets were last committed (Unix time)",
-            labels,
-            registry=self.registry,
-        )
+
+    def _metric(self, kind: type[M], name: str, doc: str, **options: Any) -> M:
+        """One metric of this process's registry, labelled by consumer."""
+        return kind(name, doc, ["consumer"], registry=self.registry, **options)
 
     def count(self, name: str, n: int) -> None:
         if n <= 0:
@@ -64,9 +59,7 @@ class ConsumerMetrics:
         counter = self._counters.get(name)
         if counter is None:
             metric = "ep_consumer_" + re.sub(r"[^a-zA-Z0-9_]", "_", name)
-            counter = self._counters[name] = Counter(
-                metric, f"Summary counter '{name}'", ["consumer"], registry=self.registry
-            )
+            counter = self._counters[name] = self._metric(Counter, metric, f"Summary counter '{name}'")
         counter.labels(self.consumer).inc(n)
         if name == self.records_in:
             self._in.labels(self.consumer).inc(n)
@@ -83,10 +76,11 @@ class ConsumerMetrics:
     def committed(self) -> None:
         self._committed.labels(self.consumer).set_to_current_time()
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serve /metrics on ``host`` (the settings' listen_host: loopback in local mode); port 0
-        serves nothing. A taken port costs the metrics, not the consumer: the stream matters more
-        than its gauges."""
+    def serve(self, settings: Settings, given: int | None = None) -> None:
+        """Serve /metrics on the consumer's port (``given``, its --metrics-port, else its setting;
+        0 serves nothing) and the settings' listen host (loopback in local mode). A taken port
+        costs the metrics, not the consumer: the stream matters more than its gauges."""
+        port, host = settings.metrics_port(self.consumer, given), settings.listen_host
         if not port:
             return
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from engagement_platform.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from engagement_platform.streaming.kafka_io import FETCH_WAIT_MS
 
 
 @dataclass(kw_only=True)
@@ -26,8 +27,7 @@ class ConsumerOptions:
     # seconds a batch waits for more records once its first arrived (0: take what is queued)
     fill_wait: float = 0.0
     summary_every: float = 5.0  # seconds between summary lines
-    # how long the broker may hold a fetch waiting for data: the latency floor of an idle hop
-    fetch_wait_ms: int = 100
+    fetch_wait_ms: int = FETCH_WAIT_MS
     metrics_port: int | None = None  # /metrics on 127.0.0.1; None: the consumer's setting, 0: off
 
     @classmethod

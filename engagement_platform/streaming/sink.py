@@ -227,9 +227,7 @@ class SinkConsumer(ABC, Generic[P, R]):
 
     def serve(self, stop: kafka_io.GracefulStop) -> None:
         """What ``consume NAME`` runs: until stopped, then leave the group."""
-        self.metrics.serve(
-            self.settings.metrics_port(self.name, self.config.metrics_port), self.settings.listen_host
-        )
+        self.metrics.serve(self.settings, self.config.metrics_port)
         try:
             self.open()
             self.loop(stop)

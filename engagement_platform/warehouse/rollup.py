@@ -72,16 +72,18 @@ SELECT
 GROUP BY day, content_id, device
 """
 
-# table -> the SELECT that builds one of its days
+# table -> the SELECT that builds one of its days, in build order: the breakdowns first, since the
+# dashboard reads a day from them once it is there, and daily_content_engagement last, since a day
+# there means "built" (its check) only once all are
 DAY_TABLES = {
-    ddl.DAILY: DAILY_SELECT,
     ddl.BREAKDOWN: BREAKDOWN_SELECT,
     ddl.BY_DEVICE: BY_DEVICE_SELECT,
+    ddl.DAILY: DAILY_SELECT,
 }
 
 
-def rebuild_day(client: Client, table: str, select: str, day: date, start: datetime, end: datetime) -> int:
-    """Rebuild one day (partition) of ``table`` atomically from ``select``; returns its rows.
+def rebuild_day(client: Client, table: str, day: date, start: datetime, end: datetime) -> int:
+    """Rebuild one day (partition) of ``table`` atomically from its SELECT; returns its rows.
 
     The day is built in its own staging table and swapped in with REPLACE PARTITION, so
     readers never see it half-built and re-runs are idempotent. A day without events
@@ -94,7 +96,7 @@ def rebuild_day(client: Client, table: str, select: str, day: date, start: datet
     client.command(f"DROP TABLE IF EXISTS {stage}")
     client.command(f"CREATE TABLE {stage} AS {table}")
     try:
-        client.command(f"INSERT INTO {stage} {select}", parameters={"start": start, "end": end})
+        client.command(f"INSERT INTO {stage} {DAY_TABLES[table]}", parameters={"start": start, "end": end})
         rows = int(client.command(f"SELECT count() FROM {stage}"))
         if rows:
             client.command(
@@ -108,14 +110,9 @@ def rebuild_day(client: Client, table: str, select: str, day: date, start: datet
 
 
 def rebuild_daily(client: Client, day: date, start: datetime, end: datetime) -> dict[str, int]:
-    """Rebuild one day of every daily rollup; returns the rows and events of daily_content_engagement.
-
-    The breakdowns go first: the dashboard reads a day from them once it is there, and
-    daily_content_engagement last means "this day is built" (its check) only once all are.
-    """
-    for table in (ddl.BREAKDOWN, ddl.BY_DEVICE):
-        rebuild_day(client, table, DAY_TABLES[table], day, start, end)
-    rows = rebuild_day(client, ddl.DAILY, DAILY_SELECT, day, start, end)
+    """Rebuild one day of every daily rollup, in ``DAY_TABLES`` order; returns the rows and
+    events of daily_content_engagement."""
+    rows = {table: rebuild_day(client, table, day, start, end) for table in DAY_TABLES}[ddl.DAILY]
     if not rows:
         return {"rows": 0, "events": 0}
     events = client.command(

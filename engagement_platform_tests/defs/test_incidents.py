@@ -29,6 +29,7 @@ from engagement_platform_tests.harness import (
     StackHandle,
     WebhookReceiver,
     newest_event_id,
+    postgres_clickhouse_diff,
     set_up_stack,
     tick,
     wait_for,
@@ -83,13 +84,7 @@ class Sensors:
 
 
 def caught_up(handle: StackHandle) -> bool:
-    conn = psycopg2.connect(handle.settings.postgres_dsn)
-    ch = connect_settings(handle.settings)
-    try:
-        return reconcile.diff_ids(reconcile.postgres_ids(conn), reconcile.clickhouse_ids(ch)).exact
-    finally:
-        conn.close()
-        ch.close()
+    return postgres_clickhouse_diff(handle.settings).exact
 
 
 def test_a_stopped_consumer_is_one_alert_and_one_recovery(platform: StackHandle) -> None:

@@ -38,6 +38,7 @@ from engagement_platform_tests.harness import (
     newest_event_id,
     read_topic,
     set_up_stack,
+    wait_clickhouse_holds_postgres,
     wait_for,
 )
 
@@ -89,24 +90,10 @@ def in_step(platform: Platform, timeout: float = 180) -> None:
     """ClickHouse FINAL holds exactly the Postgres ids, none twice, and Redis counts per (minute,
     content) what ClickHouse holds."""
     s = platform.settings
-    pg = psycopg2.connect(s.postgres_dsn)
+    diff = wait_clickhouse_holds_postgres(s, timeout, lambda: platform.up.output()[-2000:])
     ch = connect_settings(s)
     rd = redis.Redis.from_url(s.redis_url)
     try:
-        diffs = []
-
-        def exact() -> bool:
-            diffs.append(reconcile.diff_ids(reconcile.postgres_ids(pg), reconcile.clickhouse_ids(ch)))
-            return diffs[-1].exact
-
-        try:
-            wait_for(exact, timeout, "ClickHouse to hold exactly the Postgres ids", step=1.0)
-        except AssertionError:
-            d = diffs[-1]
-            missing = f"{len(d.missing):,} of {d.source:,} missing (e.g. {sorted(d.missing)[:5]})"
-            raise AssertionError(
-                f"{missing}, {len(d.extra):,} extra\n{platform.up.output()[-2000:]}"
-            ) from None
         assert reconcile.clickhouse_duplicates(ch) == 0
         expected = reconcile.clickhouse_minute_counts(ch)
         minutes = {m for m, _c in expected}
@@ -115,10 +102,9 @@ def in_step(platform: Platform, timeout: float = 180) -> None:
             60,
             "Redis to count per (minute, content) what ClickHouse holds",
         )
-        events, counts = diffs[-1].source, len(expected)
+        events, counts = diff.source, len(expected)
         print(f"found: ClickHouse = Postgres ({events:,} events), Redis = ClickHouse ({counts} counts)")
     finally:
-        pg.close()
         ch.close()
         rd.close()
 

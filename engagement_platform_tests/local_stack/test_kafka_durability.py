@@ -27,6 +27,7 @@ from engagement_platform_tests.harness import (
     StackHandle,
     read_topic,
     set_up_stack,
+    wait_clickhouse_holds_postgres,
     wait_for,
 )
 
@@ -67,25 +68,11 @@ def committed(handle: StackHandle) -> dict[tuple[str, str, int], int]:
 
 def assert_sinks_match_postgres(handle: StackHandle, timeout: float = 180) -> None:
     """ClickHouse FINAL holds exactly Postgres's ids, none twice; Redis counts equal Postgres's."""
+    diff = wait_clickhouse_holds_postgres(handle.settings, timeout)
     pg = psycopg2.connect(handle.settings.postgres_dsn)
     ch = connect_settings(handle.settings)
     rd = redis.Redis.from_url(handle.settings.redis_url)
     try:
-        source = reconcile.postgres_ids(pg)
-        diffs = []
-
-        def exact() -> bool:
-            diffs.append(reconcile.diff_ids(source, reconcile.clickhouse_ids(ch)))
-            return diffs[-1].exact
-
-        try:
-            wait_for(exact, timeout, "ClickHouse to hold exactly the Postgres ids", step=1.0)
-        except AssertionError:
-            last = diffs[-1]
-            raise AssertionError(
-                f"ClickHouse holds {last.sink:,} of {last.source:,} events after {timeout:.0f}s: "
-                f"{len(last.missing):,} missing (e.g. {sorted(last.missing)[:10]}), {len(last.extra):,} extra"
-            ) from None
         assert reconcile.clickhouse_duplicates(ch) == 0
         expected = reconcile.postgres_minute_counts(pg)
         minutes = {minute for minute, _content in expected}
@@ -96,7 +83,7 @@ def assert_sinks_match_postgres(handle: StackHandle, timeout: float = 180) -> No
         )
         time.sleep(2)  # anything still arriving now would be a double count
         assert not reconcile.count_diff(expected, reconcile.redis_minute_counts(rd, minutes))
-        print(f"sinks match Postgres: {len(source):,} events, {len(expected):,} (minute, content) counts")
+        print(f"sinks match Postgres: {diff.source:,} events, {len(expected):,} (minute, content) counts")
     finally:
         pg.close()
         ch.close()
