@@ -46,9 +46,14 @@ def table(rows: list[TopRow], metric: str) -> pd.DataFrame:
 
 
 def chart(rows: list[TopRow], metric: str) -> alt.Chart:
-    """Bars in rank order (a label per rank, so equal titles stay apart); the id on hover."""
+    """Bars in rank order (a label per rank, so equal titles stay apart); the id on hover.
+
+    The order is the rank, said explicitly: with ``sort=None`` (data order) the browser kept the
+    places of labels it had drawn before, so after a refresh moved titles between ranks the
+    bars came out of order."""
     frame = pd.DataFrame(
         {
+            "rank": [r.rank for r in rows],
             "label": [f"#{r.rank} {r.title or NO_TITLE}" for r in rows],
             "score": [r.score if metric == METRIC_EVENTS else r.score / 60 for r in rows],
             "type": [r.content_type or "unknown" for r in rows],
@@ -61,7 +66,12 @@ def chart(rows: list[TopRow], metric: str) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("score:Q", title=unit),
-            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+            y=alt.Y(
+                "label:N",
+                sort=alt.EncodingSortField("rank", order="ascending"),
+                title=None,
+                axis=alt.Axis(labelLimit=260),
+            ),
             color=alt.Color("type:N", title="type"),
             tooltip=["label", "type", "content_id", alt.Tooltip("score:Q", format=",.1f")],
         )

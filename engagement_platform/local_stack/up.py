@@ -140,8 +140,10 @@ def run_up(
             apps.up(log=say, cancelled=stopping)
             say("")
             say("engagement-platform is up on the local embedded stack.")
-            for status in stack.status() + apps.status():
-                say(f"  {status.name:<12} {status.endpoint}")
+            statuses = stack.status() + apps.status()
+            width = max(len(s.name) for s in statuses)
+            for status in statuses:
+                say(f"  {status.name:<{width}}  {status.endpoint}")
             say(f"State, data and logs: {settings.ep_home}  (engagement-platform stack logs SERVICE)")
             say("Stop with Ctrl-C here, or `make down` from another shell.")
             pulse = Pulse(settings)

@@ -37,3 +37,16 @@ def test_the_health_panel_links_to_assets_the_definitions_have() -> None:
     keys = {tuple(spec.key.path) for spec in defs.resolve_all_asset_specs()}
     linked = {health.LEADERBOARD_ASSET, health.WAREHOUSE_ASSET, health.CONNECTOR_ASSET}
     assert keys >= linked | set(health.TOPIC_ASSETS.values())
+
+
+def test_the_leaderboard_chart_orders_its_bars_by_rank_whatever_the_labels() -> None:
+    from engagement_platform.dashboard import leaderboard
+    from engagement_platform.serving.top_content import TopRow
+
+    rows = [
+        TopRow(rank, f"c{rank}", float(100 - rank), title, "video")
+        for rank, title in [(1, "Zed"), (2, "Alpha"), (3, None)]
+    ]
+    spec = leaderboard.chart(rows, "events").to_dict()
+    assert spec["encoding"]["y"]["sort"] == {"field": "rank", "order": "ascending"}
+    assert [r["rank"] for r in spec["datasets"][next(iter(spec["datasets"]))]] == [1, 2, 3]
