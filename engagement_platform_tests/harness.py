@@ -33,7 +33,7 @@ from engagement_platform.local_stack.supervisor import Supervisor
 from engagement_platform.monitoring import reconcile
 from engagement_platform.monitoring.reconcile import IdDiff
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import kafka_io
+from engagement_platform.streaming import kafka_io, topics
 from engagement_platform.warehouse.ddl import connect_settings
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
@@ -190,12 +190,69 @@ def wait_clickhouse_holds_postgres(
         raise AssertionError(
             f"ClickHouse holds {d.sink:,} of {d.source:,} events after {timeout:.0f}s: "
             f"{len(d.missing):,} missing (e.g. {sorted(d.missing)[:10]}), {len(d.extra):,} extra"
-            f"\n{describe()}"
+            f"\n{where_missing(settings, set(d.missing))}\n{describe()}"
         ) from exc
     return diffs[-1]
 
 
+def topic_event_ids(bootstrap: str, topic: str, field: str) -> set[int]:
+    """Every ``field`` value (an event id) in ``topic`` now, read from the start to the end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-ids-{uuid.uuid4().hex}"})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in parts]
+        total = sum(high - low for low, high in marks)
+    finally:
+        consumer.close()
+    ids: set[int] = set()
+    for m in read_topic(bootstrap, topic, until=lambda ms: len(ms) >= total, timeout=120, settle=0):
+        with contextlib.suppress(orjson.JSONDecodeError, TypeError, KeyError):  # poison records
+            ids.add(orjson.loads(m.value())[field])
+    return ids
+
+
+def where_missing(settings: Settings, missing: set[int]) -> str:
+    """Of the events ``missing`` from ClickHouse, how many each topic on their way holds: says
+    which stage lost them."""
+    if not missing:
+        return "nothing missing"
+    b = settings.kafka_bootstrap_servers
+    found = {
+        topics.EVENTS_FLAT: missing & topic_event_ids(b, topics.EVENTS_FLAT, "id"),
+        topics.ENRICHED: missing & topic_event_ids(b, topics.ENRICHED, "event_id"),
+    }
+    parts = [f"{topic} holds {len(ids):,}" for topic, ids in found.items()]
+    return (
+        f"of {len(missing):,} missing (ids {min(missing)}..{max(missing)}): "
+        + ", ".join(parts)
+        + (f"\n{group_lags(settings)}")
+    )
+
+
+def group_lags(settings: Settings) -> str:
+    """Each consumer group's committed offsets against the broker's high watermarks: tells a
+    consumer that stopped fetching (its own cached lag says 0) from one that has everything."""
+    b = settings.kafka_bootstrap_servers
+    inputs = {"enrich": topics.EVENTS_FLAT, "warehouse": topics.ENRICHED, "leaderboard": topics.ENRICHED}
+    consumer = Consumer({"bootstrap.servers": b, "group.id": f"test-lag-{uuid.uuid4().hex}"})
+    lines = []
+    try:
+        for group, topic in inputs.items():
+            committed = committed_offsets(b, group, topic)
+            parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            highs = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in parts}
+            lines.append(f"{group} on {topic}: committed {committed}, high watermarks {highs}")
+    finally:
+        consumer.close()
+    return "\n".join(lines)
+
+
 def stop_stack(handle: StackHandle) -> None:
+    if os.environ.get(
+        "EP_TEST_KEEP_STACK"
+    ):  # a post-mortem: `EP_HOME=... engagement-platform stack down` after
+        print(f"EP_TEST_KEEP_STACK: left running, EP_HOME={handle.settings.ep_home}")
+        return
     records = [handle.supervisor.running(s.name) for s in handle.supervisor.services]
     handle.cli("stack", "down")
     from engagement_platform.local_stack.process import is_alive
@@ -226,6 +283,10 @@ def wait_for(
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
+
+    def context() -> str:  # only on failure: describe() may read every log
+        return f"\n{describe()}" if describe is not None else ""
+
     while True:
         try:
             result = predicate()
@@ -233,12 +294,11 @@ def wait_for(
             result, last_error = None, exc  # type: ignore[assignment]
         if result:
             return result
-        context = f"\n{describe()}" if describe is not None else ""
         if alive is not None and not alive():
-            raise AssertionError(f"stopped while waiting for {what}{context}")
+            raise AssertionError(f"stopped while waiting for {what}{context()}")
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}{context}")
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}{context()}")
         time.sleep(step)
 
 

@@ -35,11 +35,13 @@ from engagement_platform_tests.harness import (
     Child,
     StackHandle,
     group_assignment,
+    group_lags,
     newest_event_id,
     read_topic,
     set_up_stack,
     wait_clickhouse_holds_postgres,
     wait_for,
+    where_missing,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -97,10 +99,23 @@ def in_step(platform: Platform, timeout: float = 180) -> None:
         assert reconcile.clickhouse_duplicates(ch) == 0
         expected = reconcile.clickhouse_minute_counts(ch)
         minutes = {m for m, _c in expected}
+        diffs: list[dict] = []
+
+        def counted() -> bool:
+            diffs.append(reconcile.count_diff(expected, reconcile.redis_minute_counts(rd, minutes)))
+            return not diffs[-1]
+
+        def differences() -> str:
+            d = diffs[-1] if diffs else {}
+            wanted, got = sum(e for e, _g in d.values()), sum(g for _e, g in d.values())
+            sample = sorted(d.items())[:10]
+            return (
+                f"{len(d)} (minute, content) differ, ClickHouse {wanted:,} vs Redis {got:,}: {sample}\n"
+                + f"{group_lags(s)}\n{platform.handle.tails()}"
+            )
+
         wait_for(
-            lambda: not reconcile.count_diff(expected, reconcile.redis_minute_counts(rd, minutes)),
-            60,
-            "Redis to count per (minute, content) what ClickHouse holds",
+            counted, 60, "Redis to count per (minute, content) what ClickHouse holds", describe=differences
         )
         events, counts = diff.source, len(expected)
         print(f"found: ClickHouse = Postgres ({events:,} events), Redis = ClickHouse ({counts} counts)")
@@ -123,7 +138,8 @@ def caught_up_after(platform: Platform, since: float, timeout: float = 180) -> f
         try:
             wait_for(there, timeout, f"ClickHouse to catch up to event {mark}", step=0.5)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{platform.handle.tails()}") from None
+            trace = where_missing(platform.settings, wanted - reconcile.clickhouse_ids(ch))
+            raise AssertionError(f"{exc}\n{trace}\n{platform.handle.tails()}") from None
         return time.monotonic() - since
     finally:
         pg.close()
