@@ -40,13 +40,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as TP
 
 from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import kafka_io, options, topics
+from engagement_platform.streaming import kafka_io, membership, options, topics
 from engagement_platform.streaming.content_cache import ContentCache
 from engagement_platform.streaming.dlq import dlq_record_of
 from engagement_platform.streaming.enrich import (
@@ -148,6 +149,9 @@ class EnrichRunner:
         self.summary.add(processed=0, emitted=0, dlq=0, content_missing=0, waited=0, released=0, skipped=0)
         self.summary.add(content=0)
         self._delivery_errors: list[str] = []
+        self.watch = membership.GroupWatch(
+            membership.member_of(settings.kafka_bootstrap_servers, options.group, lambda: self.consumer)
+        )
         self.first_event_at: float | None = None
         self.processed = 0  # events consumed (all outcomes)
         self.emitted = 0
@@ -180,7 +184,7 @@ class EnrichRunner:
         if err.fatal():
             self._delivery_errors.append(f"fatal client error: {err}")
         else:
-            log.warning("kafka: %s", err)
+            kafka_io.CLIENT_LOG.warning("%s", err)
 
     def _open(self) -> None:
         s, o = self.settings, self.opts
@@ -194,11 +198,15 @@ class EnrichRunner:
                 },
             )
         )
-        fetch = {"fetch.wait.max.ms": o.fetch_wait_ms, "error_cb": self._on_error}
-        self.content_consumer = Consumer(
-            kafka_io.consumer_config(s, f"{o.group}.content-cache", **{"enable.partition.eof": True, **fetch})
-        )
-        self.consumer = Consumer(kafka_io.consumer_config(s, o.group, **fetch))
+        content = {"enable.partition.eof": True, **self._fetch_config()}
+        self.content_consumer = Consumer(kafka_io.consumer_config(s, f"{o.group}.content-cache", **content))
+        self.consumer = self._events_consumer()
+
+    def _fetch_config(self) -> dict[str, Any]:
+        return {"fetch.wait.max.ms": self.opts.fetch_wait_ms, "error_cb": self._on_error}
+
+    def _events_consumer(self) -> Consumer:
+        return Consumer(kafka_io.consumer_config(self.settings, self.opts.group, **self._fetch_config()))
 
     def _load_content(self) -> None:
         """Read the content topic from the beginning up to its end before any event."""
@@ -240,9 +248,7 @@ class EnrichRunner:
             self._close(commit=False)
             return 1
         assert self.consumer is not None and self.producer is not None
-        self.consumer.subscribe(
-            [o.events_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-        )
+        self._subscribe()
         log.info(
             "consuming %s as group %r -> %s (dlq %s)", o.events_topic, o.group, o.output_topic, o.dlq_topic
         )
@@ -270,6 +276,8 @@ class EnrichRunner:
                 if now >= next_commit:
                     self._commit()
                     next_commit = time.monotonic() + o.commit_interval
+                if self.watch.forgotten(bool(self.consumer.assignment())):
+                    self._rejoin()
                 self.summary.maybe_log(self._health)
         except FatalError as exc:
             log.error("stopping without committing further: %s", exc)
@@ -420,6 +428,23 @@ class EnrichRunner:
         self.metrics.committed()
         self.metrics.lag(kafka_io.consumer_lag(self.consumer))
         return True
+
+    def _subscribe(self) -> None:
+        assert self.consumer is not None
+        topic = self.opts.events_topic
+        self.consumer.subscribe(
+            [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+
+    def _rejoin(self) -> None:
+        """A new events consumer in place of one its group forgot: what the old one held was
+        revoked or lost already (and left to the next owner), so nothing is committed here."""
+        assert self.consumer is not None
+        membership.warn_rejoin(self.summary.name, self.opts.group)
+        self._forget(set(self.offsets.assigned))
+        self.consumer.close()
+        self.consumer = self._events_consumer()
+        self._subscribe()
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TP]) -> None:
         self.offsets.assign(tp.partition for tp in partitions)

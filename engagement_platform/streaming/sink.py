@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from confluent_kafka import Consumer, Message, Producer
 
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import dlq, kafka_io, options, topics
+from engagement_platform.streaming import dlq, kafka_io, membership, options, topics
 from engagement_platform.streaming.metrics import ConsumerMetrics
 from engagement_platform.streaming.topics import ENRICHED, ENRICHED_DLQ
 
@@ -83,6 +83,9 @@ class SinkConsumer(ABC, Generic[P, R]):
         self.first_record_at: float | None = None  # monotonic; rates exclude the group join
         self._writer: ThreadPoolExecutor | None = None
         self.in_flight: InFlight[P, R] | None = None
+        self.watch = membership.GroupWatch(
+            membership.member_of(settings.kafka_bootstrap_servers, config.group, lambda: self.consumer)
+        )
 
     @abstractmethod
     def prepare(self, records: Sequence[Message]) -> P:
@@ -212,9 +215,22 @@ class SinkConsumer(ABC, Generic[P, R]):
                 batch = []
             if self.in_flight is not None and self.in_flight.result.done():
                 self.settle()
+            if self.watch.forgotten(bool(consumer.assignment())):
+                consumer = self.rejoin(batch, stop)
+                batch = []
             self.summary.maybe_log(self.health)
         self.flush(batch, stop)  # drain: what was consumed is stored and committed before exit
         self.summary.log_now(self.health)
+
+    def rejoin(self, batch: Sequence[Message], stop: kafka_io.GracefulStop | None) -> Consumer:
+        """Store what is in hand (its commit fails: the partitions are gone, so the new owner
+        replays it, deduplicated), then a new consumer joins the group."""
+        membership.warn_rejoin(self.name, self.config.group)
+        self.flush(batch, stop)
+        assert self.consumer is not None
+        self.consumer.close()
+        self.consumer = None
+        return self.open()
 
     def close(self) -> None:
         if self._writer is not None:
