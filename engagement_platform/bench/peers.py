@@ -45,7 +45,9 @@ def run(
     name: str, settings: Settings, *, group: str, events: str, content: str, output: str, n: int, bar: Bar
 ) -> Run:
     """Run peer ``name`` to the end of ``n`` events of ``events``; its own figures make the run."""
-    producer = {k: v for k, v in kafka_io.producer_config(settings).items() if k != "bootstrap.servers"}
+    # the peers' own clients get ours' tuning; the endpoint is an argument, the logger an object
+    local = {"bootstrap.servers", "logger"}
+    producer = {k: v for k, v in kafka_io.producer_config(settings).items() if k not in local}
     with (
         tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as workdir,
         open(Path(workdir) / "stderr", "w+") as err,
