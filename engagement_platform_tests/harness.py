@@ -197,13 +197,7 @@ def wait_clickhouse_holds_postgres(
 
 def topic_event_ids(bootstrap: str, topic: str, field: str) -> set[int]:
     """Every ``field`` value (an event id) in ``topic`` now, read from the start to the end."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-ids-{uuid.uuid4().hex}"})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in parts]
-        total = sum(high - low for low, high in marks)
-    finally:
-        consumer.close()
+    total = sum(high - low for low, high in watermarks(bootstrap, topic).values())
     ids: set[int] = set()
     for m in read_topic(bootstrap, topic, until=lambda ms: len(ms) >= total, timeout=120, settle=0):
         with contextlib.suppress(orjson.JSONDecodeError, TypeError, KeyError):  # poison records
@@ -221,12 +215,8 @@ def where_missing(settings: Settings, missing: set[int]) -> str:
         topics.EVENTS_FLAT: missing & topic_event_ids(b, topics.EVENTS_FLAT, "id"),
         topics.ENRICHED: missing & topic_event_ids(b, topics.ENRICHED, "event_id"),
     }
-    parts = [f"{topic} holds {len(ids):,}" for topic, ids in found.items()]
-    return (
-        f"of {len(missing):,} missing (ids {min(missing)}..{max(missing)}): "
-        + ", ".join(parts)
-        + (f"\n{group_lags(settings)}")
-    )
+    held = ", ".join(f"{topic} holds {len(ids):,}" for topic, ids in found.items())
+    return f"of {len(missing):,} missing (ids {min(missing)}..{max(missing)}): {held}\n{group_lags(settings)}"
 
 
 def group_lags(settings: Settings) -> str:
@@ -234,23 +224,27 @@ def group_lags(settings: Settings) -> str:
     consumer that stopped fetching (its own cached lag says 0) from one that has everything."""
     b = settings.kafka_bootstrap_servers
     inputs = {"enrich": topics.EVENTS_FLAT, "warehouse": topics.ENRICHED, "leaderboard": topics.ENRICHED}
-    consumer = Consumer({"bootstrap.servers": b, "group.id": f"test-lag-{uuid.uuid4().hex}"})
     lines = []
-    try:
-        for group, topic in inputs.items():
-            committed = committed_offsets(b, group, topic)
-            parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            highs = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in parts}
-            lines.append(f"{group} on {topic}: committed {committed}, high watermarks {highs}")
-    finally:
-        consumer.close()
+    for group, topic in inputs.items():
+        highs = {p: high for p, (_low, high) in watermarks(b, topic).items()}
+        lines.append(
+            f"{group} on {topic}: committed {committed_offsets(b, group, topic)}, high watermarks {highs}"
+        )
     return "\n".join(lines)
 
 
+def watermarks(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+    """Partition -> (low, high) watermark of ``topic``, asked of the broker now."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-marks-{uuid.uuid4().hex}"})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in parts}
+    finally:
+        consumer.close()
+
+
 def stop_stack(handle: StackHandle) -> None:
-    if os.environ.get(
-        "EP_TEST_KEEP_STACK"
-    ):  # a post-mortem: `EP_HOME=... engagement-platform stack down` after
+    if os.environ.get("EP_TEST_KEEP_STACK"):  # for a post-mortem; `stack down` it afterwards
         print(f"EP_TEST_KEEP_STACK: left running, EP_HOME={handle.settings.ep_home}")
         return
     records = [handle.supervisor.running(s.name) for s in handle.supervisor.services]

@@ -149,9 +149,7 @@ class EnrichRunner:
         self.summary.add(processed=0, emitted=0, dlq=0, content_missing=0, waited=0, released=0, skipped=0)
         self.summary.add(content=0)
         self._delivery_errors: list[str] = []
-        self.watch = membership.GroupWatch(
-            membership.member_of(settings.kafka_bootstrap_servers, options.group, lambda: self.consumer)
-        )
+        self.watch = membership.watch(settings.kafka_bootstrap_servers, options.group, lambda: self.consumer)
         self.first_event_at: float | None = None
         self.processed = 0  # events consumed (all outcomes)
         self.emitted = 0

@@ -65,16 +65,17 @@ def member_of(
 ) -> Callable[[], bool | None]:
     """``in_group`` for a :class:`GroupWatch`: is ``consumer()``'s member id among the members
     the broker lists for ``group``? (None when the broker cannot say.)"""
-    admin: list[AdminClient] = []
+    admin: AdminClient | None = None  # made at the first question, which few consumers ever ask
 
     def in_group() -> bool | None:
+        nonlocal admin
         c = consumer()
         if c is None:
             return None
-        if not admin:
-            admin.append(AdminClient({"bootstrap.servers": bootstrap}))
+        if admin is None:
+            admin = AdminClient({"bootstrap.servers": bootstrap})
         try:
-            future = admin[0].describe_consumer_groups([group], request_timeout=5)[group]
+            future = admin.describe_consumer_groups([group], request_timeout=5)[group]
             described = future.result(timeout=10)
         except (KafkaException, TimeoutError):
             return None
@@ -82,6 +83,11 @@ def member_of(
         return bool(member) and any(m.member_id == member for m in described.members)
 
     return in_group
+
+
+def watch(bootstrap: str, group: str, consumer: Callable[[], Consumer | None]) -> GroupWatch:
+    """The watch a runner keeps over its group consumer (``consumer()``: the current one)."""
+    return GroupWatch(member_of(bootstrap, group, consumer))
 
 
 def warn_rejoin(name: str, group: str) -> None:

@@ -83,9 +83,7 @@ class SinkConsumer(ABC, Generic[P, R]):
         self.first_record_at: float | None = None  # monotonic; rates exclude the group join
         self._writer: ThreadPoolExecutor | None = None
         self.in_flight: InFlight[P, R] | None = None
-        self.watch = membership.GroupWatch(
-            membership.member_of(settings.kafka_bootstrap_servers, config.group, lambda: self.consumer)
-        )
+        self.watch = membership.watch(settings.kafka_bootstrap_servers, config.group, lambda: self.consumer)
 
     @abstractmethod
     def prepare(self, records: Sequence[Message]) -> P:
