@@ -25,6 +25,16 @@ LOGGERS = {
 }
 
 
+def new_cluster_id() -> str:
+    """A random Kafka UUID in its base64 form, never starting with '-': StorageTool would read
+    ``--cluster-id -x…`` as an option and refuse to format (one stack start in 64 failed so),
+    which is why Kafka's own ``Uuid.randomUuid()`` draws again in that case too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaService(Service):
     name = "kafka"
     start_timeout = 90.0  # a JVM; log recovery after a kill -9 adds a little
@@ -84,7 +94,7 @@ class KafkaService(Service):
         jvm.write_log4j2(service_dir / "log4j2.properties", LOGGERS)
         if (data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             jvm.java_argv(
                 self.settings,

@@ -72,3 +72,13 @@ def test_keyed_messages_round_trip_with_committed_resume(stack) -> None:
     for m in first + rest:
         by_key.setdefault(m.key(), set()).add(m.partition())
     assert all(len(parts) == 1 for parts in by_key.values())
+
+
+def test_cluster_ids_never_start_with_a_dash_so_the_storage_tool_takes_them() -> None:
+    import base64
+
+    from engagement_platform.local_stack.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(10_000)]  # about 156 would start with '-' by chance
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
