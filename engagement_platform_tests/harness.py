@@ -34,6 +34,7 @@ from engagement_platform.monitoring import reconcile
 from engagement_platform.monitoring.reconcile import IdDiff
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, topics
+from engagement_platform.streaming.leaderboard import Batch, Rules, aggregate, decoder
 from engagement_platform.warehouse.ddl import connect_settings
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
@@ -350,6 +351,13 @@ def produce_records(
     for key, value in records:
         kafka_io.produce(producer, topic, value, key, on_delivery=on_delivery)
     assert producer.flush(30) == 0, f"{topic}: records not acknowledged"
+
+
+def aggregate_records(events: Iterable[Mapping[str, Any] | Exception], rules: Rules, now: Any) -> Batch:
+    """The leaderboard's batch of these enriched records, each sent through the consumer's own
+    decoder as the JSON bytes it reads from Kafka (an exception stands for an undecodable one)."""
+    read = decoder(rules.metric)
+    return aggregate([e if isinstance(e, Exception) else read(orjson.dumps(e)) for e in events], rules, now)
 
 
 def by_event_id(records: Iterable[tuple[bytes | None, bytes | None]]) -> dict[int, tuple[bytes | None, dict]]:

@@ -37,12 +37,11 @@ from engagement_platform.bench.data import synthetic_enriched
 from engagement_platform.bench.report import Bar, Run
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
-from engagement_platform.streaming.leaderboard import Keys, Rules
+from engagement_platform.streaming.leaderboard import METRIC_EVENTS, Keys, Rules, decoder
 from engagement_platform.streaming.leaderboard_runner import (
     DEFAULT_BATCH_SIZE,
     Config,
     LeaderboardConsumer,
-    decode,
     redis_client,
 )
 
@@ -146,9 +145,13 @@ def measure_baseline(inp: Input, events: int, i: int, bar: Bar) -> Run:
     return Run(done, elapsed, {"redis_round_trips": done, "redis_total_score": total})
 
 
+_read = decoder(METRIC_EVENTS)
+
+
 def decode_batch(records: list[Message]) -> list[object]:
     """What ours does to every record before any aggregation: the consumer's own decode."""
-    return [decode(m) for m in records]
+    read = _read
+    return [read(m.value()) for m in records]
 
 
 def measure_ceiling(inp: Input, events: int, i: int, bar: Bar) -> Run:

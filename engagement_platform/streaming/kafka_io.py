@@ -175,10 +175,17 @@ def produce(
 
     A full queue (BufferError) means deliveries are behind, not that the record is bad: serve
     delivery reports until there is room, so back-pressure reaches the caller as a pause.
+    Keywords are passed only when set: ``headers=None, on_delivery=None`` costs confluent-kafka
+    ~0.7 µs a record, a third of the call (measured, 530-byte records).
     """
+    extra: dict[str, Any] = {}
+    if headers is not None:
+        extra["headers"] = headers
+    if on_delivery is not None:
+        extra["on_delivery"] = on_delivery
     while True:
         try:
-            producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            producer.produce(topic, value, key, **extra)
             return
         except BufferError:
             producer.poll(0.05)
@@ -221,13 +228,15 @@ def consumer_lag(consumer: Any) -> int:
 
 
 def next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
-    """The offsets to commit once ``msgs`` are stored: past each partition's last record.
+    """The offsets to commit once ``msgs``, records of one topic (each consumer here reads
+    one), are stored: past each partition's last record. One call per record, not three:
+    this runs over every record, at ~0.3 µs each when it asked each record its topic too.
 
     The last record of a partition in a batch is its highest offset, except after a rebalance
     gave the partition back from its committed offset: then committing past the last one is
     still safe, as everything before it is in the batch (or committed already)."""
-    last = {(m.topic(), m.partition()): m.offset() for m in msgs}
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+    last = {m.partition(): m for m in msgs}
+    return [TopicPartition(m.topic(), p, m.offset() + 1) for p, m in last.items()]
 
 
 def commit_after(consumer: Consumer, msgs: Sequence[Message]) -> None:

@@ -62,10 +62,10 @@ from engagement_platform.streaming.leaderboard import (
     METRIC_EVENTS,
     METRICS,
     Batch,
-    InvalidEvent,
     Keys,
     Rules,
     aggregate,
+    decoder,
     utcnow,
 )
 
@@ -219,20 +219,6 @@ class Applier:
         return ApplyResult(int(applied), int(duplicates))
 
 
-def decode(msg: Message) -> dict[str, Any] | Exception:
-    """One record's JSON object, or the reason it is not one (never raises)."""
-    value = msg.value()
-    if value is None:
-        return InvalidEvent("empty record (tombstone)")
-    try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        return InvalidEvent(f"bad JSON: {exc}")
-    if not isinstance(event, dict):
-        return InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
-    return event
-
-
 def redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis(
         host=settings.redis_host,
@@ -279,9 +265,11 @@ class LeaderboardConsumer(sink.SinkConsumer[Batch, ApplyResult]):
         self.now = now
         self.redis = client if client is not None else redis_client(settings)
         self.applier = Applier(self.redis, config.rules, Keys(config.key_prefix))
+        self.read = decoder(config.rules.metric)
 
     def prepare(self, records: Sequence[Message]) -> Batch:
-        batch = aggregate((decode(m) for m in records), self.config.rules, self.now())
+        read = self.read
+        batch = aggregate([read(m.value()) for m in records], self.config.rules, self.now())
         if batch.invalid:
             log.warning(
                 "%d invalid record(s) to %s, e.g. %s",

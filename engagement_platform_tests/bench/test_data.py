@@ -12,7 +12,7 @@ import pytest
 
 from engagement_platform.bench import data
 from engagement_platform.streaming import enrich
-from engagement_platform.streaming.leaderboard import Rules, aggregate
+from engagement_platform.streaming.leaderboard import METRIC_EVENTS, Rules, aggregate, decoder
 
 STAMP = "2026-01-01T00:00:00.000Z"
 
@@ -54,7 +54,8 @@ def test_synthetic_is_seeded_and_covers_the_event_shapes() -> None:
 def test_enriched_input_is_all_counted_by_the_leaderboard(shuffle: bool) -> None:
     """No event late, in the future or invalid: every variant has the same work to do."""
     _contents, records = data.synthetic_enriched(20, 3_000, shuffle=shuffle)
-    batch = aggregate((orjson.loads(v) for _k, v in records), Rules(), datetime.now(UTC))
+    read = decoder(METRIC_EVENTS)
+    batch = aggregate([read(v) for _k, v in records], Rules(), datetime.now(UTC))
     assert (batch.processed, batch.candidates) == (3_000, 3_000)
     assert batch.invalid == batch.late == batch.future == batch.batch_duplicates == 0
 

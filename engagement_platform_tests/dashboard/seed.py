@@ -16,11 +16,11 @@ from engagement_platform.streaming.leaderboard import (
     METRICS,
     Keys,
     Rules,
-    aggregate,
     metric_key_prefix,
 )
 from engagement_platform.streaming.leaderboard_runner import Applier
 from engagement_platform.warehouse import ddl, rollup
+from engagement_platform_tests import harness
 
 # title, content type, events in the last minutes (distinct counts: a strict ranking)
 CONTENT = (
@@ -121,7 +121,7 @@ def seed(settings: Settings, client: redis.Redis, tag: str) -> Seeded:
     for metric in METRICS:
         rules = Rules(metric=metric)
         applier = Applier(client, rules, Keys(metric_key_prefix(metric, seeded.key_prefix)))
-        applier.apply(aggregate(live, rules, now))
+        applier.apply(harness.aggregate_records(live, rules, now))
     return seeded
 
 

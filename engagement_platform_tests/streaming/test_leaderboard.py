@@ -12,12 +12,12 @@ from engagement_platform.streaming.leaderboard import (
     InvalidEvent,
     Keys,
     Rules,
-    aggregate,
     bucket_epoch,
     bucket_of,
     last_buckets,
     minute_bucket,
 )
+from engagement_platform_tests import harness
 
 NOW = datetime(2026, 11, 29, 20, 0, 30, tzinfo=UTC)
 
@@ -102,7 +102,7 @@ def test_aggregate_groups_by_bucket_and_content() -> None:
         ev(3, "2026-11-29T20:00:10.000Z", "a"),
         ev(4, "2026-11-29T20:00:20.000Z", "b"),
     ]
-    batch = aggregate(events, Rules(), NOW)
+    batch = harness.aggregate_records(events, Rules(), NOW)
     assert batch.processed == 4 and batch.candidates == 4
     assert batch.buckets == ["202611291959", "202611292000"]
     assert batch.groups["202611291959"]["a"].event_ids == [1]
@@ -117,7 +117,7 @@ def test_duplicates_inside_a_batch_count_once() -> None:
         ev(7, "2026-11-29T20:00:00.000Z"),
         ev(8, "2026-11-29T20:00:01Z"),
     ]
-    batch = aggregate(events, Rules(), NOW)
+    batch = harness.aggregate_records(events, Rules(), NOW)
     assert batch.candidates == 2 and batch.batch_duplicates == 1
 
 
@@ -127,11 +127,11 @@ def test_metric_choice() -> None:
         ev(2, "2026-11-29T20:00:01Z", engagement_seconds=None),  # a click: seen, adds nothing
         ev(3, "2026-11-29T20:00:02Z", engagement_seconds=0.25),
     ]
-    assert aggregate(events, Rules(), NOW).groups["202611292000"]["c1"].total == 3
-    seconds = aggregate(events, Rules(metric=METRIC_ENGAGEMENT_SECONDS), NOW)
+    assert harness.aggregate_records(events, Rules(), NOW).groups["202611292000"]["c1"].total == 3
+    seconds = harness.aggregate_records(events, Rules(metric=METRIC_ENGAGEMENT_SECONDS), NOW)
     assert seconds.groups["202611292000"]["c1"].total == pytest.approx(12.75)
     assert seconds.candidates == 3
-    bad = aggregate(
+    bad = harness.aggregate_records(
         [ev(4, "2026-11-29T20:00:00Z", engagement_seconds=-1)], Rules(metric="engagement_seconds"), NOW
     )
     assert bad.invalid == 1 and bad.candidates == 0
@@ -149,7 +149,7 @@ def test_late_and_future_events_are_skipped_and_counted() -> None:
         ev(4, "2026-11-29T20:06:00.000Z"),  # future
         ev(5, "2025-11-29T20:00:00.000Z"),  # a year late
     ]
-    batch = aggregate(events, rules, NOW)
+    batch = harness.aggregate_records(events, rules, NOW)
     assert (batch.late, batch.future, batch.candidates) == (2, 1, 2)
     assert batch.buckets == ["202611291900", "202611292005"]
 
@@ -180,7 +180,7 @@ def test_invalid_records_are_counted_not_raised() -> None:
         ev(3, "2026-11-29T20:00:00"),  # naive
         ev(4, "2026-11-29T20:00:00Z"),
     ]
-    batch = aggregate(events, Rules(), NOW)
+    batch = harness.aggregate_records(events, Rules(), NOW)
     assert batch.invalid == 6 and batch.candidates == 1
     assert batch.invalid_samples and len(batch.invalid_samples) <= 3
 
@@ -190,9 +190,9 @@ def test_missing_content_keeps_counting_but_stores_no_title() -> None:
         ev(1, "2026-11-29T20:00:00Z", "x", content_missing=True, title=None, content_type=None),
         ev(2, "2026-11-29T20:00:01Z", "y", content_missing=True, title=None),
     ]
-    batch = aggregate(events, Rules(), NOW)
+    batch = harness.aggregate_records(events, Rules(), NOW)
     assert batch.candidates == 2 and batch.content == {}
-    later = aggregate([*events, ev(3, "2026-11-29T20:00:02Z", "x")], Rules(), NOW)
+    later = harness.aggregate_records([*events, ev(3, "2026-11-29T20:00:02Z", "x")], Rules(), NOW)
     assert later.content == {"x": {"title": "title x", "content_type": "video", "slug": "x"}}
 
 

@@ -32,7 +32,6 @@ from engagement_platform.streaming.leaderboard import (
     METRIC_ENGAGEMENT_SECONDS,
     Keys,
     Rules,
-    aggregate,
     minute_bucket,
 )
 from engagement_platform.streaming.leaderboard_runner import Applier
@@ -307,17 +306,17 @@ def test_replaying_a_batch_counts_nothing_twice(r: redis.Redis, names: dict[str,
     _, events = synthetic([300, 200, 100], random.Random(4), minutes=5)
     now = datetime.now(UTC)
 
-    first = applier.apply(aggregate(events[:400], rules, now))
+    first = applier.apply(harness.aggregate_records(events[:400], rules, now))
     assert (first.applied, first.duplicates) == (400, 0)
     after_first = scores(r, names["prefix"])
 
     # the crash case: Redis applied the batch, the commit never happened, the batch comes again
-    replay = applier.apply(aggregate(events[:400], rules, now))
+    replay = applier.apply(harness.aggregate_records(events[:400], rules, now))
     assert (replay.applied, replay.duplicates) == (0, 400)
     assert scores(r, names["prefix"]) == after_first
 
     # a batch that overlaps the last one (rebalance/replay boundaries never align)
-    overlap = applier.apply(aggregate(events[300:], rules, now))
+    overlap = applier.apply(harness.aggregate_records(events[300:], rules, now))
     assert (overlap.applied, overlap.duplicates) == (200, 100)
     assert scores(r, names["prefix"]) == expected_scores(events)
 
@@ -336,8 +335,8 @@ def test_replay_with_engagement_seconds_metric(r: redis.Redis, names: dict[str, 
     want: Counter[tuple[str, str]] = Counter()
     for e in events:
         want[(minute_bucket(e["event_ts"]), e["content_id"])] += e["engagement_seconds"] or 0.0
-    applier.apply(aggregate(events, rules, now))
-    applier.apply(aggregate(events, rules, now))
+    applier.apply(harness.aggregate_records(events, rules, now))
+    applier.apply(harness.aggregate_records(events, rules, now))
     got = scores(r, names["prefix"])
     # a bucket of clicks only adds nothing: compare the non-zero entries
     assert {k for k, v in got.items() if v} == {k for k, v in want.items() if v}
@@ -352,8 +351,8 @@ def test_big_batch_in_one_bucket_crosses_lua_unpack_limits(r: redis.Redis, names
     ts = datetime.now(UTC).replace(second=1)
     rng = random.Random(6)
     events = [enriched_event(10**15 + i, contents[0], ts, rng) for i in range(10_000)]  # ids past 2**53/1000
-    assert applier.apply(aggregate(events, rules, ts)).applied == 10_000
-    assert applier.apply(aggregate(events, rules, ts)).duplicates == 10_000
+    assert applier.apply(harness.aggregate_records(events, rules, ts)).applied == 10_000
+    assert applier.apply(harness.aggregate_records(events, rules, ts)).duplicates == 10_000
     assert sum(scores(r, names["prefix"]).values()) == 10_000
     assert r.sismember(Keys(names["prefix"]).seen(minute_bucket(events[0]["event_ts"])), str(10**15 + 9999))
 
@@ -375,7 +374,7 @@ def test_top_content_window_ranking_and_cache(r: redis.Redis, names: dict[str, s
     events = at(a, 0, 5) + at(a, 4, 5) + at(b, 2, 7) + at(c, 1, 2) + at(c, 20, 50)
     missing = enriched_event(next(ids), a, now, rng)
     missing.update(content_id="no-title-yet", content_missing=True, title=None, content_type=None)
-    applier.apply(aggregate([*events, missing], rules, now))
+    applier.apply(harness.aggregate_records([*events, missing], rules, now))
 
     rows = top_content(10, 10, client=r, key_prefix=names["prefix"], now=now, max_age_ms=0)
     assert [(x.rank, x.content_id, x.score) for x in rows] == [
