@@ -180,9 +180,18 @@ def drain(
 
 
 def relay(
-    settings: Settings, topic: str, out_topic: str, group: str, n: int, batch_size: int, bar: Bar
+    settings: Settings,
+    topic: str,
+    out_topic: str,
+    group: str,
+    n: int,
+    batch_size: int,
+    bar: Bar,
+    transform: Callable[[bytes], bytes] | None = None,
 ) -> Run:
-    """Ceiling: consume -> produce the raw bytes (ours' producer settings), flush, commit."""
+    """Ceiling: consume -> produce the raw bytes (ours' producer settings), flush, commit;
+    with ``transform``, each value goes through it on the way (a floor for consumers that do
+    at least that)."""
     failed: list[str] = []
     producer = Producer(
         kafka_io.producer_config(
@@ -194,10 +203,11 @@ def relay(
 
     def forward(records: list[Message]) -> None:
         for m in records:
+            value = m.value() if transform is None else transform(m.value())
             try:  # the fast path the enrichment runner takes too; a full queue waits
-                produce(out_topic, m.value(), m.key())
+                produce(out_topic, value, m.key())
             except BufferError:
-                kafka_io.produce(producer, out_topic, m.value(), m.key())
+                kafka_io.produce(producer, out_topic, value, m.key())
         producer.poll(0)
 
     def flush() -> None:

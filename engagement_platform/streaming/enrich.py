@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 
 EVENT_TYPES = frozenset(("play", "pause", "finish", "click"))
@@ -407,40 +408,24 @@ def process_event(
     the parsed :class:`Event` when it is not (it must wait), ``None`` to skip; raises
     :class:`InvalidRecord`.
 
-    Most records have exactly Debezium's shape, and checking that shape inline is about
-    three times cheaper than the general validation. Anything that deviates in any way
-    goes through :func:`parse_event`, so reasons and edge cases have one implementation;
-    the tests check that both paths agree on every edge case.
+    Most records have exactly Debezium's shape, and checking that shape with a typed decoder
+    and a few inline tests is several times cheaper than the general validation. Anything
+    that deviates in any way goes through :func:`parse_event`, so reasons and edge cases
+    have one implementation; the tests check that both paths agree on every edge case.
     """
     try:
-        r = _orjson_loads(value)  # type: ignore[arg-type]
-        eid = r["id"]
-        cid = r["content_id"]
-        event_type = r["event_type"]
-        ts = r["event_ts"]
-        duration = r["duration_ms"]
-        user_id = r["user_id"]
-        device = r["device"]
-        source_ms = r["__source_ts_ms"]
+        r = _decode_flat(value)  # type: ignore[arg-type]
+        ts = r.event_ts
+        source_ms = r.source_ts_ms
         if not (
-            type(eid) is int
-            and eid >= 0
-            and type(cid) is str
-            and cid
-            and event_type in EVENT_TYPES
-            and (duration is None or (type(duration) is int and 0 <= duration <= MAX_DURATION_MS))
-            and (user_id is None or type(user_id) is str)
-            and (device is None or type(device) is str)
-            and type(ts) is str
-            and len(ts) == 27
+            len(ts) == 27
             and ts[10] == "T"
             and ts[19] == "."
             and ts[26] == "Z"
             and ts[4] == "-"
             and ts[5] != "W"
-            and type(source_ms) is int
-            and r.get("__deleted") != "true"
-            and r.get("__op") != "d"
+            and (r.deleted == "false" or r.deleted is None)
+            and r.op != "d"
         ):
             raise _Slow
         _fromisoformat(ts)  # month 13, Feb 30, second 60 ...
@@ -459,6 +444,8 @@ def process_event(
             return event
         return _orjson_dumps(enrich(event, content, enriched_at)), content.key
 
+    eid, cid, event_type, duration = r.id, r.content_id, r.event_type, r.duration_ms
+    user_id, device = r.user_id, r.device
     content = cache.get(cid)
     if content is None:
         return Event(eid, cid, user_id, event_type, ts[:23] + "Z", duration, device, source_ts)
@@ -495,7 +482,25 @@ class _Slow(Exception):
     """Internal: the record is not in the common shape."""
 
 
-_orjson_loads = orjson.loads
+class _Flat(msgspec.Struct, gc=False):
+    """The common shape of a flat event, as the fast path takes it: the decoder checks these
+    types and bounds natively and skips the other fields (``raw_payload``, ``__lsn``) unparsed,
+    which costs less than orjson's whole dict and the same checks in Python. Every field
+    without a default must be present, as the general path's output needs them all."""
+
+    id: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    content_id: Annotated[str, msgspec.Meta(min_length=1)]
+    event_type: Literal["play", "pause", "finish", "click"]
+    event_ts: str
+    duration_ms: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION_MS)] | None
+    user_id: str | None
+    device: str | None
+    source_ts_ms: int = msgspec.field(name="__source_ts_ms")
+    op: Any = msgspec.field(name="__op", default=None)
+    deleted: Any = msgspec.field(name="__deleted", default=None)
+
+
+_decode_flat = msgspec.json.Decoder(_Flat).decode
 _orjson_dumps = orjson.dumps
 _fromisoformat = datetime.fromisoformat
 

@@ -19,7 +19,7 @@ import pytest
         (
             "enrich",
             ["--events", "3000", "--baseline-events", "300", "--content", "20", "--runs", "1"],
-            ["faust", "quix"],
+            ["json_relay", "faust", "quix"],
         ),
         ("leaderboard", ["--events", "3000"], []),
     ],

@@ -61,6 +61,18 @@ def test_figures_keep_the_shape_and_ratios_are_of_medians_and_of_bests(tmp_path:
     assert json.loads(out.read_text()) == figures
 
 
+def test_a_rate_target_judges_ours_median_and_prints_its_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    variants = _variants()  # ours: median 1000/s, 50x the baseline
+    goal = report.Targets(ours_vs_ceiling=None, ours_rate=1500)
+    figures = report.figures("leaderboard", variants, goal)
+    assert figures["targets"] == {"ours_vs_baseline": 10.0, "ours_rate": 1500}
+    assert figures["targets_met"] is False
+    report.print_results("title", figures, variants)
+    assert "ours median = 1,000 events/s   (target >= 1,500: MISSED)" in capsys.readouterr().out
+    met = report.figures("leaderboard", variants, report.Targets(ours_vs_ceiling=None, ours_rate=1000))
+    assert met["targets_met"] is True
+
+
 def test_figures_without_targets_have_no_verdict() -> None:
     figures = report.figures("warehouse", _variants())
     assert "targets" not in figures and "targets_met" not in figures
