@@ -42,6 +42,7 @@ from engagement_platform.bench import peers, report, transport
 from engagement_platform.bench.data import flat_content, synthetic
 from engagement_platform.bench.report import Bar, Run
 from engagement_platform.settings import Settings
+from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.enrich_runner import EnrichOptions, EnrichRunner
 
 TARGETS = report.Targets(ours_vs_baseline=10.0, ours_vs_ceiling=0.9)  # issue 13
@@ -133,9 +134,12 @@ def run_baseline(inp: Input, n: int, i: int, bar: Bar) -> Run:
             "auto.offset.reset": "earliest",
             "enable.auto.commit": True,
             "session.timeout.ms": 6000,
+            "logger": kafka_io.CLIENT_LOG,  # the clients' lines as ours log them, not raw on stderr
         }
     )
-    producer = Producer({"bootstrap.servers": inp.settings.kafka_bootstrap_servers})
+    producer = Producer(
+        {"bootstrap.servers": inp.settings.kafka_bootstrap_servers, "logger": kafka_io.CLIENT_LOG}
+    )
     out = inp.scratch.topic(f"bench-enrich-{inp.scratch.run_id}.baseline{i}")
     cache: dict[str, dict[str, Any]] = {}
     consumer.subscribe([inp.content_topic, inp.events_topic])
