@@ -24,6 +24,10 @@ from engagement_platform.streaming.leaderboard import (
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
 
+# Neither the first-visit dialog nor usage reports (the dashboard's Streamlit sends none either).
+INSTANCE_CONFIG = "nux:\n  enabled: false\ntelemetry:\n  enabled: false\n"
+
+
 class DagsterService(Service):
     """`dagster dev` on workspace.yaml: the UI, the daemon (schedules, sensors) and runs."""
 
@@ -44,8 +48,15 @@ class DagsterService(Service):
         ]  # fmt: skip
 
     def prepare(self, data_dir: Path) -> None:
+        """The platform's own DAGSTER_HOME gets an instance config unless it has one: without
+        it, the UI's first visit opens with a "join the community" dialog over the catalog. A
+        DAGSTER_HOME of the user's (``DAGSTER_HOME`` set) is left as it is."""
         super().prepare(data_dir)
-        self.settings.dagster_home.mkdir(parents=True, exist_ok=True)
+        home = self.settings.dagster_home
+        home.mkdir(parents=True, exist_ok=True)
+        instance = home / "dagster.yaml"
+        if not self.settings.dagster_home_override and not instance.exists():
+            instance.write_text(INSTANCE_CONFIG)
 
     def healthy(self) -> bool:
         return http_ok(f"{self.endpoint}/server_info")

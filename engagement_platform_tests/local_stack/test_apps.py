@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
+
 from engagement_platform import settings as settings_module
-from engagement_platform.local_stack.apps import AppPlan, app_services
+from engagement_platform.local_stack.apps import AppPlan, DagsterService, app_services
 from engagement_platform.monitoring.lag import SECONDS_GROUP
 
 
@@ -38,3 +40,20 @@ def test_the_plan_survives_a_round_trip_through_ep_home(tmp_path: Path) -> None:
     plan = AppPlan(instances=2, simulator_rate=150, skip=("dashboard",))
     plan.save(s)
     assert AppPlan.load(s) == plan
+
+
+def test_dagster_home_gets_an_instance_config_without_the_first_visit_dialog(tmp_path: Path) -> None:
+    s = settings_module.load({"EP_HOME": str(tmp_path)})
+    DagsterService(s).prepare(tmp_path / "dagster-data")
+    with dg.DagsterInstance.from_config(str(s.dagster_home)) as instance:
+        assert instance.nux_enabled is False and instance.telemetry_enabled is False
+    (s.dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")  # the user's own
+    DagsterService(s).prepare(tmp_path / "dagster-data")
+    assert (s.dagster_home / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
+
+
+def test_a_dagster_home_of_the_users_is_left_as_it_is(tmp_path: Path) -> None:
+    own = tmp_path / "own-dagster"
+    s = settings_module.load({"EP_HOME": str(tmp_path / "ep"), "DAGSTER_HOME": str(own)})
+    DagsterService(s).prepare(tmp_path / "dagster-data")
+    assert own.is_dir() and not (own / "dagster.yaml").exists()
