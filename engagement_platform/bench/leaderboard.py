@@ -37,7 +37,7 @@ from engagement_platform.bench.data import synthetic_enriched
 from engagement_platform.bench.report import Bar, Run
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
-from engagement_platform.streaming.leaderboard import METRIC_EVENTS, Keys, Rules, decoder
+from engagement_platform.streaming.leaderboard import Keys, Rules, decoder
 from engagement_platform.streaming.leaderboard_runner import (
     DEFAULT_BATCH_SIZE,
     Config,
@@ -145,7 +145,7 @@ def measure_baseline(inp: Input, events: int, i: int, bar: Bar) -> Run:
     return Run(done, elapsed, {"redis_round_trips": done, "redis_total_score": total})
 
 
-_read = decoder(METRIC_EVENTS)
+_read = decoder(Config().rules.metric)  # ours' metric
 
 
 def decode_batch(records: list[Message]) -> list[object]:

@@ -199,15 +199,12 @@ def relay(
             **{"delivery.report.only.error": True, "on_delivery": lambda err, _m: failed.append(str(err))},
         )
     )
-    produce = producer.produce
+    produce = kafka_io.produce  # as the enrichment runner produces
 
     def forward(records: list[Message]) -> None:
         for m in records:
             value = m.value() if transform is None else transform(m.value())
-            try:  # the fast path the enrichment runner takes too; a full queue waits
-                produce(out_topic, value, m.key())
-            except BufferError:
-                kafka_io.produce(producer, out_topic, value, m.key())
+            produce(producer, out_topic, value, m.key())
         producer.poll(0)
 
     def flush() -> None:

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 import orjson
 
-EVENT_TYPES = frozenset(("play", "pause", "finish", "click"))
+EventType = Literal["play", "pause", "finish", "click"]
+EVENT_TYPES = frozenset(get_args(EventType))
 CONTENT_TYPES = frozenset(("podcast", "newsletter", "video"))
 # engagement_seconds is a float: beyond 2**53 ms it would no longer be exact
 MAX_DURATION_MS = 2**53
@@ -490,7 +491,7 @@ class _Flat(msgspec.Struct, gc=False):
 
     id: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
     content_id: Annotated[str, msgspec.Meta(min_length=1)]
-    event_type: Literal["play", "pause", "finish", "click"]
+    event_type: EventType
     event_ts: str
     duration_ms: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION_MS)] | None
     user_id: str | None

@@ -17,7 +17,7 @@ every key so they never touch a live leaderboard):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -40,8 +40,6 @@ DEFAULT_RETENTION_MINUTES = 120
 DEFAULT_TTL_MARGIN_SECONDS = 600
 # Timestamps further ahead than this are a broken clock upstream, not an event to rank.
 DEFAULT_MAX_FUTURE_MINUTES = 60
-
-VALID_EVENT_TYPES = frozenset({"play", "pause", "finish", "click"})
 
 
 class InvalidEvent(ValueError):
@@ -206,14 +204,15 @@ class Rules:
 
 @dataclass
 class Group:
-    """The new event ids of one (bucket, content_id) in a batch, with their metric values."""
+    """The new event ids of one (bucket, content_id) in a batch, with their engagement seconds
+    when that is the metric (counting needs only the ids)."""
 
     event_ids: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
 
     @property
     def total(self) -> float:
-        return sum(self.values)
+        return sum(self.values) if self.values else len(self.event_ids)
 
 
 @dataclass
@@ -277,14 +276,13 @@ def decoder(metric: str) -> Callable[[bytes | None], Decoded]:
     Only the engagement-seconds leaderboard asks for ``engagement_seconds``, so a bad one does
     not stop the events leaderboard from counting the record."""
     decode = msgspec.json.Decoder(Summed if metric == METRIC_ENGAGEMENT_SECONDS else Counted).decode
-    validation_error = msgspec.ValidationError
 
     def read(value: bytes | None) -> Decoded:
         if value is None:
             return InvalidEvent("empty record (tombstone)")
         try:
             return decode(value)
-        except validation_error as exc:
+        except msgspec.ValidationError as exc:
             return InvalidEvent(str(exc))
         except msgspec.DecodeError as exc:
             return InvalidEvent(f"bad JSON: {exc}")
@@ -292,7 +290,7 @@ def decoder(metric: str) -> Callable[[bytes | None], Decoded]:
     return read
 
 
-def aggregate(events: Iterable[Decoded], rules: Rules, now: datetime) -> Batch:
+def aggregate(events: Sequence[Decoded], rules: Rules, now: datetime) -> Batch:
     """Fold a batch of decoded events into per-(bucket, content) groups of new event ids.
 
     ``events`` may hold ``InvalidEvent`` (records that failed to decode): they are counted as
@@ -346,15 +344,13 @@ def aggregate(events: Iterable[Decoded], rules: Rules, now: datetime) -> Batch:
         if group is None:
             group = by_content[content_id] = Group()
         group.event_ids.append(event_id)
-        if count_metric:
-            group.values.append(1)
-        else:
+        if not count_metric:
             group.values.append(event.engagement_seconds or 0.0)  # type: ignore[attr-defined]
         if content_id not in content and not event.content_missing:
             title = event.title
             if title is not None:
                 content[content_id] = {"title": title, "content_type": event.content_type, "slug": event.slug}
-    batch.processed = len(invalid_at) + late + future + duplicates + len(seen)
+    batch.processed = len(events)
     batch.late, batch.future, batch.batch_duplicates = late, future, duplicates
     return batch
 

@@ -204,6 +204,8 @@ class Applier:
         """KEYS and ARGV for the script, and the content metadata it writes; None: nothing to do."""
         if not batch.groups and not batch.content:
             return None
+        # runs on the consumer's thread while the writer may update _written_content: a stale
+        # view only writes some metadata again (HSET of the same value)
         if time.monotonic() - self._content_since > self.CONTENT_REFRESH_SECONDS:
             self._written_content.clear()
             self._content_since = time.monotonic()
