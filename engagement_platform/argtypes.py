@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 
 class UsageError(Exception):
@@ -46,3 +47,14 @@ def non_negative_float(raw: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {raw}")
     return value
+
+
+def utc_time(raw: str) -> datetime:
+    """An ISO-8601 time, UTC unless it says otherwise (``Z`` or an offset), as an aware datetime."""
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO-8601 time such as 2026-11-29T19:00:00Z, got {raw!r}"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

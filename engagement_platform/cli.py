@@ -155,6 +155,12 @@ BENCHMARKS = {
     "warehouse": ("engagement_platform.bench.warehouse", "warehouse: bridge ingest rate, dashboard queries"),
     "e2e": ("engagement_platform.bench.e2e", "the whole path, per event: commit to Kafka, Redis, ClickHouse"),
 }
+DLQ_COMMANDS = {
+    "replay": (
+        "engagement_platform.streaming.dlq_replay",
+        "send dead letters back to their topic (--warehouse: re-parse ClickHouse's errors)",
+    ),
+}
 
 
 def _add_module_commands(sub, modules: dict[str, tuple[str, str]], selected: str | None) -> None:  # type: ignore[no-untyped-def]
@@ -231,6 +237,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure a consumer against its baseline, in one run")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
     _add_module_commands(bench_sub, BENCHMARKS, _named_after(argv, "bench"))
+    dlq = sub.add_parser("dlq", help="dead letters: replay them once their cause is fixed")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
+    _add_module_commands(dlq_sub, DLQ_COMMANDS, _named_after(argv, "dlq"))
 
     sql = sub.add_parser(
         "sql",

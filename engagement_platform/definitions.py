@@ -17,6 +17,7 @@ from engagement_platform.defs.cdc import checks as cdc_checks
 from engagement_platform.defs.cdc.resources import connect_resource
 from engagement_platform.defs.kafka import assets as kafka_assets
 from engagement_platform.defs.kafka import checks as kafka_checks
+from engagement_platform.defs.kafka import dlq as kafka_dlq
 from engagement_platform.defs.kafka import sensors as kafka_sensors
 from engagement_platform.defs.kafka.resources import kafka_resource
 from engagement_platform.defs.postgres import assets as postgres_assets
@@ -40,6 +41,7 @@ defs = dg.Definitions.merge(
     kafka_assets.defs,
     kafka_checks.defs,
     kafka_sensors.defs,
+    kafka_dlq.defs,
     warehouse_assets.defs,
     warehouse_checks.defs,
     warehouse_sensors.defs,

@@ -105,8 +105,13 @@ class StackHandle:
             out.append(f"--- {log.relative_to(home)}\n" + "\n".join(text))
         return "\n".join(out)
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 300, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The CLI on this stack (``env``: variables to change, e.g. CLICKHOUSE_DATABASE)."""
+        result = subprocess.run(
+            [*CLI, *args], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"engagement-platform {' '.join(args)} exited {result.returncode}\n"

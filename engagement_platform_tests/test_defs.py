@@ -101,11 +101,14 @@ def test_checks_sensors_and_schedules() -> None:
         "warehouse_reconciliation_sensor",
         "leaderboard_reconciliation_sensor",
         "alerts_sensor",
+        "dlq_records_sensor",
     }
     assert all(s.default_status is dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {"daily_content_engagement_schedule", "warehouse_checks_schedule"}
     assert all(s.default_status is dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
+    jobs = {j.name for j in defs.jobs or []}
+    assert jobs == {"daily_content_engagement_job", "warehouse_checks_job", "dlq_replay"}
     assert set(defs.resources or {}) == {"postgres", "kafka", "connect", "clickhouse", "redis", "alerts"}
 
 

@@ -170,6 +170,7 @@ def produce(
     *,
     headers: Sequence[tuple[str, bytes]] | None = None,
     on_delivery: Callable[[Any, Any], None] | None = None,
+    partition: int | None = None,
 ) -> None:
     """Produce one record, waiting while librdkafka's local queue is full.
 
@@ -183,6 +184,8 @@ def produce(
         extra["headers"] = headers
     if on_delivery is not None:
         extra["on_delivery"] = on_delivery
+    if partition is not None:  # else the partitioner picks by key
+        extra["partition"] = partition
     while True:
         try:
             producer.produce(topic, value, key, **extra)
