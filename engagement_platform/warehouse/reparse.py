@@ -1,10 +1,11 @@
 """Re-parse ``engagement_enriched_errors`` after a fix to the parse view (``dlq replay --warehouse``).
 
-The rows kept by the filters (reason prefix, ``received_at`` since) are copied into a
-session's temporary table, their ``raw`` goes into ``engagement_enriched_ingest`` (where the
-queue and the history backfill insert too, so the parse view of now decides), and then exactly
-those rows are deleted from the errors table (a lightweight ``DELETE``, synchronous by default,
-which ClickHouse and chdb 26.9 both run). A row that still fails is back in the errors table
+The rows kept by the filters (reason prefix, ``received_at`` since) are read, their ``raw``
+goes into ``engagement_enriched_ingest`` (where the queue and the history backfill insert too,
+so the parse view of now decides), and then those rows are deleted from the errors table,
+named by their ``received_at`` and their raw's hash (a lightweight ``DELETE``, synchronous by
+default, which ClickHouse and chdb 26.9 both run; its condition holds values only, because a
+mutation cannot read a session's temporary table). A row that still fails is back in the errors table
 with a fresh ``received_at``; a row that parses now lands in ``engagement_enriched``, a
 ReplacingMergeTree on the event id, so a replay never doubles an event and a second replay
 finds nothing left to do but what still fails.
@@ -12,7 +13,6 @@ finds nothing left to do but what still fails.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,9 @@ from engagement_platform.streaming.dlq_replay import EVERYTHING, Filters, Report
 from engagement_platform.warehouse import ddl
 
 # the rows a replay takes; {since} is 1970 when there is no --since
+# rows per insert and DELETE: the DELETE names them by received_at and raw's hash, as query
+# parameters that travel in the URL (~40 bytes a row; a server may refuse lines over 64 KiB)
+BATCH = 500
 KEEP = "startsWith(reason, {reason:String}) AND received_at >= {since:DateTime64(3, 'UTC')}"
 
 
@@ -32,8 +35,7 @@ def _parameters(filters: Filters) -> dict[str, Any]:
 
 def reparse_errors(client: Client, filters: Filters = EVERYTHING, *, dry_run: bool = False) -> Report:
     """Replay the error rows ``filters`` keep through the parse view (see the module's doc); with
-    ``dry_run`` only count them. ``client`` is on the warehouse's database and keeps one session
-    (clickhouse-connect's default), which the temporary table needs."""
+    ``dry_run`` only count them. ``client`` is on the warehouse's database."""
     params = _parameters(filters)
     report = Report(ddl.ERRORS, dry_run)
     counted = client.query(
@@ -47,32 +49,32 @@ def reparse_errors(client: Client, filters: Filters = EVERYTHING, *, dry_run: bo
             report.count(reason).replayed += int(kept)
         return report
 
-    taken = f"dlq_replay_{uuid.uuid4().hex[:12]}"
-    client.command(
-        f"CREATE TEMPORARY TABLE {taken} (raw String, reason String, received_at DateTime64(3, 'UTC')) "
-        "ENGINE = Memory"
-    )
-    try:
+    rows = client.query(
+        f"SELECT raw, reason, toUnixTimestamp64Milli(received_at), cityHash64(raw) FROM {ddl.ERRORS} "
+        f"WHERE {KEEP} ORDER BY received_at",
+        parameters=params,
+    ).result_rows
+    started = client.command("SELECT toString(now64(3, 'UTC'))")
+    for at in range(0, len(rows), BATCH):
+        batch = rows[at : at + BATCH]
+        ddl.insert_raw(client, ddl.INGEST, (r[0] for r in batch))
+        # the rows taken, and only those: new failures carry a later received_at
         client.command(
-            f"INSERT INTO {taken} SELECT raw, reason, received_at FROM {ddl.ERRORS} WHERE {KEEP}",
-            parameters=params,
+            f"DELETE FROM {ddl.ERRORS} WHERE toUnixTimestamp64Milli(received_at) IN {{ms:Array(Int64)}} "
+            "AND cityHash64(raw) IN {hashes:Array(UInt64)}",
+            parameters={"ms": sorted({r[2] for r in batch}), "hashes": sorted({r[3] for r in batch})},
         )
-        started = client.command("SELECT toString(now64(3, 'UTC'))")
-        client.command(f"INSERT INTO {ddl.INGEST} SELECT raw FROM {taken}")
-        client.command(
-            f"DELETE FROM {ddl.ERRORS} WHERE (raw, reason, received_at) IN "
-            f"(SELECT raw, reason, received_at FROM {taken})"
-        )
-        rows = client.query(
-            f"SELECT reason, count(), countIf(raw IN (SELECT raw FROM {ddl.ERRORS} "
-            f"WHERE received_at >= toDateTime64({{started:String}}, 3, 'UTC'))) FROM {taken} GROUP BY reason",
+    failed_again = {
+        h
+        for (h,) in client.query(
+            f"SELECT cityHash64(raw) FROM {ddl.ERRORS} "
+            "WHERE received_at >= toDateTime64({started:String}, 3, 'UTC')",
             parameters={"started": started},
         ).result_rows
-    finally:
-        client.command(f"DROP TEMPORARY TABLE IF EXISTS {taken}")
-    for reason, replayed, still_failing in rows:
+    }
+    for _raw, reason, _ms, raw_hash in rows:
         counts = report.count(reason)
-        counts.replayed += int(replayed)
-        counts.still_failing += int(still_failing)
+        counts.replayed += 1
+        counts.still_failing += raw_hash in failed_again
     report.to_topics[ddl.INGEST] = report.replayed
     return report

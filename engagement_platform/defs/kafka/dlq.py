@@ -80,11 +80,10 @@ def dlq_replay_job() -> None:
     name="dlq_records_sensor",
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    required_resource_keys={"kafka"},
     description=f"Every 5 min, when `{topics.ENRICHED_DLQ}` grew, observes its records by reason code.",
 )
-def dlq_records_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    bootstrap = context.resources.kafka.bootstrap_servers
+def dlq_records_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult:
+    bootstrap = kafka.bootstrap_servers
     found = topic_activity(bootstrap, [topics.ENRICHED_DLQ])
     if topics.ENRICHED_DLQ not in found:
         return dg.SensorResult(skip_reason=f"{topics.ENRICHED_DLQ} does not exist yet")
