@@ -30,12 +30,13 @@ from confluent_kafka.admin import AdminClient
 
 from engagement_platform import settings as settings_module
 from engagement_platform.local_stack.supervisor import Supervisor
+from engagement_platform.migrations.files import Migration, clickhouse_migrations
 from engagement_platform.monitoring import reconcile
 from engagement_platform.monitoring.reconcile import IdDiff
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, topics
 from engagement_platform.streaming.leaderboard import Batch, Rules, aggregate, decoder
-from engagement_platform.warehouse.ddl import connect_settings
+from engagement_platform.warehouse.ddl import connect_settings, split_statements
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
@@ -148,6 +149,16 @@ def set_up_stack(prefix: str) -> Iterator[StackHandle]:
         yield handle
     finally:
         stop_stack(handle)
+
+
+def ddl_statements(mode: str, up_to: int = 999) -> list[tuple[Migration, str]]:
+    """Each statement of clickhouse_ddl/'s files for ``mode`` (versions up to ``up_to``), with its file."""
+    return [
+        (m, statement)
+        for m in clickhouse_migrations(mode)
+        if m.version <= up_to
+        for statement in split_statements(m.path.read_text())
+    ]
 
 
 def newest_event_id(settings: Settings) -> int:

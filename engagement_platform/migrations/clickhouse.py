@@ -77,7 +77,8 @@ def applied(client: Client) -> list[Applied]:
     rows = client.query(
         f"SELECT version, name, checksum, applied_at FROM {TABLE} ORDER BY version"
     ).result_rows
-    return [Applied(int(v), n, c, at) for v, n, c, at in rows]
+    # the column is UTC; the driver may hand it back naive
+    return [Applied(int(v), n, c, at if at.tzinfo else at.replace(tzinfo=UTC)) for v, n, c, at in rows]
 
 
 def status(client: Client, mode: str, files: Sequence[Migration] | None = None) -> Status:
