@@ -8,6 +8,7 @@ A stack lives in its own temporary ``EP_HOME`` so it never touches a stack start
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -106,8 +107,12 @@ class StackHandle:
             out.append(f"--- {log.relative_to(home)}\n" + "\n".join(text))
         return "\n".join(out)
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 300, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*CLI, *args], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"engagement-platform {' '.join(args)} exited {result.returncode}\n"
@@ -159,6 +164,39 @@ def ddl_statements(mode: str, up_to: int = 999) -> list[tuple[Migration, str]]:
         if m.version <= up_to
         for statement in split_statements(m.path.read_text())
     ]
+
+
+@contextlib.contextmanager
+def scratch_databases(settings: Settings, prefix: str = "scratch") -> Iterator[Settings]:
+    """A new, empty Postgres database and ClickHouse database of one name on the stack, as
+    settings pointing at them (``POSTGRES_DB``/``CLICKHOUSE_DATABASE``); both dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(settings.postgres_dsn)
+    admin.autocommit = True
+    ch = connect_settings(settings, "default")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")  # a name of our own making
+        ch.command("CREATE DATABASE {db:Identifier}", parameters={"db": name})
+        yield dataclasses.replace(settings, postgres_db=name, clickhouse_database=name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+        ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
+        ch.close()
+
+
+def database_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a child process at ``settings``' two databases."""
+    return {"POSTGRES_DB": settings.postgres_db, "CLICKHOUSE_DATABASE": settings.clickhouse_database}
+
+
+def flock_waiters(path: Path) -> int:
+    """How many flock requests on ``path`` are blocked now (from /proc/locks): shows that a
+    process is waiting at a gate without timing anything."""
+    inode = f":{path.stat().st_ino} "
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines() if "->" in line and inode in line)
 
 
 def newest_event_id(settings: Settings) -> int:
