@@ -20,12 +20,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DAGSTER_HOME=/var/lib/engagemen
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
-# editable: the code finds init.sql, connector.json and clickhouse_ddl/ beside itself in /app
+# editable: the code finds init.sql, connector.json and the migration directories beside itself in /app
 COPY engagement_platform ./engagement_platform
 RUN pip install --no-cache-dir -e . && mkdir -p "$DAGSTER_HOME"
 
 COPY workspace.yaml connector.json init.sql ./
 COPY clickhouse_ddl ./clickhouse_ddl
+COPY postgres_migrations ./postgres_migrations
 
 RUN useradd --system --home /var/lib/engagement-platform app && chown -R app /var/lib/engagement-platform
 USER app

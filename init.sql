@@ -1,9 +1,12 @@
--- Source schema of the engagement platform. Idempotent: safe to apply any number of times.
+-- Source schema of the engagement platform: version 1 of the Postgres migrations (later
+-- versions: postgres_migrations/NNN_name.sql). Never edit it once applied: add a migration
+-- (`engagement-platform migrate new postgres NAME`). Idempotent, so a database set up before
+-- migrations existed upgrades in place.
 --
--- Applied by the Dagster asset `postgres/schema`, which first sets two session variables
--- so that no name or secret is a literal here:
---     SELECT set_config('ep.cdc_user', <POSTGRES_CDC_USER>, false);
---     SELECT set_config('ep.cdc_password', <POSTGRES_CDC_PASSWORD>, false);
+-- Applied by `engagement-platform migrate up` and the Dagster asset `postgres/schema`, which
+-- first set two settings in its transaction, so that no name or secret is a literal here:
+--     SELECT set_config('ep.cdc_user', <POSTGRES_CDC_USER>, true);
+--     SELECT set_config('ep.cdc_password', <POSTGRES_CDC_PASSWORD>, true);
 -- (with psql: \set, or SET ep.cdc_user = '...'; SET ep.cdc_password = '...'; before \i init.sql)
 
 CREATE TABLE IF NOT EXISTS content (

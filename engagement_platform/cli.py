@@ -132,6 +132,81 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def _migration_errors():  # type: ignore[no-untyped-def]
+    """A database that cannot be reached or says no, as one line (exit 1), never a traceback."""
+    import contextlib
+
+    import psycopg2
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from engagement_platform.warehouse.sql import clickhouse_message
+
+    @contextlib.contextmanager
+    def translate():  # type: ignore[no-untyped-def]
+        try:
+            yield
+        except psycopg2.Error as exc:
+            raise RuntimeError(f"postgres: {str(exc).strip().splitlines()[0]}") from None
+        except ClickHouseError as exc:
+            raise RuntimeError(f"clickhouse: {clickhouse_message(exc)}") from None
+
+    return translate()
+
+
+def cmd_migrate_status(args: argparse.Namespace, settings: Settings) -> int:
+    from engagement_platform.migrations import run
+
+    with _migration_errors():
+        statuses = run.status(settings)
+    if args.json:
+        print(
+            json.dumps(
+                {"databases": [s.as_json() for s in statuses], "clean": all(s.clean for s in statuses)}
+            )
+        )
+    else:
+        for s in statuses:
+            latest = f"at version {s.applied[-1].version:03d}" if s.applied else "nothing applied"
+            print(
+                f"{s.database}: {latest}; {len(s.applied)} applied, "
+                f"{len(s.pending)} pending, {len(s.edited)} edited"
+            )
+            for a in s.applied:
+                print(f"  applied  {a.version:03d} {a.name:<32} {a.applied_at:%Y-%m-%d %H:%M:%S}")
+            for m in s.pending:
+                print(f"  PENDING  {m.version:03d} {m.name:<32} {m.label}")
+            for m in s.edited:
+                print(f"  EDITED   {m.version:03d} {m.name:<32} {m.label} (changed after it was applied)")
+            for a in s.missing:
+                print(f"  missing  {a.version:03d} {a.name:<32} (recorded, no file in this mode)")
+    return 0 if all(s.clean for s in statuses) else 1
+
+
+def cmd_migrate_up(args: argparse.Namespace, settings: Settings) -> int:
+    from engagement_platform.migrations import run
+
+    def applied(database: str, migration) -> None:  # type: ignore[no-untyped-def]
+        print(f"{database}: applied {migration.version:03d} {migration.label}", flush=True)
+
+    with _migration_errors():
+        done = run.up(
+            settings, on_applied=applied, on_wait=lambda line: print(line, file=sys.stderr, flush=True)
+        )
+    if not any(done.values()):
+        print("nothing pending: both databases are at their latest version")
+    return 0
+
+
+def cmd_migrate_new(args: argparse.Namespace, settings: Settings) -> int:
+    from engagement_platform.migrations import files
+
+    try:
+        print(files.new(args.database, args.name))
+    except files.MigrationNameError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 # `consume X` and `bench X`: each module offers add_arguments(parser) and run(args, settings) -> int.
 # Only the module a command line names is imported (they pull in Kafka, ClickHouse and Redis
 # clients): `--help` and every other command stay fast.
@@ -260,6 +335,34 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     sql.add_argument("-d", "--database", help="database to run in (default: CLICKHOUSE_DATABASE)")
     sql.set_defaults(func=cmd_sql)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="versioned schema migrations of Postgres and ClickHouse",
+        description="Postgres: init.sql (version 1), then postgres_migrations/NNN_name.sql; ClickHouse: "
+        "clickhouse_ddl/NNN_name[.local|.compose].sql for EP_MODE. Each database records what it "
+        "applied in schema_migrations; an applied file must never be edited (it is refused).",
+    )
+    migrate_sub = migrate.add_subparsers(dest="migrate_command", required=True, parser_class=_Parser)
+    m_status = migrate_sub.add_parser(
+        "status", help="applied and pending versions per database; exit 1 when any is pending or edited"
+    )
+    m_status.add_argument("--json", action="store_true", help="machine-readable output")
+    m_status.set_defaults(func=cmd_migrate_status)
+    m_up = migrate_sub.add_parser(
+        "up",
+        help="apply what is pending, Postgres first, one line per file",
+        description="Applies every pending file, Postgres first, and prints one line per file. Refuses "
+        "before applying anything when an applied file was edited. Waits for another run's lock. "
+        "ClickHouse files run with ingestion paused when the consume view exists.",
+    )
+    m_up.set_defaults(func=cmd_migrate_up)
+    m_new = migrate_sub.add_parser(
+        "new", help="create the next numbered empty migration file; print its path"
+    )
+    m_new.add_argument("database", choices=("postgres", "clickhouse"))
+    m_new.add_argument("name", help="what it does, in a-z 0-9 _ (e.g. add_share_event_type)")
+    m_new.set_defaults(func=cmd_migrate_new)
 
     stack = sub.add_parser("stack", help="the local embedded services (no Docker)")
     stack_sub = stack.add_subparsers(dest="stack_command", required=True, parser_class=_Parser)

@@ -8,6 +8,7 @@ A stack lives in its own temporary ``EP_HOME`` so it never touches a stack start
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -30,12 +31,13 @@ from confluent_kafka.admin import AdminClient
 
 from engagement_platform import settings as settings_module
 from engagement_platform.local_stack.supervisor import Supervisor
+from engagement_platform.migrations.files import Migration, clickhouse_migrations
 from engagement_platform.monitoring import reconcile
 from engagement_platform.monitoring.reconcile import IdDiff
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, topics
 from engagement_platform.streaming.leaderboard import Batch, Rules, aggregate, decoder
-from engagement_platform.warehouse.ddl import connect_settings
+from engagement_platform.warehouse.ddl import connect_settings, split_statements
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
@@ -153,6 +155,49 @@ def set_up_stack(prefix: str) -> Iterator[StackHandle]:
         yield handle
     finally:
         stop_stack(handle)
+
+
+def ddl_statements(mode: str, up_to: int = 999) -> list[tuple[Migration, str]]:
+    """Each statement of clickhouse_ddl/'s files for ``mode`` (versions up to ``up_to``), with its file."""
+    return [
+        (m, statement)
+        for m in clickhouse_migrations(mode)
+        if m.version <= up_to
+        for statement in split_statements(m.path.read_text())
+    ]
+
+
+@contextlib.contextmanager
+def scratch_databases(settings: Settings, prefix: str = "scratch") -> Iterator[Settings]:
+    """A new, empty Postgres database and ClickHouse database of one name on the stack, as
+    settings pointing at them (``POSTGRES_DB``/``CLICKHOUSE_DATABASE``); both dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(settings.postgres_dsn)
+    admin.autocommit = True
+    ch = connect_settings(settings, "default")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")  # a name of our own making
+        ch.command("CREATE DATABASE {db:Identifier}", parameters={"db": name})
+        yield dataclasses.replace(settings, postgres_db=name, clickhouse_database=name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+        ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
+        ch.close()
+
+
+def database_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a child process at ``settings``' two databases."""
+    return {"POSTGRES_DB": settings.postgres_db, "CLICKHOUSE_DATABASE": settings.clickhouse_database}
+
+
+def flock_waiters(path: Path) -> int:
+    """How many flock requests on ``path`` are blocked now (from /proc/locks): shows that a
+    process is waiting at a gate without timing anything."""
+    inode = f":{path.stat().st_ino} "
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines() if "->" in line and inode in line)
 
 
 def newest_event_id(settings: Settings) -> int:

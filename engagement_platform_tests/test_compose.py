@@ -70,7 +70,14 @@ def test_named_volumes_are_declared(compose: dict) -> None:
 
 def test_dockerfile_copies_what_the_code_reads() -> None:
     text = (PROJECT_ROOT / "Dockerfile").read_text()
-    for name in ("workspace.yaml", "connector.json", "init.sql", "clickhouse_ddl", "engagement_platform"):
+    for name in (
+        "workspace.yaml",
+        "connector.json",
+        "init.sql",
+        "clickhouse_ddl",
+        "postgres_migrations",
+        "engagement_platform",
+    ):
         assert name in text, name
 
 

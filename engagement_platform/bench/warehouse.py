@@ -38,6 +38,7 @@ from engagement_platform.argtypes import positive_int
 from engagement_platform.bench import report, transport
 from engagement_platform.bench.data import synthetic_enriched
 from engagement_platform.bench.report import Bar, Run, say
+from engagement_platform.migrations import clickhouse as migrations
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
 from engagement_platform.warehouse import ddl, rollup
@@ -320,7 +321,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         admin.close()
     client = ddl.connect_settings(settings, database)
     try:
-        ddl.apply(client, "local")
+        migrations.apply(client, "local", settings.ep_home)  # a fresh database: nothing to pause
     finally:
         client.close()
 

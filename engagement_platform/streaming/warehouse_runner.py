@@ -11,6 +11,10 @@ Offsets are committed only after ClickHouse acknowledged the insert. A crash in 
 replays the batch; that is safe because ``engagement_enriched`` is a ReplacingMergeTree on
 the event id (read with FINAL) and the minute rollup keeps only replay-idempotent states.
 
+Each insert holds a shared lock on a gate file under EP_HOME (``migrations.pause``): a
+ClickHouse migration run holds it exclusively, so an insert waits (one log line says so)
+while a materialized view is replaced, and none is lost between a DROP and a CREATE.
+
 Batches close at ``--batch-size`` messages or ``--max-wait`` seconds after their first
 message (1 s by default), whichever comes first, so latency stays bounded at low rates and
 inserts stay large at high rates (ClickHouse prefers few large inserts to many small ones).
@@ -28,6 +32,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Message
 
 from engagement_platform.argtypes import positive_float
+from engagement_platform.migrations.pause import IngestGate, gate_path
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, sink
 from engagement_platform.warehouse import ddl
@@ -60,6 +65,7 @@ class WarehouseBridge(sink.SinkConsumer[list[bytes], int]):
         self.config: Config = config
         self.client = client if client is not None else ddl.connect_settings(settings, config.database)
         self.inserted = 0  # messages acknowledged by ClickHouse (and then committed)
+        self.gate = IngestGate(gate_path(settings.ep_home))  # paused while migrations run
 
     def prepare(self, records: Sequence[Message]) -> list[bytes]:
         # a tombstone (no value) becomes '' and lands in engagement_enriched_errors as bad_json:
@@ -67,7 +73,8 @@ class WarehouseBridge(sink.SinkConsumer[list[bytes], int]):
         return [m.value() or b"" for m in records]
 
     def write(self, prepared: list[bytes]) -> int:
-        return ddl.insert_raw(self.client, self.config.table, prepared)
+        with self.gate.insert():
+            return ddl.insert_raw(self.client, self.config.table, prepared)
 
     def written(self, prepared: list[bytes], result: int, seconds: float) -> None:
         self.inserted += len(prepared)
@@ -75,6 +82,7 @@ class WarehouseBridge(sink.SinkConsumer[list[bytes], int]):
 
     def close_sink(self) -> None:
         self.client.close()
+        self.gate.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,31 +1,22 @@
-"""The warehouse schema as files in ``clickhouse_ddl/``, applied in order for one mode.
+"""ClickHouse plumbing shared by every warehouse client: connections, statement splitting,
+and the names of the tables code reads or writes.
 
-Kept free of Dagster so the bridge consumer, the benchmark and the tests share exactly the
-code path the ``clickhouse/schema`` asset uses.
-
-File names are ``NNN_name.sql`` (both modes), ``NNN_name.local.sql`` or
-``NNN_name.compose.sql`` (that mode only); they run in numeric order, then by name. Every
-statement is idempotent (``IF NOT EXISTS``), so applying twice changes nothing -- and also
-means an edited table definition does not alter an existing table: schema changes need
-their own, later, ``ALTER`` file.
+The schema itself is ``clickhouse_ddl/``, applied as versioned migrations by
+``engagement_platform.migrations`` (each file once per database, recorded in
+``schema_migrations``; an applied file that was edited is refused). A schema change is a new
+file there (``engagement-platform migrate new clickhouse NAME``), never an edit of an old one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.settings import PROJECT_ROOT, Settings
-
-DDL_DIR = PROJECT_ROOT / "clickhouse_ddl"
-MODES = ("local", "compose")
-_FILE_NAME = re.compile(r"^(?P<order>\d+)_(?P<name>[A-Za-z0-9_]+)(?:\.(?P<mode>local|compose))?\.sql$")
+from engagement_platform.settings import Settings
 
 # The tables the rest of the platform reads or writes (names used in code, not only in SQL).
 QUEUE = "engagement_enriched_queue"
@@ -40,37 +31,7 @@ BY_DEVICE = "daily_content_by_device"
 
 
 class DdlError(ValueError):
-    """The ``clickhouse_ddl/`` directory holds something the applier cannot order or split."""
-
-
-@dataclass(frozen=True)
-class DdlFile:
-    path: Path
-    order: int
-    mode: str | None  # None: both modes
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def ddl_files(mode: str, directory: Path = DDL_DIR) -> list[DdlFile]:
-    """The files that apply in ``mode``, in application order."""
-    if mode not in MODES:
-        raise DdlError(f"mode must be one of {MODES}, got {mode!r}")
-    found = []
-    for path in directory.iterdir():
-        if path.suffix != ".sql":
-            continue
-        match = _FILE_NAME.match(path.name)
-        if match is None:
-            # a misnamed file would otherwise be skipped silently, or run in the wrong mode
-            raise DdlError(f"{path.name}: DDL files must be named NNN_name[.local|.compose].sql")
-        found.append(DdlFile(path, int(match["order"]), match["mode"]))
-    return sorted(
-        (f for f in found if f.mode in (None, mode)),
-        key=lambda f: (f.order, f.name),
-    )
+    """SQL the splitter cannot cut into statements (an unterminated quote or comment)."""
 
 
 def split_statements(sql: str) -> list[str]:
@@ -123,10 +84,6 @@ def _has_code(statement: str) -> bool:
     return any(line.split("--", 1)[0].strip() for line in without_block.splitlines())
 
 
-def statements(mode: str, directory: Path = DDL_DIR) -> list[tuple[DdlFile, str]]:
-    return [(f, stmt) for f in ddl_files(mode, directory) for stmt in split_statements(f.path.read_text())]
-
-
 def connect(
     host: str,
     port: int,
@@ -161,19 +118,6 @@ def connect_settings(settings: Settings, database: str | None = None, **kwargs: 
 
 def ensure_database(client: Client, database: str) -> None:
     client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
-
-
-def apply(client: Client, mode: str, directory: Path = DDL_DIR) -> list[str]:
-    """Run every statement for ``mode`` in the client's current database; returns the files applied."""
-    applied: list[str] = []
-    for ddl_file, statement in statements(mode, directory):
-        try:
-            client.command(statement)
-        except Exception as exc:
-            raise DdlError(f"{ddl_file.name}: {exc}") from exc
-        if not applied or applied[-1] != ddl_file.name:
-            applied.append(ddl_file.name)
-    return applied
 
 
 def tables(client: Client, database: str) -> dict[str, dict[str, Any]]:

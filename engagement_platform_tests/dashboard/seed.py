@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from engagement_platform.migrations import clickhouse as migrations
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.leaderboard import (
     METRICS,
@@ -111,7 +112,7 @@ def seed(settings: Settings, client: redis.Redis, tag: str) -> Seeded:
         admin.close()
     ch = ddl.connect_settings(settings, seeded.database)
     try:
-        ddl.apply(ch, "local")
+        migrations.apply(ch, "local", settings.ep_home)
         ch.insert(ddl.ENRICHED, [row(e) for e in live + past], column_names=list(COLUMNS))
         day = past_day.date()
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -47,6 +47,7 @@ def clickhouse(s: Settings, database: str, mode: str = "local") -> ClickHouseRes
         password=s.clickhouse_password,
         database=database,
         mode=mode,
+        ep_home=str(s.ep_home),
     )
 
 

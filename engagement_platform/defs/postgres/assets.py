@@ -1,12 +1,12 @@
-"""The source schema (init.sql) and the two captured tables."""
+"""The source schema (init.sql, then postgres_migrations/) and the two captured tables."""
 
 import dagster as dg
 
 from engagement_platform.defs.config import OWNERS, writer
 from engagement_platform.defs.postgres.resources import PostgresResource
-from engagement_platform.settings import PROJECT_ROOT
+from engagement_platform.migrations import postgres as migrations
+from engagement_platform.migrations.run import postgres_session
 
-INIT_SQL = PROJECT_ROOT / "init.sql"
 PUBLICATION = "engagement_publication"
 CAPTURED_TABLES = ("content", "engagement_events")
 
@@ -17,19 +17,19 @@ CAPTURED_TABLES = ("content", "engagement_events")
     tags=writer("dagster"),
     group_name="source",
     kinds={"postgres"},
-    description="Applies init.sql: tables, indexes, publication, heartbeat table and the "
-    "least-privilege CDC role. Idempotent.",
+    description="Applies the pending Postgres migrations, each once and in its own transaction: init.sql "
+    "(tables, indexes, publication, heartbeat table and the least-privilege CDC role), then "
+    "postgres_migrations/. Recorded in `schema_migrations`; an applied file edited afterwards is refused.",
 )
 def postgres_schema(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
-    script = INIT_SQL.read_text()
     conn = postgres.connect()
     try:
-        with conn, conn.cursor() as cur:  # one transaction: all of init.sql or none of it
-            cur.execute(
-                "SELECT set_config('ep.cdc_user', %s, true), set_config('ep.cdc_password', %s, true)",
-                (postgres.cdc_user, postgres.cdc_password),
-            )
-            cur.execute(script)
+        applied, status = migrations.apply(
+            conn,
+            postgres_session(postgres.cdc_user, postgres.cdc_password),
+            on_applied=lambda m: context.log.info(f"applied {m.label}"),
+            on_wait=context.log.info,
+        )
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT tablename FROM pg_publication_tables WHERE pubname = %s ORDER BY tablename",
@@ -41,15 +41,23 @@ def postgres_schema(context: dg.AssetExecutionContext, postgres: PostgresResourc
                 # reltuples is an estimate; exact counts of a large event table are not worth a scan here
                 cur.execute("SELECT count(*) FROM " + table)  # table names are our own constants
                 counts[table] = cur.fetchone()[0]
+        conn.rollback()
     finally:
         conn.close()
-    context.log.info(f"init.sql applied; publication {PUBLICATION} covers {published}")
+    context.log.info(
+        f"{len(applied)} migrations applied, {len(status.applied)} in total, {len(status.pending)} pending; "
+        f"publication {PUBLICATION} covers {published}"
+    )
     return dg.MaterializeResult(
         metadata={
             "tables": dg.MetadataValue.json(list(CAPTURED_TABLES) + ["cdc_heartbeat"]),
             "publication": PUBLICATION,
             "published_tables": dg.MetadataValue.json(published),
             "cdc_role": postgres.cdc_user,
+            "files": dg.MetadataValue.json([m.label for m in applied]),
+            "applied_this_run": dg.MetadataValue.json([m.version for m in applied]),
+            "versions": dg.MetadataValue.json([a.version for a in status.applied]),
+            "pending": len(status.pending),
             **{f"rows_{t}": dg.MetadataValue.int(n) for t, n in counts.items()},
         }
     )

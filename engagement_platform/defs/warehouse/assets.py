@@ -8,6 +8,7 @@ from engagement_platform.defs.config import OWNERS, writer
 from engagement_platform.defs.kafka.assets import engagement_enriched_topic
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
+from engagement_platform.migrations import clickhouse as migrations
 from engagement_platform.warehouse import backfill, ddl, rollup
 
 # History before this is not offered in the UI; the simulator's backfills stay well inside it.
@@ -24,9 +25,11 @@ HISTORY_BACKFILL_KEY = dg.AssetKey(["clickhouse", "history_backfill"])
     tags=writer("dagster"),
     group_name="warehouse",
     kinds={"clickhouse"},
-    description="Creates the database if missing and applies clickhouse_ddl/ in order for the current "
-    "EP_MODE (the queue is a Kafka-engine table in compose mode, a Null table fed by "
-    "`consume warehouse` in local mode; everything after it is identical). Idempotent.",
+    description="Creates the database if missing and applies the pending migrations of clickhouse_ddl/ "
+    "for the current EP_MODE, each once (recorded in `schema_migrations`; an applied file edited "
+    "afterwards is refused). The queue is a Kafka-engine table in compose mode, a Null table fed by "
+    "`consume warehouse` in local mode; everything after it is identical. Ingestion is paused while "
+    "files run on a live warehouse.",
 )
 def clickhouse_schema(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
@@ -34,17 +37,29 @@ def clickhouse_schema(
     created = clickhouse.ensure_database()
     client = clickhouse.client()
     try:
-        applied = ddl.apply(client, clickhouse.mode)
+        applied, status = migrations.apply(
+            client,
+            clickhouse.mode,
+            clickhouse.ep_home_path,
+            on_applied=lambda m: context.log.info(f"applied {m.label}"),
+            on_wait=context.log.info,
+        )
         tables = ddl.tables(client, clickhouse.database)
     finally:
         client.close()
-    context.log.info(f"applied {len(applied)} files ({clickhouse.mode} mode) to {clickhouse.database}")
+    context.log.info(
+        f"{len(applied)} migrations applied ({clickhouse.mode} mode) to {clickhouse.database}; "
+        f"{len(status.applied)} in total, {len(status.pending)} pending"
+    )
     return dg.MaterializeResult(
         metadata={
             "database": clickhouse.database,
             "database_created": created,
             "mode": clickhouse.mode,
-            "files": dg.MetadataValue.json(applied),
+            "files": dg.MetadataValue.json([m.label for m in applied]),
+            "applied_this_run": dg.MetadataValue.json([m.version for m in applied]),
+            "versions": dg.MetadataValue.json([a.version for a in status.applied]),
+            "pending": len(status.pending),
             "tables": dg.MetadataValue.json({name: t["engine"] for name, t in tables.items()}),
             "table_count": len(tables),
         }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 
+from engagement_platform import settings
 from engagement_platform.defs.config import setting
 from engagement_platform.warehouse import ddl
 
@@ -23,6 +25,8 @@ class ClickHouseResource(dg.ConfigurableResource):
     database: str
     # which clickhouse_ddl/ files apply: "local" (Null queue fed by the bridge) or "compose" (Kafka engine)
     mode: str = "local"
+    # local mode's ingest gate lives here (migrations.pause); empty: EP_HOME's default
+    ep_home: str = ""
     send_receive_timeout_s: int = 600
 
     def client(self, database: str | None = None) -> Client:
@@ -49,6 +53,10 @@ class ClickHouseResource(dg.ConfigurableResource):
             client.close()
         return not int(existed)  # type: ignore[arg-type]
 
+    @property
+    def ep_home_path(self) -> Path:
+        return Path(self.ep_home or str(settings.default("EP_HOME"))).expanduser().resolve()
+
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         client = self.client()
         try:
@@ -72,4 +80,5 @@ def clickhouse_resource() -> ClickHouseResource:
         password=setting("CLICKHOUSE_PASSWORD"),
         database=setting("CLICKHOUSE_DATABASE"),
         mode=setting("EP_MODE"),
+        ep_home=setting("EP_HOME"),
     )

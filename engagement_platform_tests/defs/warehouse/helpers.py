@@ -15,6 +15,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
+from engagement_platform.migrations import clickhouse as migrations
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import enrich
 from engagement_platform.warehouse import ddl
@@ -36,7 +37,7 @@ def fresh_database(settings: Settings, prefix: str = "t") -> Iterator[tuple[str,
     ddl.ensure_database(admin, name)
     client = ddl.connect_settings(settings, name)
     try:
-        ddl.apply(client, "local")
+        migrations.apply(client, "local", settings.ep_home)
         yield name, client
     finally:
         client.close()

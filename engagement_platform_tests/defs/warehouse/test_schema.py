@@ -26,6 +26,7 @@ from engagement_platform_tests.defs.warehouse.helpers import (
     raw,
     resource,
 )
+from engagement_platform_tests.harness import ddl_statements
 
 
 @pytest.fixture
@@ -55,6 +56,8 @@ def test_schema_asset_creates_database_and_applying_twice_changes_nothing(wh_sta
             assert second.success
             meta2 = second.asset_materializations_for_node("clickhouse__schema")[0].metadata
             assert meta2["database_created"].value is False
+            assert meta2["applied_this_run"].value == [] and meta2["pending"].value == 0
+            assert meta2["versions"].value == meta["versions"].value == meta["applied_this_run"].value
             after = ddl.tables(client, name)
         finally:
             client.close()
@@ -67,8 +70,8 @@ def test_schema_asset_creates_database_and_applying_twice_changes_nothing(wh_sta
 
 
 def test_compose_ddl_parses_and_declares_the_same_columns_as_local(db) -> None:
-    compose = [s for f, s in ddl.statements("compose") if f.mode == "compose"]
-    local = [s for f, s in ddl.statements("local") if f.mode == "local"]
+    compose = [s for m, s in ddl_statements("compose") if m.path.name.endswith(".compose.sql")]
+    local = [s for m, s in ddl_statements("local") if m.path.name.endswith(".local.sql")]
     assert len(compose) == len(local) == 1
     formatted_compose = db.command("SELECT formatQuery({q:String})", parameters={"q": compose[0]})
     formatted_local = db.command("SELECT formatQuery({q:String})", parameters={"q": local[0]})
@@ -77,7 +80,7 @@ def test_compose_ddl_parses_and_declares_the_same_columns_as_local(db) -> None:
     strip_engine = lambda s: s.split("ENGINE = ")[0]  # noqa: E731
     assert strip_engine(formatted_compose) == strip_engine(formatted_local)
     # and every shared statement parses too (they are executed for real in the other tests)
-    for _, statement in ddl.statements("compose"):
+    for _, statement in ddl_statements("compose"):
         db.command("SELECT formatQuery({q:String})", parameters={"q": statement})
 
 

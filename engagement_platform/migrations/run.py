@@ -1,0 +1,76 @@
+"""Both databases' migrations from the platform's Settings: what `migrate` and the tests call.
+
+Postgres runs first: the warehouse reads what the source produces, never the reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import closing
+
+import psycopg2
+
+from engagement_platform.migrations import clickhouse, postgres
+from engagement_platform.migrations.files import Migration
+from engagement_platform.migrations.status import Status
+from engagement_platform.settings import Settings
+from engagement_platform.warehouse import ddl
+
+
+def postgres_session(cdc_user: str, cdc_password: str) -> dict[str, str]:
+    """The session settings init.sql reads (more roles will add theirs here)."""
+    return {"ep.cdc_user": cdc_user, "ep.cdc_password": cdc_password}
+
+
+def _clickhouse_database_exists(settings: Settings) -> bool:
+    with closing(ddl.connect_settings(settings, "default")) as admin:
+        return bool(
+            int(
+                admin.command(
+                    "SELECT count() FROM system.databases WHERE name = {db:String}",
+                    parameters={"db": settings.clickhouse_database},
+                )
+            )
+        )
+
+
+def status(settings: Settings) -> list[Status]:
+    """Postgres's and ClickHouse's status; reads only (a missing database: all pending)."""
+    with closing(psycopg2.connect(settings.postgres_dsn)) as conn:
+        result = [postgres.status(conn)]
+    if _clickhouse_database_exists(settings):
+        with closing(ddl.connect_settings(settings)) as client:
+            result.append(clickhouse.status(client, settings.mode))
+    else:
+        result.append(Status("clickhouse", pending=clickhouse.default_files(settings.mode)))
+    return result
+
+
+def up(
+    settings: Settings,
+    on_applied: Callable[[str, Migration], None] = lambda db, m: None,
+    on_wait: Callable[[str], None] = lambda line: None,
+    session: Mapping[str, str] | None = None,
+) -> dict[str, list[Migration]]:
+    """Apply what is pending, Postgres first; database name -> files applied.
+
+    Both databases are checked for edited files before either is touched.
+    """
+    for s in status(settings):
+        s.refuse_edited()
+    session = postgres_session(settings.cdc_user, settings.cdc_password) if session is None else session
+    with closing(psycopg2.connect(settings.postgres_dsn)) as conn:
+        pg_done, _ = postgres.apply(
+            conn, session, on_applied=lambda m: on_applied("postgres", m), on_wait=on_wait
+        )
+    with closing(ddl.connect_settings(settings, "default")) as admin:
+        ddl.ensure_database(admin, settings.clickhouse_database)
+    with closing(ddl.connect_settings(settings)) as client:
+        ch_done, _ = clickhouse.apply(
+            client,
+            settings.mode,
+            settings.ep_home,
+            on_applied=lambda m: on_applied("clickhouse", m),
+            on_wait=on_wait,
+        )
+    return {"postgres": pg_done, "clickhouse": ch_done}
