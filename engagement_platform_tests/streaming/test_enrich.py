@@ -8,7 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
+from engagement_platform import domain
 from engagement_platform.domain import ENRICHED_FIELDS
+from engagement_platform.streaming import enrich as enrich_module
 from engagement_platform.streaming.enrich import (
     Content,
     ContentDeleted,
@@ -456,3 +458,22 @@ def test_fast_path_on_bytes_that_are_not_json() -> None:
         else:
             with pytest.raises(InvalidRecord):
                 process_event(raw, {}, "x")
+
+
+class _WithAppVersion(domain.Enriched, gc=False):
+    app_version: str | None = None
+
+
+def test_a_field_declared_with_a_default_is_filled_from_its_source_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README's step for a new column: declare it on Enriched; every record then has it, the
+    source value when the event has the column, null before it existed (both paths)."""
+    monkeypatch.setattr(enrich_module, "Enriched", _WithAppVersion)
+    cache = {CID: content()}
+    before, _key = process_event(orjson.dumps(event_value()), cache, "x")  # type: ignore[misc]
+    after, _key = process_event(orjson.dumps(event_value(app_version="5.3.0")), cache, "x")  # type: ignore[misc]
+    assert orjson.loads(before)["app_version"] is None
+    assert orjson.loads(after)["app_version"] == "5.3.0"
+    assert list(orjson.loads(after)) == [*ENRICHED_FIELDS, "app_version"]
+    assert enrich(ev(), None, "x")["app_version"] is None
