@@ -10,6 +10,12 @@ the runner sends it to the DLQ rather than guessing, because a guessed value wou
 summed into dashboards forever. Deleted source rows and tombstones are not errors: they
 parse to ``None`` (events) or to a deletion (content).
 
+The schema may grow while events flow (issue 18): any event type that follows
+``domain.EVENT_TYPE_RULE`` is accepted (Postgres' CHECK is the vocabulary's contract, not a
+list here), an event column enrich does not declare is carried verbatim into the enriched
+record (:class:`~engagement_platform.domain.Enriched` says which names are enrich's own), and
+extra content columns are ignored.
+
 Timestamps leave as UTC ISO-8601 with milliseconds (``2026-11-29T19:46:13.123Z``),
 truncated rather than rounded so that an event never moves into the next second, minute
 or day bucket. Inputs may be ISO strings with any offset and 0-9 fractional digits (a
