@@ -104,8 +104,12 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from engagement_platform.source.simulator import run
+    from engagement_platform.source.simulator import parse_event_types, run
 
+    try:
+        event_types = parse_event_types(args.event_types)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.events is not None and args.rate is not None:
         raise UsageError("--events and --rate exclude each other (bulk mode or rate mode)")
     if args.backfill_days is not None and args.rate is not None:
@@ -122,6 +126,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         backfill_days=args.backfill_days,
         seed=args.seed,
         users=args.users,
+        event_types=event_types,
     )
     return 0
 
@@ -304,6 +309,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sim.add_argument("--backfill-days", type=positive_int, help="spread events over the past D days")
     sim.add_argument("--users", type=positive_int, default=2000, help="size of the user pool (default 2000)")
     sim.add_argument("--seed", type=int, help="random seed, for reproducible runs")
+    sim.add_argument(
+        "--event-types",
+        metavar="T1,T2,...",
+        default="play,pause,finish,click",
+        help="event types to write, each 1-32 characters of [a-z0-9_] (default play,pause,finish,click); "
+        "the known four keep their usual mix, any other gets a small weight and no duration, like a "
+        "click; a type Postgres' CHECK refuses stops the run before anything is written",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     consume = sub.add_parser("consume", help="run an always-on consumer (Ctrl-C drains and exits)")

@@ -17,9 +17,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 
-from engagement_platform.source.simulator import Content, Event, EventGenerator, make_content, make_event
+from engagement_platform.domain import Content, Event, FlatContent, FlatEvent
+from engagement_platform.source.simulator import EventGenerator, make_content, make_event
 from engagement_platform.streaming import enrich
 
 SPAN_SECONDS = 30 * 60  # well inside the leaderboard's retention, so every event counts
@@ -41,40 +43,43 @@ def flat_content(
     c: Content, *, op: str = "r", source_ts_ms: int | None = None, lsn: int = 0
 ) -> tuple[bytes, bytes]:
     """(key, value) of a ``content.flat`` record."""
-    value = {
-        "id": str(c.id),
-        "slug": c.slug,
-        "title": c.title,
-        "content_type": c.content_type,
-        "length_seconds": c.length_seconds,
-        "publish_ts": iso_micros(c.publish_ts),
-        "__op": op,
-        "__source_ts_ms": source_ts_ms if source_ts_ms is not None else int(time.time() * 1000),
-        "__lsn": lsn,
-        "__deleted": "false",
-    }
-    return orjson.dumps({"id": str(c.id)}), orjson.dumps(value)
+    value = FlatContent(
+        id=str(c.id),
+        slug=c.slug,
+        title=c.title,
+        content_type=c.content_type,
+        length_seconds=c.length_seconds,
+        publish_ts=iso_micros(c.publish_ts),
+        op=op,
+        source_ts_ms=source_ts_ms if source_ts_ms is not None else int(time.time() * 1000),
+        lsn=lsn,
+        deleted="false",
+    )
+    return orjson.dumps({"id": str(c.id)}), _encode(value)
 
 
 def flat_event(
     event_id: int, e: Event, *, op: str = "c", source_ts_ms: int | None = None, lsn: int = 0
 ) -> tuple[bytes, bytes]:
-    """(key, value) of an ``engagement_events.flat`` record."""
-    value = {
-        "id": event_id,
-        "content_id": str(e.content_id),
-        "user_id": str(e.user_id),
-        "event_type": e.event_type,
-        "event_ts": iso_micros(e.event_ts),
-        "duration_ms": e.duration_ms,
-        "device": e.device,
-        "raw_payload": orjson.dumps(e.raw_payload).decode(),
-        "__op": op,
-        "__source_ts_ms": source_ts_ms if source_ts_ms is not None else int(time.time() * 1000),
-        "__lsn": lsn,
-        "__deleted": "false",
-    }
-    return orjson.dumps({"content_id": str(e.content_id)}), orjson.dumps(value)
+    """(key, value) of an ``engagement_events.flat`` record (a jsonb column arrives as a string)."""
+    value = FlatEvent(
+        id=event_id,
+        content_id=str(e.content_id),
+        user_id=str(e.user_id),
+        event_type=e.event_type,
+        event_ts=iso_micros(e.event_ts),
+        duration_ms=e.duration_ms,
+        device=e.device,
+        raw_payload=msgspec.Raw(orjson.dumps(orjson.dumps(e.raw_payload).decode())),
+        op=op,
+        source_ts_ms=source_ts_ms if source_ts_ms is not None else int(time.time() * 1000),
+        lsn=lsn,
+        deleted="false",
+    )
+    return orjson.dumps({"content_id": str(e.content_id)}), _encode(value)
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 def make_contents(count: int, rng: random.Random, now: datetime | None = None) -> list[Content]:

@@ -13,16 +13,27 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg2
+import psycopg2.errors
 
-EVENT_TYPES = ("play", "pause", "finish", "click")
-EVENT_WEIGHTS = (0.45, 0.2, 0.15, 0.2)
-CONTENT_TYPES = ("podcast", "newsletter", "video")
-DEVICES = ("ios", "android", "web", "desktop", "smart_tv", "car")
+# CONTENT_TYPES and DEVICES are re-exported for the dashboard, which still imports them here
+from engagement_platform.domain import (
+    CONTENT_TYPES,
+    DEVICES,
+    KNOWN_EVENT_TYPES,
+    Content,
+    Event,
+    event_type_error,
+)
+
+# The seed's mix for the known types; any other type given to --event-types gets
+# OTHER_TYPE_WEIGHT (against the known types' 1.0) and, like a click, no duration.
+KNOWN_WEIGHTS = {"play": 0.45, "pause": 0.2, "finish": 0.15, "click": 0.2}
+OTHER_TYPE_WEIGHT = 0.05
+EVENT_TYPE_CHECK = "engagement_events_event_type_check"
 DEVICE_WEIGHTS = (0.3, 0.25, 0.25, 0.1, 0.06, 0.04)
 COUNTRIES = ("US", "GB", "DE", "FR", "BR", "IN", "JP", "CA", "AU", "NL")
 APP_VERSIONS = ("5.2.0", "5.2.1", "5.3.0", "6.0.0-beta")
@@ -55,27 +66,6 @@ WORDS = [
 ]
 
 
-@dataclass(frozen=True)
-class Content:
-    id: uuid.UUID
-    slug: str
-    title: str
-    content_type: str
-    length_seconds: int | None
-    publish_ts: datetime
-
-
-@dataclass(frozen=True)
-class Event:
-    content_id: uuid.UUID
-    user_id: uuid.UUID
-    event_type: str
-    event_ts: datetime
-    duration_ms: int | None
-    device: str
-    raw_payload: dict[str, object]
-
-
 def make_content(rng: random.Random, index: int, now: datetime) -> Content:
     content_type = rng.choice(CONTENT_TYPES)
     if content_type == "podcast":
@@ -96,17 +86,44 @@ def make_content(rng: random.Random, index: int, now: datetime) -> Content:
     )
 
 
+def parse_event_types(raw: str) -> tuple[str, ...]:
+    """``--event-types``: a comma-separated list of distinct types that follow the rule;
+    raises ValueError with one line otherwise."""
+    types = tuple(raw.split(","))
+    if raw == "":
+        raise ValueError(f"--event-types: give at least one type, e.g. {','.join(KNOWN_EVENT_TYPES)}")
+    for t in types:
+        problem = event_type_error(t)
+        if problem is not None:
+            raise ValueError(f"--event-types: {problem}")
+    if len(set(types)) != len(types):
+        twice = next(t for t in types if types.count(t) > 1)
+        raise ValueError(f"--event-types: {twice!r} is given twice")
+    return types
+
+
+def event_weights(event_types: Sequence[str]) -> tuple[float, ...]:
+    """Today's weights for the known types, :data:`OTHER_TYPE_WEIGHT` for any other."""
+    return tuple(KNOWN_WEIGHTS.get(t, OTHER_TYPE_WEIGHT) for t in event_types)
+
+
 def make_event(
-    rng: random.Random, content: Content, user_id: uuid.UUID, event_ts: datetime, session_id: str
+    rng: random.Random,
+    content: Content,
+    user_id: uuid.UUID,
+    event_ts: datetime,
+    session_id: str,
+    event_types: Sequence[str] = KNOWN_EVENT_TYPES,
+    weights: Sequence[float] | None = None,
 ) -> Event:
-    event_type = rng.choices(EVENT_TYPES, EVENT_WEIGHTS)[0]
+    event_type = rng.choices(event_types, weights or event_weights(event_types))[0]
     length_ms = (content.length_seconds or rng.randint(60, 600)) * 1000
-    if event_type == "click":
-        duration_ms = None
-    elif event_type == "finish":
-        duration_ms = int(length_ms * rng.uniform(0.85, 1.0))
-    else:  # play / pause: how far the user got
+    if event_type == "finish":
+        duration_ms: int | None = int(length_ms * rng.uniform(0.85, 1.0))
+    elif event_type in ("play", "pause"):  # how far the user got
         duration_ms = int(length_ms * rng.betavariate(1.2, 2.5))
+    else:  # click, and any type the simulator has no rule for: an action, no duration
+        duration_ms = None
     return Event(
         content_id=content.id,
         user_id=user_id,
@@ -126,9 +143,18 @@ def make_event(
 class EventGenerator:
     """Events over a fixed content set and user pool; popularity is skewed, as in life."""
 
-    def __init__(self, contents: Sequence[Content], *, users: int = 2000, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        contents: Sequence[Content],
+        *,
+        users: int = 2000,
+        seed: int | None = None,
+        event_types: Sequence[str] = KNOWN_EVENT_TYPES,
+    ) -> None:
         if not contents:
             raise ValueError("no content to generate events for")
+        self.event_types = tuple(event_types)
+        self.event_weights = event_weights(self.event_types)
         self.rng = random.Random(seed)
         self.contents = list(contents)
         # a Zipf-like skew: a few pieces of content get most of the engagement
@@ -139,7 +165,15 @@ class EventGenerator:
         rng = self.rng
         contents = rng.choices(self.contents, self.weights, k=count)
         return [
-            make_event(rng, c, rng.choice(self.users), ts(), uuid.UUID(int=rng.getrandbits(128)).hex[:16])
+            make_event(
+                rng,
+                c,
+                rng.choice(self.users),
+                ts(),
+                uuid.UUID(int=rng.getrandbits(128)).hex[:16],
+                self.event_types,
+                self.event_weights,
+            )
             for c in contents
         ]
 
@@ -212,9 +246,52 @@ class Simulator:
             )
             return [Content(uuid.UUID(str(r[0])), r[1], r[2], r[3], r[4], r[5]) for r in cur.fetchall()]
 
-    def insert(self, events: Sequence[Event]) -> None:
+    def check_event_types(self, event_types: Sequence[str]) -> None:
+        """Raise :class:`EventTypeRefused` before writing anything if Postgres' CHECK
+        refuses one of ``event_types``: each is tried on a temporary copy of the table's
+        constraints, so nothing reaches the table, its id sequence or the CDC stream."""
+        refused = []
         with self.conn, self.conn.cursor() as cur:
-            cur.copy_expert(COPY_EVENTS, events_csv(events))
+            cur.execute(
+                "CREATE TEMP TABLE simulate_type_probe (LIKE engagement_events INCLUDING CONSTRAINTS) "
+                "ON COMMIT DROP"
+            )
+            for event_type in event_types:
+                cur.execute("SAVEPOINT probe")
+                try:
+                    cur.execute(
+                        "INSERT INTO simulate_type_probe (id, event_type, event_ts) VALUES (0, %s, now())",
+                        (event_type,),
+                    )
+                except psycopg2.errors.CheckViolation as exc:
+                    if exc.diag.constraint_name != EVENT_TYPE_CHECK:
+                        raise
+                    refused.append(event_type)
+                cur.execute("ROLLBACK TO SAVEPOINT probe")
+        if refused:
+            raise EventTypeRefused(refused)
+
+    def insert(self, events: Sequence[Event]) -> None:
+        try:
+            with self.conn, self.conn.cursor() as cur:
+                cur.copy_expert(COPY_EVENTS, events_csv(events))
+        except psycopg2.errors.CheckViolation as exc:  # the CHECK changed while we ran
+            if exc.diag.constraint_name != EVENT_TYPE_CHECK:
+                raise
+            raise EventTypeRefused(sorted({e.event_type for e in events})) from None
+
+
+class EventTypeRefused(RuntimeError):
+    """Postgres' CHECK on ``engagement_events.event_type`` refuses a type: one line on how to add it."""
+
+    def __init__(self, event_types: Sequence[str]) -> None:
+        names = ", ".join(repr(t) for t in event_types)
+        super().__init__(
+            f"simulate: Postgres refuses event type {names} ({EVENT_TYPE_CHECK}); add it with a "
+            "Postgres migration: `engagement-platform migrate new postgres NAME`, edit the file "
+            "to widen the CHECK, then `engagement-platform migrate up`"
+        )
+        self.event_types = tuple(event_types)
 
 
 class Progress:
@@ -332,16 +409,19 @@ def run(
     backfill_days: int | None,
     seed: int | None,
     users: int,
+    event_types: Sequence[str] = KNOWN_EVENT_TYPES,
     log: Callable[[str], None] = print,
 ) -> int:
-    """The `simulate` command: ensure content, then one of bulk / backfill / rate mode."""
+    """The `simulate` command: check the types against Postgres, ensure content, then one of
+    bulk / backfill / rate mode."""
     import signal
 
     stop = StopFlag()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     sim = Simulator(dsn, seed=seed, log=log)
     try:
-        gen = EventGenerator(sim.ensure_content(content), users=users, seed=seed)
+        sim.check_event_types(event_types)
+        gen = EventGenerator(sim.ensure_content(content), users=users, seed=seed, event_types=event_types)
         if backfill_days is not None:
             total = events if events is not None else 5_000 * backfill_days
             return write_backfill(sim, gen, total, backfill_days, stop)

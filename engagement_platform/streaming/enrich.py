@@ -10,6 +10,12 @@ the runner sends it to the DLQ rather than guessing, because a guessed value wou
 summed into dashboards forever. Deleted source rows and tombstones are not errors: they
 parse to ``None`` (events) or to a deletion (content).
 
+The schema may grow while events flow (issue 18): any event type that follows
+``domain.EVENT_TYPE_RULE`` is accepted (Postgres' CHECK is the vocabulary's contract, not a
+list here), an event column enrich does not declare is carried verbatim into the enriched
+record (:class:`~engagement_platform.domain.Enriched` says which names are enrich's own), and
+extra content columns are ignored.
+
 Timestamps leave as UTC ISO-8601 with milliseconds (``2026-11-29T19:46:13.123Z``),
 truncated rather than rounded so that an event never moves into the next second, minute
 or day bucket. Inputs may be ISO strings with any offset and 0-9 fractional digits (a
@@ -25,16 +31,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, get_args
+from typing import Any
 
 import msgspec
 import orjson
 
-EventType = Literal["play", "pause", "finish", "click"]
-EVENT_TYPES = frozenset(get_args(EventType))
-CONTENT_TYPES = frozenset(("podcast", "newsletter", "video"))
-# engagement_seconds is a float: beyond 2**53 ms it would no longer be exact
-MAX_DURATION_MS = 2**53
+from engagement_platform import domain
+from engagement_platform.domain import ENRICHED_COMPUTED, FLAT_EVENT_FIELDS, MAX_DURATION_MS, Enriched
+
+CONTENT_TYPES = frozenset(domain.CONTENT_TYPES)
+# a source column under one of these names is not carried into the enriched record
+_NOT_CARRIED = FLAT_EVENT_FIELDS | ENRICHED_COMPUTED
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAST_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:\d{3}){0,2}Z")
 _MIN_EPOCH_MS = -62135596800000  # 0001-01-01
@@ -170,7 +177,8 @@ def _optional_int_field(record: dict[str, Any], name: str) -> int | None:
 
 
 class Event:
-    """A validated engagement event, timestamps already in output format."""
+    """A validated engagement event, timestamps already in output format; ``extras`` holds the
+    source columns enrich does not declare, carried verbatim into the enriched record."""
 
     __slots__ = (
         "event_id",
@@ -181,6 +189,7 @@ class Event:
         "duration_ms",
         "device",
         "source_ts",
+        "extras",
     )
 
     def __init__(
@@ -193,6 +202,7 @@ class Event:
         duration_ms: int | None,
         device: str | None,
         source_ts: str | None,
+        extras: dict[str, Any] | None = None,
     ) -> None:
         self.event_id = event_id
         self.content_id = content_id
@@ -202,6 +212,7 @@ class Event:
         self.duration_ms = duration_ms
         self.device = device
         self.source_ts = source_ts
+        self.extras = extras
 
     def __repr__(self) -> str:
         return f"Event({self.event_id}, {self.content_id}, {self.event_type}, {self.event_ts})"
@@ -227,10 +238,13 @@ def parse_event(value: bytes | str | None) -> Event | None:
 
     content_id = _str_field(record, "content_id", required=True)
     event_type = record.get("event_type")
-    if type(event_type) is not str or event_type not in EVENT_TYPES:
+    if type(event_type) is not str or event_type not in _event_types:
         if event_type is None:
             raise InvalidRecord("missing_field", "event_type")
-        raise InvalidRecord("unknown_event_type", repr(event_type)[:100])
+        problem = domain.event_type_error(event_type)
+        if problem is not None:
+            raise InvalidRecord("unknown_event_type", problem)
+        _remember_event_type(event_type)
 
     duration = _optional_int_field(record, "duration_ms")
     if duration is not None:
@@ -248,7 +262,27 @@ def parse_event(value: bytes | str | None) -> Event | None:
         duration,
         _str_field(record, "device", required=False),
         _source_ts(record),
+        _extras(record),
     )
+
+
+def _extras(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The source columns enrich does not declare (a column added to ``engagement_events``)."""
+    if len(record) <= len(FLAT_EVENT_FIELDS) and record.keys() <= FLAT_EVENT_FIELDS:
+        return None
+    extras = {k: v for k, v in record.items() if k not in _NOT_CARRIED and not k.startswith("__")}
+    return extras or None
+
+
+# Event types already checked against the rule: a set lookup is what the hot path pays. The
+# vocabulary is small; the bound only keeps a stream of distinct bad-but-valid names finite.
+_event_types: set[str] = set()
+
+
+def _remember_event_type(event_type: str) -> None:
+    if len(_event_types) >= 1024:
+        _event_types.clear()
+    _event_types.add(event_type)
 
 
 class Content:
@@ -345,58 +379,70 @@ def engagement(duration_ms: int | None, length_seconds: int | None) -> tuple[flo
     return seconds, round(100 * seconds / length_seconds, 2)
 
 
-def enrich(event: Event, content: Content | None, enriched_at: str) -> dict[str, Any]:
-    """The ``engagement_enriched`` record; ``content=None`` means it timed out waiting."""
+def enriched(event: Event, content: Content | None, enriched_at: str) -> Enriched:
+    """The declared fields of the ``engagement_enriched`` record (``content=None``: it timed
+    out waiting for its content); :func:`enrich` adds the carried source columns."""
     duration = event.duration_ms
     if content is None:
-        return {
-            "event_id": event.event_id,
-            "content_id": event.content_id,
-            "user_id": event.user_id,
-            "event_type": event.event_type,
-            "event_ts": event.event_ts,
-            "device": event.device,
-            "duration_ms": duration,
-            "engagement_seconds": None if duration is None else duration / 1000,
-            "engagement_pct": None,
-            "content_type": None,
-            "title": None,
-            "slug": None,
-            "length_seconds": None,
-            "publish_ts": None,
-            "source_ts": event.source_ts,
-            "enriched_at": enriched_at,
-            "content_missing": True,
-        }
+        return Enriched(
+            event.event_id,
+            event.content_id,
+            event.user_id,
+            event.event_type,
+            event.event_ts,
+            event.device,
+            duration,
+            None if duration is None else duration / 1000,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            event.source_ts,
+            enriched_at,
+            True,
+        )
     length = content.length_seconds
     if duration is None:
         seconds = pct = None
     else:
         seconds = duration / 1000
         pct = None if not length else round(100 * seconds / length, 2)
-    return {
-        "event_id": event.event_id,
-        "content_id": event.content_id,
-        "user_id": event.user_id,
-        "event_type": event.event_type,
-        "event_ts": event.event_ts,
-        "device": event.device,
-        "duration_ms": duration,
-        "engagement_seconds": seconds,
-        "engagement_pct": pct,
-        "content_type": content.content_type,
-        "title": content.title,
-        "slug": content.slug,
-        "length_seconds": length,
-        "publish_ts": content.publish_ts,
-        "source_ts": event.source_ts,
-        "enriched_at": enriched_at,
-        "content_missing": False,
-    }
+    return Enriched(
+        event.event_id,
+        event.content_id,
+        event.user_id,
+        event.event_type,
+        event.event_ts,
+        event.device,
+        duration,
+        seconds,
+        pct,
+        content.content_type,
+        content.title,
+        content.slug,
+        length,
+        content.publish_ts,
+        event.source_ts,
+        enriched_at,
+        False,
+    )
+
+
+def enrich(event: Event, content: Content | None, enriched_at: str) -> dict[str, Any]:
+    """The ``engagement_enriched`` record as a dict: the declared fields, then the source
+    columns enrich does not declare, verbatim."""
+    out = msgspec.structs.asdict(enriched(event, content, enriched_at))
+    if event.extras:
+        out.update(event.extras)
+    return out
 
 
 def enrich_bytes(event: Event, content: Content | None, enriched_at: str) -> bytes:
-    return orjson.dumps(enrich(event, content, enriched_at))
+    if event.extras:
+        return _encode(enrich(event, content, enriched_at))
+    return _encode(enriched(event, content, enriched_at))
 
 
 _source_cache: dict[int, str] = {}
@@ -409,10 +455,11 @@ def process_event(
     the parsed :class:`Event` when it is not (it must wait), ``None`` to skip; raises
     :class:`InvalidRecord`.
 
-    Most records have exactly Debezium's shape, and checking that shape with a typed decoder
-    and a few inline tests is several times cheaper than the general validation. Anything
-    that deviates in any way goes through :func:`parse_event`, so reasons and edge cases
-    have one implementation; the tests check that both paths agree on every edge case.
+    Most records have exactly Debezium's shape (:class:`~engagement_platform.domain.FlatEvent`),
+    and checking that shape with a typed decoder and a few inline tests is several times
+    cheaper than the general validation. Anything that deviates in any way (a new source
+    column included) goes through :func:`parse_event`, so reasons, carried columns and edge
+    cases have one implementation; the tests check that both paths agree on every edge case.
     """
     try:
         r = _decode_flat(value)  # type: ignore[arg-type]
@@ -427,6 +474,7 @@ def process_event(
             and ts[5] != "W"
             and (r.deleted == "false" or r.deleted is None)
             and r.op != "d"
+            and r.event_type in _event_types
         ):
             raise _Slow
         _fromisoformat(ts)  # month 13, Feb 30, second 60 ...
@@ -443,7 +491,7 @@ def process_event(
         content = cache.get(event.content_id)
         if content is None:
             return event
-        return _orjson_dumps(enrich(event, content, enriched_at)), content.key
+        return enrich_bytes(event, content, enriched_at), content.key
 
     eid, cid, event_type, duration = r.id, r.content_id, r.event_type, r.duration_ms
     user_id, device = r.user_id, r.device
@@ -456,26 +504,26 @@ def process_event(
     else:
         seconds = duration / 1000
         pct = None if not length else round(100 * seconds / length, 2)
-    return _orjson_dumps(
-        {
-            "event_id": eid,
-            "content_id": cid,
-            "user_id": user_id,
-            "event_type": event_type,
-            "event_ts": ts[:23] + "Z",
-            "device": device,
-            "duration_ms": duration,
-            "engagement_seconds": seconds,
-            "engagement_pct": pct,
-            "content_type": content.content_type,
-            "title": content.title,
-            "slug": content.slug,
-            "length_seconds": length,
-            "publish_ts": content.publish_ts,
-            "source_ts": source_ts,
-            "enriched_at": enriched_at,
-            "content_missing": False,
-        }
+    return _encode(
+        Enriched(
+            eid,
+            cid,
+            user_id,
+            event_type,
+            ts[:23] + "Z",
+            device,
+            duration,
+            seconds,
+            pct,
+            content.content_type,
+            content.title,
+            content.slug,
+            length,
+            content.publish_ts,
+            source_ts,
+            enriched_at,
+            False,
+        )
     ), content.key
 
 
@@ -483,26 +531,8 @@ class _Slow(Exception):
     """Internal: the record is not in the common shape."""
 
 
-class _Flat(msgspec.Struct, gc=False):
-    """The common shape of a flat event, as the fast path takes it: the decoder checks these
-    types and bounds natively and skips the other fields (``raw_payload``, ``__lsn``) unparsed,
-    which costs less than orjson's whole dict and the same checks in Python. Every field
-    without a default must be present, as the general path's output needs them all."""
-
-    id: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    content_id: Annotated[str, msgspec.Meta(min_length=1)]
-    event_type: EventType
-    event_ts: str
-    duration_ms: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION_MS)] | None
-    user_id: str | None
-    device: str | None
-    source_ts_ms: int = msgspec.field(name="__source_ts_ms")
-    op: Any = msgspec.field(name="__op", default=None)
-    deleted: Any = msgspec.field(name="__deleted", default=None)
-
-
-_decode_flat = msgspec.json.Decoder(_Flat).decode
-_orjson_dumps = orjson.dumps
+_decode_flat = msgspec.json.Decoder(domain.FlatEvent).decode
+_encode = msgspec.json.Encoder().encode
 _fromisoformat = datetime.fromisoformat
 
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from engagement_platform.bench import data
+from engagement_platform.domain import KNOWN_EVENT_TYPES
 from engagement_platform.streaming import enrich
 from engagement_platform.streaming.leaderboard import METRIC_EVENTS, Rules, aggregate, decoder
 
@@ -46,7 +47,7 @@ def test_synthetic_is_seeded_and_covers_the_event_shapes() -> None:
     assert [(r["content_id"], r["event_type"], r["duration_ms"]) for r in first] == [
         (r["content_id"], r["event_type"], r["duration_ms"]) for r in rows(1)
     ]
-    assert {r["event_type"] for r in first} == set(enrich.EVENT_TYPES)
+    assert {r["event_type"] for r in first} == set(KNOWN_EVENT_TYPES)
     assert any(r["duration_ms"] is None for r in first)  # clicks
 
 

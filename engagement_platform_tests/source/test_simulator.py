@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -10,7 +11,17 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
-from engagement_platform.source.simulator import EventGenerator, events_csv, make_content
+from engagement_platform.domain import KNOWN_EVENT_TYPES
+from engagement_platform.source.simulator import (
+    EVENT_TYPE_CHECK,
+    KNOWN_WEIGHTS,
+    OTHER_TYPE_WEIGHT,
+    EventGenerator,
+    event_weights,
+    events_csv,
+    make_content,
+    parse_event_types,
+)
 
 CLI = [sys.executable, "-m", "engagement_platform.cli", "simulate"]
 
@@ -34,6 +45,49 @@ def test_events_are_realistic() -> None:
             assert e.duration_ms >= 0.85 * lengths[e.content_id] * 1000 - 1
     assert len({e.device for e in events}) > 3
     assert all({"session_id", "app_version"} <= set(e.raw_payload) for e in events)
+
+
+def test_other_event_types_get_a_small_weight_and_no_duration() -> None:
+    types = ("play", "pause", "finish", "click", "share")
+    assert event_weights(types) == (*KNOWN_WEIGHTS.values(), OTHER_TYPE_WEIGHT)
+    events = EventGenerator(contents(), seed=4, event_types=types).batch(
+        20_000, lambda: datetime(2026, 11, 29, 12, tzinfo=UTC)
+    )
+    shares = [e for e in events if e.event_type == "share"]
+    assert all(e.duration_ms is None for e in shares)
+    share_of_all = len(shares) / len(events)
+    assert 0.03 < share_of_all < 0.07  # 0.05 against the known types' 1.0: about 4.8%
+    plays = sum(e.event_type == "play" for e in events) / len(events)
+    assert 0.40 < plays < 0.46  # the known mix is kept, scaled by 1/1.05
+    only_new = EventGenerator(contents(), seed=4, event_types=("share", "seek")).batch(
+        50, lambda: datetime.now(UTC)
+    )
+    assert {e.event_type for e in only_new} == {"share", "seek"}
+
+
+def test_default_types_write_what_the_seed_wrote() -> None:
+    ts = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
+    explicit = EventGenerator(contents(), seed=3, event_types=("play", "pause", "finish", "click")).batch(
+        300, ts
+    )
+    assert EventGenerator(contents(), seed=3).batch(300, ts) == explicit
+    assert parse_event_types("play,pause,finish,click") == KNOWN_EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "give at least one type"),
+        ("Play", "'Play' is not an event type: an event type is 1-32 characters of [a-z0-9_]"),
+        ("play,a b", "'a b' is not an event type"),
+        ("play,,pause", "'' is not an event type"),
+        ("x" * 33, "is not an event type"),
+        ("play,share,play", "'play' is given twice"),
+    ],
+)
+def test_bad_event_types_are_refused(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_event_types(raw)
 
 
 def test_same_seed_same_events() -> None:
@@ -60,6 +114,10 @@ def test_copy_payload_quotes_json_and_writes_nulls_as_empty() -> None:
         (["--unknown-flag"], "unrecognized arguments: --unknown-flag"),
         (["--events", "10", "--rate", "5"], "--events and --rate exclude each other"),
         (["--content", "many"], "expected a whole number"),
+        (["--event-types", ""], "--event-types: give at least one type"),
+        (["--event-types", "Play"], "--event-types: 'Play' is not an event type"),
+        (["--event-types", "a b"], "--event-types: 'a b' is not an event type"),
+        (["--event-types", "click,click"], "--event-types: 'click' is given twice"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -107,3 +165,30 @@ def test_backfill_spreads_events_over_past_days(stack, source_schema) -> None:
     finally:
         conn.close()
     assert count == 3000 and days >= 3 and lower_ok and upper_ok
+
+
+def test_a_type_the_check_refuses_stops_before_writing(stack, source_schema) -> None:
+    """`share` is not in init.sql's CHECK: one line naming it and the migration to add it,
+    exit 1, and not one row written (not even for the types Postgres accepts)."""
+    counts = (
+        "SELECT (SELECT count(*) FROM engagement_events), (SELECT count(*) FROM content), "
+        "(SELECT last_value FROM engagement_events_id_seq)"  # the probe never takes an id either
+    )
+    conn = psycopg2.connect(stack.settings.postgres_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(counts)
+            before = cur.fetchone()
+        conn.rollback()
+        result = stack.cli("simulate", "--events", "500", "--event-types", "play,share,seek", check=False)
+        with conn.cursor() as cur:
+            cur.execute(counts)
+            after = cur.fetchone()
+    finally:
+        conn.close()
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "refuses event type 'share', 'seek'" in lines[0] and EVENT_TYPE_CHECK in lines[0]
+    assert "engagement-platform migrate new postgres NAME" in lines[0]
+    assert after == before

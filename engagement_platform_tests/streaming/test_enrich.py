@@ -8,6 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
+from engagement_platform import domain
+from engagement_platform.domain import ENRICHED_FIELDS
+from engagement_platform.streaming import enrich as enrich_module
 from engagement_platform.streaming.enrich import (
     Content,
     ContentDeleted,
@@ -189,8 +192,14 @@ def test_unparseable_values(raw: bytes, code: str) -> None:
         ({"content_id": ""}, "missing_field"),
         ({"content_id": 42}, "wrong_type"),
         ({"event_type": _DROP}, "missing_field"),
-        ({"event_type": "zap"}, "unknown_event_type"),
+        ({"event_type": "Play"}, "unknown_event_type"),
         ({"event_type": "PLAY"}, "unknown_event_type"),
+        ({"event_type": "a-b"}, "unknown_event_type"),
+        ({"event_type": "a b"}, "unknown_event_type"),
+        ({"event_type": ""}, "unknown_event_type"),
+        ({"event_type": "x" * 33}, "unknown_event_type"),
+        ({"event_type": "plä"}, "unknown_event_type"),
+        ({"event_type": 7}, "unknown_event_type"),
         ({"event_type": ["play"]}, "unknown_event_type"),
         ({"duration_ms": -1}, "negative_duration"),
         ({"duration_ms": -(2**40)}, "negative_duration"),
@@ -231,6 +240,38 @@ def test_tolerated_variations() -> None:
     assert ev(raw_payload="{not json").event_id == 123  # the payload is not ours to judge
     assert ev(__op="r").event_id == 123  # snapshot rows are events too
     assert ev(extra_column="new").event_id == 123  # schema additions pass
+
+
+@pytest.mark.parametrize("event_type", ["share", "x" * 32, "a", "seek_30s", "2x"])
+def test_any_event_type_that_follows_the_rule_is_enriched(event_type: str) -> None:
+    raw = orjson.dumps(event_value(event_type=event_type))
+    value, key = process_event(raw, {CID: content()}, "x")  # type: ignore[misc]
+    assert orjson.loads(value)["event_type"] == event_type and key == CID.encode()
+    assert enrich(ev(event_type=event_type), content(), "x")["event_type"] == event_type
+
+
+def test_unknown_event_type_detail_states_the_rule() -> None:
+    with pytest.raises(InvalidRecord) as info:
+        process_event(orjson.dumps(event_value(event_type="Play")), {}, "x")
+    assert info.value.code == "unknown_event_type"
+    assert info.value.detail == "'Play' is not an event type: an event type is 1-32 characters of [a-z0-9_]"
+
+
+def test_new_source_columns_are_carried_verbatim_under_their_own_name() -> None:
+    event = ev(app_version="5.3.0", flags={"beta": [1, 2]}, __new_meta=1, title="not ours", enriched_at="no")
+    out = enrich(event, content(), "x")
+    assert out["app_version"] == "5.3.0" and out["flags"] == {"beta": [1, 2]}
+    assert "__new_meta" not in out and "raw_payload" not in out and "__lsn" not in out
+    assert out["title"] == "Signal Noise #1" and out["enriched_at"] == "x"  # declared fields win
+    assert list(out)[: len(ENRICHED_FIELDS)] == list(ENRICHED_FIELDS)
+    assert enrich(ev(), content(), "x").keys() == set(ENRICHED_FIELDS)  # nothing extra: nothing added
+    waited = enrich(event, None, "x")
+    assert waited["app_version"] == "5.3.0" and waited["content_missing"] is True
+
+
+def test_extra_content_columns_are_ignored() -> None:
+    parsed = parse_content(None, orjson.dumps(content_value(language="en", rating={"stars": 4})))
+    assert isinstance(parsed, Content) and parsed.title == "Signal Noise #1"
 
 
 def test_deleted_rows_and_tombstones_are_skipped() -> None:
@@ -354,8 +395,23 @@ VARIANTS: list[dict[str, Any]] = [
     {"id": "9"},
     {"content_id": ""},
     {"content_id": None},
-    {"event_type": "zap"},
+    {"event_type": "share"},
+    {"event_type": "x" * 32},
+    {"event_type": "Play"},
+    {"event_type": "a-b"},
+    {"event_type": ""},
+    {"event_type": "x" * 33},
+    {"event_type": 5},
+    {"event_type": None},
     {"event_type": ["play"]},
+    {"app_version": "5.3.0"},
+    {"app_version": None},
+    {"app_version": "5.3.0", "event_type": "share"},
+    {"app_version": "5.3.0", "__deleted": "true"},
+    {"app_version": {"nested": [1, 2]}, "country": "US"},
+    {"title": "a source column named like an enriched field"},
+    {"__new_metadata": 1},
+    {"raw_payload": _DROP, "__lsn": _DROP, "__op": _DROP},
     {"__source_ts_ms": None},
     {"__source_ts_ms": _DROP},
     {"__deleted": "true"},
@@ -390,6 +446,9 @@ def test_fast_path_matches_general_path(overrides: dict[str, Any], cached: bool)
     else:
         assert isinstance(got, Event)
         assert enrich(got, None, "x") == enrich(expected_event, None, "x")
+    if "app_version" in overrides and expected_event is not None:
+        out = orjson.loads(got[0]) if cached else enrich(got, None, "x")  # type: ignore[index,arg-type]
+        assert out["app_version"] == overrides["app_version"]
 
 
 def test_fast_path_on_bytes_that_are_not_json() -> None:
@@ -399,3 +458,22 @@ def test_fast_path_on_bytes_that_are_not_json() -> None:
         else:
             with pytest.raises(InvalidRecord):
                 process_event(raw, {}, "x")
+
+
+class _WithAppVersion(domain.Enriched, gc=False):
+    app_version: str | None = None
+
+
+def test_a_field_declared_with_a_default_is_filled_from_its_source_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README's step for a new column: declare it on Enriched; every record then has it, the
+    source value when the event has the column, null before it existed (both paths)."""
+    monkeypatch.setattr(enrich_module, "Enriched", _WithAppVersion)
+    cache = {CID: content()}
+    before, _key = process_event(orjson.dumps(event_value()), cache, "x")  # type: ignore[misc]
+    after, _key = process_event(orjson.dumps(event_value(app_version="5.3.0")), cache, "x")  # type: ignore[misc]
+    assert orjson.loads(before)["app_version"] is None
+    assert orjson.loads(after)["app_version"] == "5.3.0"
+    assert list(orjson.loads(after)) == [*ENRICHED_FIELDS, "app_version"]
+    assert enrich(ev(), None, "x")["app_version"] is None

@@ -215,7 +215,7 @@ def test_poison_messages_go_to_the_dlq_and_the_stream_goes_on(
         (variant(id="12"), "wrong_type"),
         (variant(duration_ms="long"), "wrong_type"),
         (variant(content_id=7), "wrong_type"),
-        (variant(event_type="teleport"), "unknown_event_type"),
+        (variant(event_type="Teleport"), "unknown_event_type"),
         (variant(duration_ms=-20), "negative_duration"),
         (variant(event_ts="yesterday at noon"), "bad_timestamp"),
     ]
@@ -252,6 +252,46 @@ def test_poison_messages_go_to_the_dlq_and_the_stream_goes_on(
         assert by_original[raw]["topic"] == t.events
     assert by_original[bad_content]["topic"] == t.content
     assert by_original[bad_content]["reason"].startswith("unknown_content_type")
+
+
+def test_new_types_and_columns_while_events_flow_change_nothing_but_the_output(
+    stack: StackHandle, procs: Callable[..., Child]
+) -> None:
+    """Issue 18: a new event type and a column added to both source tables mid-stream reach
+    the output (the column verbatim, under its own name) with no DLQ record and no restart."""
+    t = Topics(stack)
+    contents, records = dataset(4, 400, first_id=40_000)
+    first, second = records[:200], records[200:]
+    t.produce(t.content, [flat_content(c) for c in contents])
+    t.produce(t.events, first, ids_of(first))
+    proc = procs(t)
+    read_topic(t.bootstrap, t.output, until=len(first))
+
+    # ALTER TABLE ... ADD COLUMN on both tables, and a type the CHECK now allows
+    t.produce(
+        t.content,
+        [(k, orjson.dumps({**orjson.loads(v), "language": "en"})) for k, v in map(flat_content, contents)],
+    )
+    changed = []
+    for i, (k, v) in enumerate(second):
+        row = {**orjson.loads(v), "app_version": f"6.{i % 3}.0"}
+        if i % 4 == 0:
+            row["event_type"] = "share"
+        changed.append((k, orjson.dumps(row)))
+    t.produce(t.events, changed, ids_of(changed))
+    out = read_topic(t.bootstrap, t.output, until=len(records))
+    dlq = harness.read_topic(t.bootstrap, t.dlq, until=lambda _m: True, timeout=30, settle=0.5)
+    assert proc.stop() == 0
+
+    assert dlq == []
+    by_id = {v["event_id"]: v for _k, v, _h in out}
+    assert set(by_id) == set(ids_of(records))
+    for _k, v in changed:
+        src, got = orjson.loads(v), by_id[orjson.loads(v)["id"]]
+        assert got["app_version"] == src["app_version"] and got["event_type"] == src["event_type"]
+        assert got["content_missing"] is False and "language" not in got and "raw_payload" not in got
+    assert all("app_version" not in by_id[i] for i in ids_of(first))
+    assert sum(v["event_type"] == "share" for v in by_id.values()) == 50
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing(

@@ -202,3 +202,17 @@ def test_key_prefix_applies_to_every_key() -> None:
     assert keys.seen("202611292000") == "t1:set:eng:seen:202611292000"
     assert keys.content == "t1:hash:eng:content"
     assert all(p.startswith("t1:") for p in keys.all_patterns)
+
+
+@pytest.mark.parametrize("metric", ["events", METRIC_ENGAGEMENT_SECONDS])
+def test_any_event_type_and_new_columns_are_counted(metric: str) -> None:
+    """The open vocabulary: a type the leaderboard never heard of, and a record carrying a
+    new source column, count like any other (the decoder reads only what it ranks by)."""
+    events = [
+        ev(1, "2026-11-29T20:00:00Z", event_type="share"),
+        ev(2, "2026-11-29T20:00:01Z", event_type="seek_30s", app_version="5.3.0", flags={"beta": [1]}),
+        ev(3, "2026-11-29T20:00:02Z", event_type="play"),
+    ]
+    batch = harness.aggregate_records(events, Rules(metric=metric), NOW)
+    assert batch.invalid == 0 and batch.candidates == 3
+    assert batch.groups["202611292000"]["c1"].total == (3 if metric == "events" else 4.5)
