@@ -206,7 +206,7 @@ def cmd_migrate_new(args: argparse.Namespace, settings: Settings) -> int:
     from engagement_platform.migrations import files
 
     try:
-        print(files.new(args.database, args.name))
+        print(files.Layout.of(settings.migrations_dir).new(args.database, args.name))
     except files.MigrationNameError as exc:
         raise UsageError(str(exc)) from None
     return 0

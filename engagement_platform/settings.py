@@ -50,6 +50,8 @@ class Settings:
     # where the local stack keeps its data, logs and pid files
     ep_home: Path
     mode: str  # "local" (embedded stack) or "compose" (docker-compose services)
+    # holds init.sql, postgres_migrations/ and clickhouse_ddl/: the schema's versions
+    migrations_dir: str
 
     postgres_host: str
     postgres_port: int
@@ -158,6 +160,7 @@ class Settings:
 ENV_VARS: dict[str, tuple[str, object]] = {
     "EP_HOME": ("ep_home", str(PROJECT_ROOT / ".local-stack")),
     "EP_MODE": ("mode", "local"),
+    "EP_MIGRATIONS_DIR": ("migrations_dir", str(PROJECT_ROOT)),
     "POSTGRES_HOST": ("postgres_host", "127.0.0.1"),
     "POSTGRES_PORT": ("postgres_port", 5432),
     "POSTGRES_DB": ("postgres_db", "engagement"),

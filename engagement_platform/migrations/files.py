@@ -169,3 +169,43 @@ def new(
     with path.open("x") as fh:  # never overwrite
         fh.write(header + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one deployment's schema versions live: ``EP_MIGRATIONS_DIR`` (default the repo) holds
+    ``init.sql``, ``postgres_migrations/`` and ``clickhouse_ddl/``."""
+
+    root: Path = PROJECT_ROOT
+
+    @classmethod
+    def of(cls, migrations_dir: str | Path) -> Layout:
+        """The layout under ``migrations_dir``; empty: the repo's."""
+        return cls(Path(migrations_dir).expanduser().resolve()) if str(migrations_dir) else cls()
+
+    @property
+    def init_sql(self) -> Path:
+        return self.root / "init.sql"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.root / "postgres_migrations"
+
+    @property
+    def clickhouse_dir(self) -> Path:
+        return self.root / "clickhouse_ddl"
+
+    def postgres(self) -> list[Migration]:
+        return postgres_migrations(self.init_sql, self.postgres_dir)
+
+    def clickhouse(self, mode: str) -> list[Migration]:
+        return clickhouse_migrations(mode, self.clickhouse_dir)
+
+    def new(self, database: str, name: str) -> Path:
+        return new(
+            database,
+            name,
+            init_sql=self.init_sql,
+            postgres_dir=self.postgres_dir,
+            clickhouse_dir=self.clickhouse_dir,
+        )

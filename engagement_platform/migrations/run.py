@@ -11,7 +11,7 @@ from contextlib import closing
 import psycopg2
 
 from engagement_platform.migrations import clickhouse, postgres
-from engagement_platform.migrations.files import Migration
+from engagement_platform.migrations.files import Layout, Migration
 from engagement_platform.migrations.status import Status
 from engagement_platform.settings import Settings
 from engagement_platform.warehouse import ddl
@@ -36,13 +36,14 @@ def _clickhouse_database_exists(settings: Settings) -> bool:
 
 def status(settings: Settings) -> list[Status]:
     """Postgres's and ClickHouse's status; reads only (a missing database: all pending)."""
+    layout = Layout.of(settings.migrations_dir)
     with closing(psycopg2.connect(settings.postgres_dsn)) as conn:
-        result = [postgres.status(conn)]
+        result = [postgres.status(conn, layout.postgres())]
     if _clickhouse_database_exists(settings):
         with closing(ddl.connect_settings(settings)) as client:
-            result.append(clickhouse.status(client, settings.mode))
+            result.append(clickhouse.status(client, settings.mode, layout.clickhouse(settings.mode)))
     else:
-        result.append(Status("clickhouse", pending=clickhouse.default_files(settings.mode)))
+        result.append(Status("clickhouse", pending=layout.clickhouse(settings.mode)))
     return result
 
 
@@ -59,9 +60,14 @@ def up(
     for s in status(settings):
         s.refuse_edited()
     session = postgres_session(settings.cdc_user, settings.cdc_password) if session is None else session
+    layout = Layout.of(settings.migrations_dir)
     with closing(psycopg2.connect(settings.postgres_dsn)) as conn:
         pg_done, _ = postgres.apply(
-            conn, session, on_applied=lambda m: on_applied("postgres", m), on_wait=on_wait
+            conn,
+            session,
+            layout.postgres(),
+            on_applied=lambda m: on_applied("postgres", m),
+            on_wait=on_wait,
         )
     with closing(ddl.connect_settings(settings, "default")) as admin:
         ddl.ensure_database(admin, settings.clickhouse_database)
@@ -70,6 +76,7 @@ def up(
             client,
             settings.mode,
             settings.ep_home,
+            layout.clickhouse(settings.mode),
             on_applied=lambda m: on_applied("clickhouse", m),
             on_wait=on_wait,
         )

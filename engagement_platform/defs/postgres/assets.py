@@ -5,6 +5,7 @@ import dagster as dg
 from engagement_platform.defs.config import OWNERS, writer
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.migrations import postgres as migrations
+from engagement_platform.migrations.files import Layout
 from engagement_platform.migrations.run import postgres_session
 
 PUBLICATION = "engagement_publication"
@@ -27,6 +28,7 @@ def postgres_schema(context: dg.AssetExecutionContext, postgres: PostgresResourc
         applied, status = migrations.apply(
             conn,
             postgres_session(postgres.cdc_user, postgres.cdc_password),
+            Layout.of(postgres.migrations_dir).postgres(),
             on_applied=lambda m: context.log.info(f"applied {m.label}"),
             on_wait=context.log.info,
         )

@@ -20,6 +20,8 @@ class PostgresResource(dg.ConfigurableResource):
     password: str
     cdc_user: str
     cdc_password: str
+    # where the schema's versions live (EP_MIGRATIONS_DIR); empty: the repo
+    migrations_dir: str = ""
 
     def connect(self) -> PgConnection:
         return psycopg2.connect(
@@ -42,4 +44,5 @@ def postgres_resource() -> PostgresResource:
         password=setting("POSTGRES_PASSWORD"),
         cdc_user=setting("POSTGRES_CDC_USER"),
         cdc_password=setting("POSTGRES_CDC_PASSWORD"),
+        migrations_dir=setting("EP_MIGRATIONS_DIR"),
     )

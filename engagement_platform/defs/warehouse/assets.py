@@ -9,6 +9,7 @@ from engagement_platform.defs.kafka.assets import engagement_enriched_topic
 from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.migrations import clickhouse as migrations
+from engagement_platform.migrations.files import Layout
 from engagement_platform.warehouse import backfill, ddl, rollup
 
 # History before this is not offered in the UI; the simulator's backfills stay well inside it.
@@ -41,6 +42,7 @@ def clickhouse_schema(
             client,
             clickhouse.mode,
             clickhouse.ep_home_path,
+            Layout.of(clickhouse.migrations_dir).clickhouse(clickhouse.mode),
             on_applied=lambda m: context.log.info(f"applied {m.label}"),
             on_wait=context.log.info,
         )

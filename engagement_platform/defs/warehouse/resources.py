@@ -27,6 +27,8 @@ class ClickHouseResource(dg.ConfigurableResource):
     mode: str = "local"
     # local mode's ingest gate lives here (migrations.pause); empty: EP_HOME's default
     ep_home: str = ""
+    # where the schema's versions live (EP_MIGRATIONS_DIR); empty: the repo
+    migrations_dir: str = ""
     send_receive_timeout_s: int = 600
 
     def client(self, database: str | None = None) -> Client:
@@ -81,4 +83,5 @@ def clickhouse_resource() -> ClickHouseResource:
         database=setting("CLICKHOUSE_DATABASE"),
         mode=setting("EP_MODE"),
         ep_home=setting("EP_HOME"),
+        migrations_dir=setting("EP_MIGRATIONS_DIR"),
     )
