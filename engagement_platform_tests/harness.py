@@ -144,11 +144,12 @@ def start_stack(
 
 
 @contextlib.contextmanager
-def set_up_stack(prefix: str) -> Iterator[StackHandle]:
-    """A stack of a module's own with the set-up assets materialized, as `up` does first."""
+def set_up_stack(prefix: str, extra: Mapping[str, str] | None = None) -> Iterator[StackHandle]:
+    """A stack of a module's own with the set-up assets materialized, as `up` does first
+    (``extra``: variables of its own, e.g. EP_MIGRATIONS_DIR)."""
     from engagement_platform.local_stack.up import SETUP_ASSETS
 
-    handle = start_stack(prefix)
+    handle = start_stack(prefix, extra=extra)
     try:
         result = materialize(handle, SETUP_ASSETS)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -597,3 +598,91 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+TRAFFIC_RATE = 1000  # events/s of the simulator under a platform's fault and schema tests
+
+
+@dataclass
+class Platform:
+    """A stack with `up`'s consumers under its supervision (no UI, no dashboard, no simulator:
+    each test drives its own traffic)."""
+
+    handle: StackHandle
+    up: Child
+
+    @property
+    def settings(self) -> Settings:
+        return self.handle.settings
+
+    def supervisor_of(self, name: str) -> Supervisor:
+        from engagement_platform.local_stack.apps import app_services
+
+        stack = self.handle.supervisor
+        if name in {s.name for s in stack.services}:
+            return stack
+        return Supervisor(self.settings, app_services(self.settings))
+
+    def traffic(self, seconds: float, *extra: str) -> Child:
+        """The simulator at TRAFFIC_RATE in commits of 20 events for ``seconds``."""
+        log = self.settings.ep_home / "test-logs" / f"simulate-{uuid.uuid4().hex[:6]}.log"
+        args = ["simulate", "--rate", str(TRAFFIC_RATE), "--burst", "20", "--duration", str(seconds), *extra]
+        return Child(self.handle, args, log)
+
+
+@contextlib.contextmanager
+def running_platform(prefix: str, extra: Mapping[str, str] | None = None) -> Iterator[Platform]:
+    """A stack of its own, set up, with `up --rate 0 --skip dagster,dashboard` running."""
+    from engagement_platform.local_stack.apps import app_services
+    from engagement_platform.monitoring.lag import SECONDS_GROUP
+
+    with set_up_stack(prefix, extra) as handle:
+        logs = handle.settings.ep_home / "test-logs"
+        logs.mkdir(exist_ok=True)
+        up = Child(handle, ["up", "--rate", "0", "--skip", "dagster,dashboard"], logs / "up.log")
+        try:
+            up.wait_for_log("is up on the local embedded stack", timeout=300)
+            # the consumers, under up's supervision
+            names = {svc.name for svc in app_services(handle.settings)}
+            assert names == {"enrich", "leaderboard", SECONDS_GROUP, "warehouse"}, names
+            yield Platform(handle, up)
+        finally:
+            assert up.stop(timeout=120) == 0, up.output()[-3000:]
+
+
+def in_step(platform: Platform, timeout: float = 180) -> None:
+    """ClickHouse FINAL holds exactly the Postgres ids, none twice, and Redis counts per (minute,
+    content) what ClickHouse holds."""
+    import redis
+
+    s = platform.settings
+    diff = wait_clickhouse_holds_postgres(s, timeout, lambda: platform.up.output()[-2000:])
+    ch = connect_settings(s)
+    rd = redis.Redis.from_url(s.redis_url)
+    try:
+        assert reconcile.clickhouse_duplicates(ch) == 0
+        expected = reconcile.clickhouse_minute_counts(ch)
+        minutes = {m for m, _c in expected}
+        diffs: list[dict] = []
+
+        def counted() -> bool:
+            diffs.append(reconcile.count_diff(expected, reconcile.redis_minute_counts(rd, minutes)))
+            return not diffs[-1]
+
+        def differences() -> str:
+            d = diffs[-1] if diffs else {}
+            wanted, got = sum(e for e, _g in d.values()), sum(g for _e, g in d.values())
+            sample = sorted(d.items())[:10]
+            return (
+                f"{len(d)} (minute, content) differ, ClickHouse {wanted:,} vs Redis {got:,}: {sample}\n"
+                + f"{group_lags(s)}\n{platform.handle.tails()}"
+            )
+
+        wait_for(
+            counted, 60, "Redis to count per (minute, content) what ClickHouse holds", describe=differences
+        )
+        events, counts = diff.source, len(expected)
+        print(f"found: ClickHouse = Postgres ({events:,} events), Redis = ClickHouse ({counts} counts)")
+    finally:
+        ch.close()
+        rd.close()

@@ -15,113 +15,43 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psutil
 import psycopg2
 import pytest
-import redis
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from engagement_platform.local_stack.apps import AppPlan, app_services
 from engagement_platform.local_stack.process import is_alive
-from engagement_platform.local_stack.supervisor import Supervisor
 from engagement_platform.monitoring import reconcile
 from engagement_platform.monitoring.lag import SECONDS_GROUP
 from engagement_platform.streaming import topics
 from engagement_platform.warehouse.ddl import connect_settings
 from engagement_platform_tests.harness import (
+    TRAFFIC_RATE,
     Child,
-    StackHandle,
+    Platform,
     group_assignment,
-    group_lags,
+    in_step,
     newest_event_id,
     read_topic,
-    set_up_stack,
-    wait_clickhouse_holds_postgres,
+    running_platform,
     wait_for,
     where_missing,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-RATE = 1000  # events/s while the fault happens
+RATE = TRAFFIC_RATE  # events/s while the fault happens
 SECONDS = 8  # of simulated traffic per test
 KILL_AFTER = 3.0  # seconds into the traffic
 
 
-@dataclass
-class Platform:
-    handle: StackHandle
-    up: Child
-
-    @property
-    def settings(self):  # type: ignore[no-untyped-def]
-        return self.handle.settings
-
-    def supervisor_of(self, name: str) -> Supervisor:
-        stack = self.handle.supervisor
-        if name in {s.name for s in stack.services}:
-            return stack
-        return Supervisor(self.settings, app_services(self.settings))
-
-    def traffic(self, seconds: float = SECONDS) -> Child:
-        log = self.settings.ep_home / "test-logs" / f"simulate-{uuid.uuid4().hex[:6]}.log"
-        args = ["simulate", "--rate", str(RATE), "--burst", "20", "--duration", str(seconds)]
-        return Child(self.handle, args, log)
-
-
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    with set_up_stack("ep-test-faults-") as handle:
-        logs = handle.settings.ep_home / "test-logs"
-        logs.mkdir(exist_ok=True)
-        up = Child(handle, ["up", "--rate", "0", "--skip", "dagster,dashboard"], logs / "up.log")
-        try:
-            up.wait_for_log("is up on the local embedded stack", timeout=300)
-            # the consumers, under up's supervision
-            names = {svc.name for svc in app_services(handle.settings)}
-            assert names == {"enrich", "leaderboard", SECONDS_GROUP, "warehouse"}, names
-            yield Platform(handle, up)
-        finally:
-            assert up.stop(timeout=120) == 0, up.output()[-3000:]
-
-
-def in_step(platform: Platform, timeout: float = 180) -> None:
-    """ClickHouse FINAL holds exactly the Postgres ids, none twice, and Redis counts per (minute,
-    content) what ClickHouse holds."""
-    s = platform.settings
-    diff = wait_clickhouse_holds_postgres(s, timeout, lambda: platform.up.output()[-2000:])
-    ch = connect_settings(s)
-    rd = redis.Redis.from_url(s.redis_url)
-    try:
-        assert reconcile.clickhouse_duplicates(ch) == 0
-        expected = reconcile.clickhouse_minute_counts(ch)
-        minutes = {m for m, _c in expected}
-        diffs: list[dict] = []
-
-        def counted() -> bool:
-            diffs.append(reconcile.count_diff(expected, reconcile.redis_minute_counts(rd, minutes)))
-            return not diffs[-1]
-
-        def differences() -> str:
-            d = diffs[-1] if diffs else {}
-            wanted, got = sum(e for e, _g in d.values()), sum(g for _e, g in d.values())
-            sample = sorted(d.items())[:10]
-            return (
-                f"{len(d)} (minute, content) differ, ClickHouse {wanted:,} vs Redis {got:,}: {sample}\n"
-                + f"{group_lags(s)}\n{platform.handle.tails()}"
-            )
-
-        wait_for(
-            counted, 60, "Redis to count per (minute, content) what ClickHouse holds", describe=differences
-        )
-        events, counts = diff.source, len(expected)
-        print(f"found: ClickHouse = Postgres ({events:,} events), Redis = ClickHouse ({counts} counts)")
-    finally:
-        ch.close()
-        rd.close()
+    with running_platform("ep-test-faults-") as running:
+        yield running
 
 
 def caught_up_after(platform: Platform, since: float, timeout: float = 180) -> float:
@@ -155,7 +85,7 @@ def test_kill_9_then_supervised_restart_loses_nothing_and_counts_nothing_twice(
     sup = platform.supervisor_of(target)
     before = sup.running(target)
     assert before is not None, f"{target} is not running"
-    traffic = platform.traffic()
+    traffic = platform.traffic(SECONDS)
     time.sleep(KILL_AFTER)  # the fault is injected while events flow
     os.kill(before.pid, signal.SIGKILL)
     wait_for(lambda: not is_alive(before), 30, f"{target} to die")
@@ -302,7 +232,7 @@ def test_two_instances_share_the_partitions_and_the_survivor_takes_over(platform
                 describe=extra[name].output,
             )
         shared = {group: sizes(group) for group in groups.values()}
-        traffic = platform.traffic()
+        traffic = platform.traffic(SECONDS)
         time.sleep(KILL_AFTER)  # killed while events flow
         for proc in extra.values():
             proc.kill()
