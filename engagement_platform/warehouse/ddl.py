@@ -119,8 +119,14 @@ def split_statements(sql: str) -> list[str]:
 
 def _has_code(statement: str) -> bool:
     """True unless the text is only whitespace and comments."""
+    return bool(_strip_comments(statement))
+
+
+def _strip_comments(statement: str) -> str:
+    """The statement without its comments (a ``--`` inside a string cuts the line: used only
+    to look at a statement's head)."""
     without_block = re.sub(r"/\*.*?\*/", "", statement, flags=re.S)
-    return any(line.split("--", 1)[0].strip() for line in without_block.splitlines())
+    return "\n".join(line.split("--", 1)[0] for line in without_block.splitlines()).strip()
 
 
 def statements(mode: str, directory: Path = DDL_DIR) -> list[tuple[DdlFile, str]]:
@@ -163,12 +169,33 @@ def ensure_database(client: Client, database: str) -> None:
     client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
 
 
+_CREATE_VIEW_IF_NOT_EXISTS = re.compile(
+    r"^CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\b", re.I
+)
+
+
+def _view_exists_already(client: Client, statement: str) -> bool:
+    """True if ``statement`` is ``CREATE MATERIALIZED VIEW IF NOT EXISTS v`` and ``v`` exists.
+
+    ClickHouse checks such a view's SELECT against its target table before it checks whether
+    the view exists; once a later file reshaped the target (110 reshapes the minute rollup),
+    re-running the earlier file would fail although it means to do nothing."""
+    match = _CREATE_VIEW_IF_NOT_EXISTS.match(_strip_comments(statement))
+    return match is not None and bool(
+        client.command(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {v:String}",
+            parameters={"v": match[1]},
+        )
+    )
+
+
 def apply(client: Client, mode: str, directory: Path = DDL_DIR) -> list[str]:
     """Run every statement for ``mode`` in the client's current database; returns the files applied."""
     applied: list[str] = []
     for ddl_file, statement in statements(mode, directory):
         try:
-            client.command(statement)
+            if not _view_exists_already(client, statement):
+                client.command(statement)
         except Exception as exc:
             raise DdlError(f"{ddl_file.name}: {exc}") from exc
         if not applied or applied[-1] != ddl_file.name:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,14 +30,16 @@ def resource(settings: Settings, database: str, mode: str = "local") -> ClickHou
 
 
 @contextmanager
-def fresh_database(settings: Settings, prefix: str = "t") -> Iterator[tuple[str, Client]]:
-    """A new database with the local-mode schema applied; dropped afterwards."""
+def fresh_database(
+    settings: Settings, prefix: str = "t", directory: Path = ddl.DDL_DIR
+) -> Iterator[tuple[str, Client]]:
+    """A new database with the local-mode schema of ``directory`` applied; dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = ddl.connect_settings(settings, "default")
     ddl.ensure_database(admin, name)
     client = ddl.connect_settings(settings, name)
     try:
-        ddl.apply(client, "local")
+        ddl.apply(client, "local", directory)
         yield name, client
     finally:
         client.close()
