@@ -4,10 +4,10 @@ Kept free of Dagster so the bridge consumer, the benchmark and the tests share e
 code path the ``clickhouse/schema`` asset uses.
 
 File names are ``NNN_name.sql`` (both modes), ``NNN_name.local.sql`` or
-``NNN_name.compose.sql`` (that mode only); they run in numeric order, then by name. Every
-statement is idempotent (``IF NOT EXISTS``), so applying twice changes nothing -- and also
-means an edited table definition does not alter an existing table: schema changes need
-their own, later, ``ALTER`` file.
+``NNN_name.compose.sql`` (that mode only); they run in numeric order, then by name. The
+first schema (010-090) is ``IF NOT EXISTS`` throughout, so an edited table definition does
+not alter an existing table: schema changes are later files (100 on) that change a database
+in place (view swaps, rebuilds, ``ALTER``), each written to be safe to run twice.
 """
 
 from __future__ import annotations

@@ -212,24 +212,23 @@ def top_content(client: Client, f: Filters, n: int = 10) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The content types, devices and event types the data holds over a range: what the
-    dashboard's filters offer, so a value new to the source shows without a code change."""
+    """The content types and devices the data holds over a range: what the dashboard's filters
+    offer, so a value new to the source shows without a code change (the events chart's legend
+    is its own data's event types)."""
 
     content_types: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
-    event_types: tuple[str, ...] = ()
 
 
 # distinct values need no deduplication, but reusing the hybrid's two sides keeps this as cheap
 # as the other queries: built days from the small breakdown, only the others from FINAL
 VOCABULARY = f"""
 WITH {_built(BREAKDOWN)}
-SELECT arraySort(groupUniqArray(content_type)), arraySort(groupUniqArray(device)),
-       arraySort(groupUniqArray(event_type))
+SELECT arraySort(groupUniqArray(content_type)), arraySort(groupUniqArray(device))
 FROM (
-    SELECT content_type, device, event_type FROM {BREAKDOWN} WHERE has(built, day)
+    SELECT content_type, device FROM {BREAKDOWN} WHERE has(built, day)
     UNION ALL
-    SELECT content_type, device, event_type FROM {TODO_ROWS}
+    SELECT content_type, device FROM {TODO_ROWS}
 )
 """
 
@@ -237,8 +236,8 @@ FROM (
 def vocabulary(client: Client, start: date, end: date) -> Vocabulary:
     """The values of the UTC days ``start``..``end`` (NULLs left out), each sorted."""
     [row] = client.query(VOCABULARY, parameters={"start": start, "end": end}).result_rows
-    content_types, devices, event_types = (tuple(values) for values in row)
-    return Vocabulary(content_types, devices, event_types)
+    content_types, devices = (tuple(values) for values in row)
+    return Vocabulary(content_types, devices)
 
 
 # what `bench warehouse` times: every query the page runs, at the page's default filters
