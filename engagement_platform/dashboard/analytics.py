@@ -6,6 +6,7 @@ only become charts and tables."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import altair as alt
 import pandas as pd
@@ -40,6 +41,16 @@ def fetch(client: Client, view: View) -> Analytics:
         devices=queries.device_split(client, f),
         top=queries.top_content(client, f, view.top_n),
     )
+
+
+def vocabulary(settings: Settings, start: date, end: date) -> queries.Vocabulary:
+    """What the filters offer for the dates; none while ClickHouse is down (the section below
+    says so, and the sidebar still renders)."""
+    try:
+        with services.warehouse(settings) as client:
+            return queries.vocabulary(client, start, end)
+    except services.ERRORS["ClickHouse"]:
+        return queries.Vocabulary()
 
 
 def events_chart(frame: pd.DataFrame, bucket_seconds: int) -> alt.Chart:
@@ -135,7 +146,7 @@ def section(settings: Settings, view: View) -> None:
         data = fetch(client, view)
         for column, (label, value) in zip(st.columns(4), headline(data).items(), strict=False):
             column.metric(label, value)
-        if data.devices.empty:
+        if data.events.empty:  # the device split ignores the device filter: it may still have rows
             st.info("No events in this range and filter.")
             return
         left, right = st.columns(2)

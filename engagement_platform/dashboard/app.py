@@ -17,7 +17,10 @@ from engagement_platform.dashboard.view import View
 st.set_page_config(page_title="Engagement", page_icon="📈", layout="wide")
 settings = settings_module.load()
 
-view = controls.sidebar(View.from_query(st.query_params.to_dict()))
+view = controls.sidebar(
+    View.from_query(st.query_params.to_dict()),
+    lambda start, end: analytics.vocabulary(settings, start, end),
+)
 st.query_params.from_dict(view.to_query())
 
 st.title("Content engagement")

@@ -1,17 +1,17 @@
 """The sidebar: one widget per part of the view. Widgets start from the URL's view the first
 time a session runs and keep their own state afterwards; the app writes the result back to the
-URL."""
+URL. The content types and devices offered are those the data holds over the chosen dates."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 
 import streamlit as st
 
 from engagement_platform.dashboard.view import METRIC_LABELS, TOP_N, WINDOWS, View
-from engagement_platform.source.simulator import CONTENT_TYPES, DEVICES  # the devices it writes
-from engagement_platform.warehouse.queries import Filters
+from engagement_platform.warehouse.queries import Filters, Vocabulary
 
 ALL = ""  # the option that filters nothing
 
@@ -26,7 +26,15 @@ def _label(value: str) -> str:
     return value or "all"
 
 
-def sidebar(view: View) -> View:
+def options(values: tuple[str, ...], current: str) -> tuple[str, ...]:
+    """The options of a filter: all, the values, then the current choice if the data lacks it (a
+    link's, or one from other dates), so a selection is never silently replaced."""
+    return (ALL, *values, *((current,) if current and current not in values else ()))
+
+
+def sidebar(view: View, vocabulary: Callable[[date, date], Vocabulary]) -> View:
+    """The view as the widgets set it; ``vocabulary`` gives the values the data holds over a
+    date range (the dates are chosen first, so the lists follow them)."""
     f = view.filters
     seeds = {
         "window": view.window,
@@ -38,7 +46,6 @@ def sidebar(view: View) -> View:
     }
     for key, value in seeds.items():
         _start(key, value)
-    devices = (ALL, *DEVICES, *((f.device,) if f.device and f.device not in DEVICES else ()))
     with st.sidebar:
         st.subheader("Live leaderboard")
         window = st.segmented_control(
@@ -48,11 +55,17 @@ def sidebar(view: View) -> View:
         top_n = st.select_slider("Top N", TOP_N, key="top_n")
         st.subheader("Analytics")
         dates = st.date_input("Date range (UTC)", key="dates")
+        start, end = _range(dates, f)
+        found = vocabulary(start, end)
         content_type = st.selectbox(
-            "Content type", (ALL, *CONTENT_TYPES), key="content_type", format_func=_label
+            "Content type",
+            options(found.content_types, st.session_state["content_type"]),
+            key="content_type",
+            format_func=_label,
         )
-        device = st.selectbox("Device", devices, key="device", format_func=_label)
-    start, end = _range(dates, f)
+        device = st.selectbox(
+            "Device", options(found.devices, st.session_state["device"]), key="device", format_func=_label
+        )
     return replace(
         view,
         window=window or view.window,  # a segmented control can be cleared: keep the window

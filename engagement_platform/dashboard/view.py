@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from engagement_platform.source.simulator import CONTENT_TYPES  # init.sql's CHECK allows these
 from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, METRIC_EVENTS
 from engagement_platform.warehouse.queries import DEFAULT_DAYS, Filters
 
@@ -48,8 +47,8 @@ class View:
             filters=Filters(
                 start,
                 end,
-                _choice(params.get("type"), ("", *CONTENT_TYPES), ""),
-                _device(params.get("device")),
+                _name(params.get("type")),
+                _name(params.get("device")),
             ),
         )
 
@@ -85,7 +84,8 @@ def _date(raw: str | None, default: date) -> date:
         return default
 
 
-def _device(raw: str | None) -> str:
-    """Any short device name: devices are free text in the source, the list above only suggests."""
+def _name(raw: str | None) -> str:
+    """A content type or device as a link names it: any short word (the values come from the data,
+    so no list here can say which exist; a value the data lacks simply matches nothing)."""
     value = (raw or "").strip()
     return value if len(value) <= 64 and value.replace("_", "").replace("-", "").isalnum() else ""

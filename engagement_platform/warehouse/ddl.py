@@ -80,8 +80,14 @@ def split_statements(sql: str) -> list[str]:
 
 def _has_code(statement: str) -> bool:
     """True unless the text is only whitespace and comments."""
+    return bool(strip_comments(statement))
+
+
+def strip_comments(statement: str) -> str:
+    """The statement without its comments (a ``--`` inside a string cuts the line: only for
+    looking at a statement's shape)."""
     without_block = re.sub(r"/\*.*?\*/", "", statement, flags=re.S)
-    return any(line.split("--", 1)[0].strip() for line in without_block.splitlines())
+    return "\n".join(line.split("--", 1)[0] for line in without_block.splitlines()).strip()
 
 
 def connect(

@@ -64,6 +64,13 @@ class Filters:
         }
 
 
+def _frame(client: Client, sql: str, parameters: dict[str, Any], columns: str) -> pd.DataFrame:
+    """The query's rows as a frame that has its ``columns`` (space-separated) also when there are
+    none: query_df then returns a frame without columns, which the page's code cannot index."""
+    frame = client.query_df(sql, parameters=parameters)
+    return frame.reindex(columns=columns.split()) if frame.empty else frame
+
+
 FILTER = """({content_type:String} = '' OR content_type = {content_type:String})
         AND ({device:String} = '' OR device = {device:String})"""
 
@@ -124,7 +131,9 @@ GROUP BY bucket, event_type ORDER BY bucket, event_type
 
 def events_by_type(client: Client, f: Filters) -> pd.DataFrame:
     """Events per time bucket and event type (columns bucket, event_type, events, per_minute)."""
-    frame = client.query_df(EVENTS_BY_TYPE, parameters={**f.parameters(), "bucket": f.bucket_seconds})
+    frame = _frame(
+        client, EVENTS_BY_TYPE, {**f.parameters(), "bucket": f.bucket_seconds}, "bucket event_type events"
+    )
     frame["per_minute"] = frame["events"] / (f.bucket_seconds / 60)
     return frame
 
@@ -147,7 +156,7 @@ GROUP BY content_type, pct_bucket ORDER BY content_type, pct_bucket
 def completion_distribution(client: Client, f: Filters) -> pd.DataFrame:
     """Events per completion decile (``pct_bucket`` 0, 10, ... 90) and content type; events
     without a known ``engagement_pct`` (clicks, unknown length) are left out."""
-    return client.query_df(COMPLETION, parameters=f.parameters())
+    return _frame(client, COMPLETION, f.parameters(), "content_type pct_bucket events")
 
 
 DEVICES = f"""
@@ -167,7 +176,7 @@ GROUP BY device ORDER BY events DESC, device
 def device_split(client: Client, f: Filters) -> pd.DataFrame:
     """Events and engagement hours per device. The device filter does not apply: the split is
     what it chooses from."""
-    return client.query_df(DEVICES, parameters=replace(f, device="").parameters())
+    return _frame(client, DEVICES, replace(f, device="").parameters(), "device events hours_engaged")
 
 
 # on the FINAL side any() is enough: FINAL kept the copy enriched with its content, and any()
@@ -193,7 +202,42 @@ GROUP BY content_id ORDER BY events DESC, content_id LIMIT {{n:UInt32}}
 
 def top_content(client: Client, f: Filters, n: int = 10) -> pd.DataFrame:
     """The ``n`` most engaged content items of the range, by events."""
-    return client.query_df(TOP_CONTENT, parameters={**f.parameters(), "n": n})
+    return _frame(
+        client,
+        TOP_CONTENT,
+        {**f.parameters(), "n": n},
+        "content_id title content_type events hours_engaged avg_completion_pct",
+    )
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The content types and devices the data holds over a range: what the dashboard's filters
+    offer, so a value new to the source shows without a code change (the events chart's legend
+    is its own data's event types)."""
+
+    content_types: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+
+
+# distinct values need no deduplication, but reusing the hybrid's two sides keeps this as cheap
+# as the other queries: built days from the small breakdown, only the others from FINAL
+VOCABULARY = f"""
+WITH {_built(BREAKDOWN)}
+SELECT arraySort(groupUniqArray(content_type)), arraySort(groupUniqArray(device))
+FROM (
+    SELECT content_type, device FROM {BREAKDOWN} WHERE has(built, day)
+    UNION ALL
+    SELECT content_type, device FROM {TODO_ROWS}
+)
+"""
+
+
+def vocabulary(client: Client, start: date, end: date) -> Vocabulary:
+    """The values of the UTC days ``start``..``end`` (NULLs left out), each sorted."""
+    [row] = client.query(VOCABULARY, parameters={"start": start, "end": end}).result_rows
+    content_types, devices = (tuple(values) for values in row)
+    return Vocabulary(content_types, devices)
 
 
 # what `bench warehouse` times: every query the page runs, at the page's default filters
@@ -204,6 +248,7 @@ def _page(f: Filters) -> dict[str, Callable[[Client], Any]]:
         "completion by content type": lambda c: completion_distribution(c, f),
         "device split": lambda c: device_split(c, f),
         "top content": lambda c: top_content(c, f),
+        "filter options": lambda c: vocabulary(c, f.start, f.end),
     }
 
 

@@ -22,10 +22,7 @@ SELECT
     argMaxIf(content_type, enriched_at, NOT content_missing) AS content_type,
     argMaxIf(title, enriched_at, NOT content_missing) AS title,
     count() AS events,
-    countIf(event_type = 'play') AS plays,
-    countIf(event_type = 'pause') AS pauses,
-    countIf(event_type = 'finish') AS finishes,
-    countIf(event_type = 'click') AS clicks,
+    sumMap(map(event_type, toUInt64(1))) AS events_by_type,  -- whatever types the day holds
     uniqExact(user_id) AS unique_users,
     sum(ifNull(duration_ms, 0)) / 1000 AS engagement_seconds,
     avgOrNull(engagement_pct) AS avg_engagement_pct,

@@ -30,8 +30,9 @@ CONTENT = (
     ("Beta Letter", "newsletter", 5),
     ("Delta Video", "video", 3),
 )
-EVENT_TYPES = ("play", "pause", "finish", "click")
-DEVICES = ("ios", "web", "android")
+# share and tv_box: a type and a device no code lists, which the page must still show and offer
+EVENT_TYPES = ("play", "pause", "finish", "click", "share")
+DEVICES = ("ios", "web", "android", "tv_box")
 LENGTH_S = 600
 PAST_DAYS = 2  # one more day of history, built into the daily rollups
 

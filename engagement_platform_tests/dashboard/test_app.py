@@ -103,6 +103,18 @@ def test_the_view_is_in_the_url_and_a_filter_changes_the_results(app_env: Seeded
     assert list(tables(shared)[0]["title"]) == [r.title for r in by_seconds]
 
 
+def test_the_legend_and_the_filters_offer_what_the_data_holds(app_env: Seeded) -> None:
+    at = run()
+    assert "share" in set(chart(at, analytics.EVENTS_TITLE)["event_type"])
+    assert at.selectbox(key="device").options == ["all", *sorted(DEVICES)]
+    assert at.selectbox(key="content_type").options == ["all", *sorted({t for _n, t, _c in CONTENT})]
+    # a link may name a value the data lacks: it stays selected (and matches nothing)
+    linked = run({"device": "car"})
+    assert linked.selectbox(key="device").options == ["all", *sorted(DEVICES), "car"]
+    assert url(linked)["device"] == "car"
+    assert "No events in this range and filter." in [i.value for i in linked.info]
+
+
 def test_a_malformed_link_opens_the_default_view(app_env: Seeded) -> None:
     at = run({"window": "7", "from": "yesterday", "top": "-1", "type": "'; DROP TABLE x"})
     assert url(at)["window"] == "10" and "type" not in url(at)

@@ -98,13 +98,13 @@ def test_clickhouse_clashes_and_misnames_are_errors(
 
 def test_only_the_modes_file_of_a_version_counts(dirs: tuple[Path, Path, Path]) -> None:
     _, _, ch = dirs
-    (ch / "100_swap.local.sql").write_text("SELECT 'local';")
-    (ch / "100_swap.compose.sql").write_text("SELECT 'compose';")
-    (ch / "110_compose_only.compose.sql").write_text("SELECT 1;")
+    (ch / "900_swap.local.sql").write_text("SELECT 'local';")
+    (ch / "900_swap.compose.sql").write_text("SELECT 'compose';")
+    (ch / "910_compose_only.compose.sql").write_text("SELECT 1;")
     local = files.clickhouse_migrations("local", ch)
     compose = files.clickhouse_migrations("compose", ch)
-    assert local[-1].path.name == "100_swap.local.sql"
-    assert [m.path.name for m in compose][-2:] == ["100_swap.compose.sql", "110_compose_only.compose.sql"]
+    assert local[-1].path.name == "900_swap.local.sql"
+    assert [m.path.name for m in compose][-2:] == ["900_swap.compose.sql", "910_compose_only.compose.sql"]
     assert local[-1].checksum != compose[-2].checksum
     with pytest.raises(MigrationError, match="mode must be one of"):
         files.clickhouse_migrations("production", ch)
@@ -119,9 +119,9 @@ def test_new_creates_the_next_numbered_file(dirs: tuple[Path, Path, Path]) -> No
     assert files.new("postgres", "more", **kw) == pg / "003_more.sql"
     assert [m.version for m in files.postgres_migrations(init_sql, pg)] == [1, 2, 3]
     # ClickHouse: the highest version of any mode, plus one
-    (ch / "095_x.compose.sql").write_text("SELECT 1;")
+    (ch / "950_x.compose.sql").write_text("SELECT 1;")
     created = files.new("clickhouse", "minute_by_type", **kw)
-    assert created == ch / "096_minute_by_type.sql"
+    assert created == ch / "951_minute_by_type.sql"
     assert "ClickHouse has no transactions" in created.read_text()
     assert files.clickhouse_migrations("local", ch)[-1].path == created
 

@@ -20,13 +20,33 @@ def test_files_are_ordered_and_filtered_by_mode() -> None:
     assert "090_consume.sql" in local  # the view that starts consumption
 
 
-def test_the_first_versions_are_idempotent() -> None:
-    # what lets a database set up before migrations existed upgrade in place: there, these
-    # versions are pending and run again as no-ops (later files need not be idempotent)
+def test_every_statement_can_run_twice() -> None:
+    """ClickHouse has no transactions: a file that failed half-way runs again whole. So creations
+    say IF NOT EXISTS, drops IF EXISTS, and anything else (rebuilds, swaps, column
+    materialization) appears only after 090, written to be repeatable. The first versions being
+    no-ops where they exist is also what lets a database set up before migrations existed
+    upgrade in place."""
     for mode in files.MODES:
-        for migration, statement in ddl_statements(mode, up_to=90):
-            code = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
-            assert "IF NOT EXISTS" in code, f"{migration.label}: {code[:80]}"
+        for migration, statement in ddl_statements(mode):
+            code = " ".join(ddl.strip_comments(statement).split())
+            head = code.split(" ", 1)[0].upper()
+            where = f"{migration.label}: {code[:80]}"
+            if head == "CREATE":
+                assert "IF NOT EXISTS" in code, where
+            elif head == "DROP":
+                assert code.upper().startswith(("DROP VIEW IF EXISTS", "DROP TABLE IF EXISTS")), where
+            else:
+                assert migration.version >= 100, where
+            assert code.upper().count("ADD COLUMN") == code.upper().count("ADD COLUMN IF NOT EXISTS"), where
+            assert code.upper().count("DROP COLUMN") == code.upper().count("DROP COLUMN IF EXISTS"), where
+
+
+def test_the_minute_rollup_migration_writes_one_rollup_everywhere() -> None:
+    """110 states the rollup's SELECT three times (temporary view, history rebuild, final view):
+    a difference between them would count the history and the live events differently."""
+    [path] = [m.path for m in files.clickhouse_migrations("local") if m.version == 110]
+    selects = [s[s.index("SELECT") :] for s in ddl.split_statements(path.read_text()) if "GROUP BY" in s]
+    assert len(selects) == 3 and len(set(selects)) == 1
 
 
 def test_split_keeps_semicolons_inside_quotes_and_comments() -> None:

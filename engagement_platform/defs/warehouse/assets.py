@@ -100,9 +100,9 @@ minute_rollup_table = dg.AssetSpec(
     deps=[ENRICHED_TABLE_KEY],
     group_name="warehouse",
     kinds={"clickhouse"},
-    description="ClickHouse `content_engagement_minute`: per minute and content, events by type, unique "
-    "users and engagement seconds as replay-safe aggregate states; a materialized view fills it on "
-    "every insert into `engagement_enriched`.",
+    description="ClickHouse `content_engagement_minute`: per minute, content and event type (one row per "
+    "type, any type), events, unique users and engagement seconds as replay-safe aggregate states; a "
+    "materialized view fills it on every insert into `engagement_enriched`.",
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.migrations import clickhouse as migrations
+from engagement_platform.migrations.files import CLICKHOUSE_DIR, clickhouse_migrations
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import enrich
 from engagement_platform.warehouse import ddl
@@ -30,14 +32,16 @@ def resource(settings: Settings, database: str, mode: str = "local") -> ClickHou
 
 
 @contextmanager
-def fresh_database(settings: Settings, prefix: str = "t") -> Iterator[tuple[str, Client]]:
-    """A new database with the local-mode schema applied; dropped afterwards."""
+def fresh_database(
+    settings: Settings, prefix: str = "t", directory: Path = CLICKHOUSE_DIR
+) -> Iterator[tuple[str, Client]]:
+    """A new database with the local-mode schema of ``directory`` applied; dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = ddl.connect_settings(settings, "default")
     ddl.ensure_database(admin, name)
     client = ddl.connect_settings(settings, name)
     try:
-        migrations.apply(client, "local", settings.ep_home)
+        migrations.apply(client, "local", settings.ep_home, clickhouse_migrations("local", directory))
         yield name, client
     finally:
         client.close()

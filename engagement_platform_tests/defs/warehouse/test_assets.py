@@ -8,6 +8,7 @@ GROUP BY over Postgres gives for those days.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -35,25 +36,28 @@ def simulated(wh_stack):  # type: ignore[no-untyped-def]
 
 
 def postgres_totals(settings, start: datetime, end: datetime) -> dict:  # type: ignore[no-untyped-def]
+    """Per (day, content): events, events per type, unique users and engagement ms, from the source."""
     conn = psycopg2.connect(settings.postgres_dsn)
     try:
         with conn.cursor() as cur:
             cur.execute(
                 """
-                SELECT (event_ts AT TIME ZONE 'UTC')::date, content_id::text, count(*),
-                       count(*) FILTER (WHERE event_type = 'play'),
-                       count(*) FILTER (WHERE event_type = 'pause'),
-                       count(*) FILTER (WHERE event_type = 'finish'),
-                       count(*) FILTER (WHERE event_type = 'click'),
-                       count(DISTINCT user_id), coalesce(sum(duration_ms), 0)
+                SELECT (event_ts AT TIME ZONE 'UTC')::date, content_id::text, event_type, user_id, duration_ms
                 FROM engagement_events WHERE event_ts >= %s AND event_ts < %s
-                GROUP BY 1, 2
                 """,
                 (start, end),
             )
-            return {(r[0], r[1]): tuple(int(x) for x in r[2:]) for r in cur.fetchall()}
+            rows = cur.fetchall()
     finally:
         conn.close()
+    groups: dict = {}
+    for day, content_id, event_type, user_id, duration_ms in rows:
+        types, users, ms = groups.setdefault((day, content_id), (Counter(), set(), [0]))
+        types[event_type] += 1
+        if user_id is not None:
+            users.add(user_id)
+        ms[0] += duration_ms or 0
+    return {key: (sum(t.values()), dict(t), len(u), ms[0]) for key, (t, u, ms) in groups.items()}
 
 
 def stream_some(settings, client, start: datetime, end: datetime, every: int) -> int:  # type: ignore[no-untyped-def]
@@ -121,10 +125,10 @@ def test_backfill_and_daily_rollup_equal_a_group_by_over_postgres(simulated) -> 
 
         expected = postgres_totals(settings, days[0], days[1] + timedelta(days=1))
         rows = client.query(
-            "SELECT day, toString(content_id), events, plays, pauses, finishes, clicks, unique_users, "
+            "SELECT day, toString(content_id), events, events_by_type, unique_users, "
             "toUInt64(round(engagement_seconds * 1000)) FROM daily_content_engagement"
         ).result_rows
-        got = {(r[0], r[1]): tuple(int(x) for x in r[2:]) for r in rows}
+        got = {(r[0], r[1]): (int(r[2]), dict(r[3]), int(r[4]), int(r[5])) for r in rows}
         assert got == expected
         assert sum(v[0] for v in got.values()) == first["source_rows"] + second["source_rows"]
 
