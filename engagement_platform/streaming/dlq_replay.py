@@ -390,13 +390,14 @@ def _reparse(settings: Settings, filters: Filters, dry_run: bool) -> Report:
     from clickhouse_connect.driver.exceptions import Error
 
     from engagement_platform.warehouse import ddl
+    from engagement_platform.warehouse.gate import IngestGate
     from engagement_platform.warehouse.reparse import reparse_errors
     from engagement_platform.warehouse.sql import clickhouse_message
 
     try:
         client = ddl.connect_settings(settings)
         try:
-            return reparse_errors(client, filters, dry_run=dry_run)
+            return reparse_errors(client, IngestGate(settings.ep_home), filters, dry_run=dry_run)
         finally:
             client.close()
     except Error as exc:

@@ -382,33 +382,8 @@ def engagement(duration_ms: int | None, length_seconds: int | None) -> tuple[flo
 def enriched(event: Event, content: Content | None, enriched_at: str) -> Enriched:
     """The declared fields of the ``engagement_enriched`` record (``content=None``: it timed
     out waiting for its content); :func:`enrich` adds the carried source columns."""
-    duration = event.duration_ms
-    if content is None:
-        return Enriched(
-            event.event_id,
-            event.content_id,
-            event.user_id,
-            event.event_type,
-            event.event_ts,
-            event.device,
-            duration,
-            None if duration is None else duration / 1000,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            event.source_ts,
-            enriched_at,
-            True,
-        )
-    length = content.length_seconds
-    if duration is None:
-        seconds = pct = None
-    else:
-        seconds = duration / 1000
-        pct = None if not length else round(100 * seconds / length, 2)
+    length = None if content is None else content.length_seconds
+    seconds, pct = engagement(event.duration_ms, length)
     return Enriched(
         event.event_id,
         event.content_id,
@@ -416,17 +391,17 @@ def enriched(event: Event, content: Content | None, enriched_at: str) -> Enriche
         event.event_type,
         event.event_ts,
         event.device,
-        duration,
+        event.duration_ms,
         seconds,
         pct,
-        content.content_type,
-        content.title,
-        content.slug,
+        None if content is None else content.content_type,
+        None if content is None else content.title,
+        None if content is None else content.slug,
         length,
-        content.publish_ts,
+        None if content is None else content.publish_ts,
         event.source_ts,
         enriched_at,
-        False,
+        content is None,
     )
 
 

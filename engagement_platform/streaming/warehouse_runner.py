@@ -11,7 +11,7 @@ Offsets are committed only after ClickHouse acknowledged the insert. A crash in 
 replays the batch; that is safe because ``engagement_enriched`` is a ReplacingMergeTree on
 the event id (read with FINAL) and the minute rollup keeps only replay-idempotent states.
 
-Each insert holds a shared lock on a gate file under EP_HOME (``migrations.pause``): a
+Each insert holds a shared lock on a gate file under EP_HOME (``warehouse.gate``): a
 ClickHouse migration run holds it exclusively, so an insert waits (one log line says so)
 while a materialized view is replaced, and none is lost between a DROP and a CREATE.
 
@@ -32,10 +32,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Message
 
 from engagement_platform.argtypes import positive_float
-from engagement_platform.migrations.pause import IngestGate, gate_path
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, sink
 from engagement_platform.warehouse import ddl
+from engagement_platform.warehouse.gate import IngestGate
 
 log = logging.getLogger("engagement_platform.streaming.warehouse")
 
@@ -65,7 +65,7 @@ class WarehouseBridge(sink.SinkConsumer[list[bytes], int]):
         self.config: Config = config
         self.client = client if client is not None else ddl.connect_settings(settings, config.database)
         self.inserted = 0  # messages acknowledged by ClickHouse (and then committed)
-        self.gate = IngestGate(gate_path(settings.ep_home))  # paused while migrations run
+        self.gate = IngestGate(settings.ep_home)  # paused while migrations run
 
     def prepare(self, records: Sequence[Message]) -> list[bytes]:
         # a tombstone (no value) becomes '' and lands in engagement_enriched_errors as bad_json:

@@ -28,6 +28,7 @@ from clickhouse_connect.driver.client import Client
 
 from engagement_platform.streaming import enrich
 from engagement_platform.warehouse import ddl
+from engagement_platform.warehouse.gate import IngestGate
 
 BATCH = 20_000
 
@@ -135,9 +136,11 @@ def backfill_day(
     client: Client,
     start: datetime,
     end: datetime,
+    gate: IngestGate,
     progress: Callable[[BackfillResult], None] | None = None,
 ) -> BackfillResult:
-    """Load events with ``start <= event_ts < end`` that the warehouse does not hold yet."""
+    """Load events with ``start <= event_ts < end`` that the warehouse does not hold yet; each
+    insert passes ``gate`` (a migration may be replacing a view of the parse chain)."""
     result = BackfillResult()
     skip = loaded_ids(client, start, end)
     enriched_at = enrich.now_iso_ms()
@@ -148,9 +151,11 @@ def backfill_day(
         for message in enrich_rows(cur, skip, result, enriched_at):
             batch.append(message)
             if len(batch) >= BATCH:
-                result.inserted += ddl.insert_raw(client, ddl.INGEST, batch)
+                with gate.insert():
+                    result.inserted += ddl.insert_raw(client, ddl.INGEST, batch)
                 batch = []
                 if progress is not None:
                     progress(result)
-        result.inserted += ddl.insert_raw(client, ddl.INGEST, batch)
+        with gate.insert():
+            result.inserted += ddl.insert_raw(client, ddl.INGEST, batch)
     return result

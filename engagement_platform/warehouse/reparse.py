@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from engagement_platform.streaming.dlq_replay import EVERYTHING, Filters, Report
 from engagement_platform.warehouse import ddl
+from engagement_platform.warehouse.gate import IngestGate
 
 # the rows a replay takes; {since} is 1970 when there is no --since
 # rows per insert and DELETE: the DELETE names them by received_at and raw's hash, as query
@@ -33,9 +34,12 @@ def _parameters(filters: Filters) -> dict[str, Any]:
     return {"reason": filters.reason, "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}
 
 
-def reparse_errors(client: Client, filters: Filters = EVERYTHING, *, dry_run: bool = False) -> Report:
+def reparse_errors(
+    client: Client, gate: IngestGate, filters: Filters = EVERYTHING, *, dry_run: bool = False
+) -> Report:
     """Replay the error rows ``filters`` keep through the parse view (see the module's doc); with
-    ``dry_run`` only count them. ``client`` is on the warehouse's database."""
+    ``dry_run`` only count them. ``client`` is on the warehouse's database; each insert passes
+    ``gate`` (a migration may be replacing a view of the parse chain)."""
     params = _parameters(filters)
     report = Report(ddl.ERRORS, dry_run)
     counted = client.query(
@@ -57,7 +61,8 @@ def reparse_errors(client: Client, filters: Filters = EVERYTHING, *, dry_run: bo
     started = client.command("SELECT toString(now64(3, 'UTC'))")
     for at in range(0, len(rows), BATCH):
         batch = rows[at : at + BATCH]
-        ddl.insert_raw(client, ddl.INGEST, (r[0] for r in batch))
+        with gate.insert():
+            ddl.insert_raw(client, ddl.INGEST, (r[0] for r in batch))
         # the rows taken, and only those: new failures carry a later received_at
         client.command(
             f"DELETE FROM {ddl.ERRORS} WHERE toUnixTimestamp64Milli(received_at) IN {{ms:Array(Int64)}} "

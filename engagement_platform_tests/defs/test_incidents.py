@@ -180,6 +180,7 @@ def all_resources(handle: StackHandle) -> dict:  # type: ignore[type-arg]
 def test_rows_deleted_in_clickhouse_fail_reconciliation_until_repaired(platform: StackHandle) -> None:
     from engagement_platform.defs.warehouse.checks import reconciliation_monitor
     from engagement_platform.warehouse import backfill
+    from engagement_platform.warehouse.gate import IngestGate
 
     # everything up to now is a closed window here; the platform leaves two minutes in flight
     sensor = reconciliation_monitor(settle=timedelta(0)).sensor("reconciliation_test")
@@ -208,7 +209,12 @@ def test_rows_deleted_in_clickhouse_fail_reconciliation_until_repaired(platform:
 
         # the repair a user would run: load the day's missing events from Postgres
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        assert backfill.backfill_day(conn, ch, today, today + timedelta(days=1)).inserted == 10
+        assert (
+            backfill.backfill_day(
+                conn, ch, today, today + timedelta(days=1), IngestGate(platform.settings.ep_home)
+            ).inserted
+            == 10
+        )
         found, _ = evaluate(sensor, resources)
         assert found["matches_postgres"].passed, found["matches_postgres"].description
     finally:

@@ -9,11 +9,11 @@ from contextlib import closing
 from confluent_kafka import Producer
 
 from engagement_platform.migrations import clickhouse
-from engagement_platform.migrations.pause import gate_path
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 from engagement_platform.warehouse import ddl
+from engagement_platform.warehouse.gate import gate_path
 from engagement_platform_tests import harness
 from engagement_platform_tests.defs.warehouse.helpers import enriched, raw
 from engagement_platform_tests.harness import Child, StackHandle

@@ -17,6 +17,7 @@ from engagement_platform.defs.warehouse.assets import enriched_errors_table
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.monitoring.activity import topic_activity
 from engagement_platform.streaming import dlq_replay, topics
+from engagement_platform.warehouse.gate import IngestGate
 from engagement_platform.warehouse.reparse import reparse_errors
 
 
@@ -49,7 +50,9 @@ def replay_dead_letters(
     if config.warehouse:
         client = clickhouse.client()
         try:
-            report = reparse_errors(client, filters, dry_run=config.dry_run)
+            report = reparse_errors(
+                client, IngestGate(clickhouse.ep_home_path), filters, dry_run=config.dry_run
+            )
         finally:
             client.close()
         asset = enriched_errors_table.key

@@ -11,6 +11,7 @@ from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.migrations import clickhouse as migrations
 from engagement_platform.migrations.files import Layout
 from engagement_platform.warehouse import backfill, ddl, rollup
+from engagement_platform.warehouse.gate import IngestGate
 
 # History before this is not offered in the UI; the simulator's backfills stay well inside it.
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
@@ -141,7 +142,7 @@ def history_backfill(
     pg = postgres.connect()
     client = clickhouse.client()
     try:
-        result = backfill.backfill_day(pg, client, start, end, progress)
+        result = backfill.backfill_day(pg, client, start, end, IngestGate(clickhouse.ep_home_path), progress)
         loaded = client.command(
             f"SELECT count() FROM {ddl.ENRICHED} FINAL "
             "WHERE event_ts >= {start:DateTime64(3, 'UTC')} AND event_ts < {end:DateTime64(3, 'UTC')}",
