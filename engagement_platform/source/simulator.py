@@ -19,7 +19,6 @@ import orjson
 import psycopg2
 import psycopg2.errors
 
-# CONTENT_TYPES and DEVICES are re-exported for the dashboard, which still imports them here
 from engagement_platform.domain import (
     CONTENT_TYPES,
     DEVICES,

@@ -64,6 +64,10 @@ def test_up_runs_the_platform_and_down_stops_it() -> None:
                 time.sleep(1)
         finally:
             client.close()
+        # both databases at their latest version
+        status = handle.cli("migrate", "status", check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "0 pending, 0 edited" in status.stdout, status.stdout
     finally:
         records = [sup.running(s.name) for sup in _supervisors(handle) for s in sup.services]
         down = subprocess.run([*CLI, "down"], env=handle.env, capture_output=True, text=True, timeout=120)

@@ -8,7 +8,7 @@ import orjson
 from confluent_kafka import KafkaError, Message
 
 from engagement_platform.bench.enrich import flat_content
-from engagement_platform.source.simulator import Content
+from engagement_platform.domain import Content
 from engagement_platform.streaming.content_cache import ContentCache
 
 PUBLISHED = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)

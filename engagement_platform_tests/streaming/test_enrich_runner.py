@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Message, Producer
 
 from engagement_platform.bench.data import flat_content, synthetic
-from engagement_platform.source.simulator import Content
+from engagement_platform.domain import Content
 from engagement_platform.streaming import kafka_io, topics
 from engagement_platform_tests import harness
 from engagement_platform_tests.harness import Child, StackHandle

@@ -25,8 +25,8 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from engagement_platform.bench.data import enriched_event, make_contents
+from engagement_platform.domain import Content
 from engagement_platform.serving.top_content import top_content
-from engagement_platform.source.simulator import Content
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.leaderboard import (
     METRIC_ENGAGEMENT_SECONDS,
