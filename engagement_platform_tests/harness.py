@@ -8,7 +8,6 @@ A stack lives in its own temporary ``EP_HOME`` so it never touches a stack start
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import shutil
@@ -180,7 +179,7 @@ def scratch_databases(settings: Settings, prefix: str = "scratch") -> Iterator[S
         with admin.cursor() as cur:
             cur.execute(f"CREATE DATABASE {name}")  # a name of our own making
         ch.command("CREATE DATABASE {db:Identifier}", parameters={"db": name})
-        yield dataclasses.replace(settings, postgres_db=name, clickhouse_database=name)
+        yield settings.model_copy(update={"postgres_db": name, "clickhouse_database": name})
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from engagement_platform.settings import SettingsError, as_env, load
+from engagement_platform.settings import (
+    ENV_VARS,
+    PROJECT_ROOT,
+    SettingsError,
+    as_env,
+    default,
+    load,
+    markdown_table,
+)
 
 
 def test_defaults_are_the_standard_local_ports() -> None:
@@ -39,9 +47,43 @@ def test_overrides_and_round_trip_through_env() -> None:
         ({"POSTGRES_PORT": "five"}, "POSTGRES_PORT must be an integer"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "nohost"}, "KAFKA_BOOTSTRAP_SERVERS must look like HOST:PORT"),
         ({"CONNECT_URL": "http://127.0.0.1"}, "CONNECT_URL must carry a port"),
-        ({"EP_MODE": "cloud"}, "EP_MODE must be"),
+        ({"EP_MODE": "cloud"}, "EP_MODE must be 'local' or 'compose', got 'cloud'"),
+        ({"REDIS_PORT": "70000"}, "REDIS_PORT must be at most 65535, got '70000'"),
+        ({"EP_INSTANCES": "0"}, "EP_INSTANCES must be at least 1"),
+        ({"ENRICH_METRICS_PORT": "-1"}, "ENRICH_METRICS_PORT must be at least 0"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load(env)
+
+
+def test_an_error_is_one_line_and_reads_only_the_given_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTGRES_PORT", "not-a-port")  # load(env) must not read os.environ
+    assert load({}).postgres_port == default("POSTGRES_PORT") == 5432
+    with pytest.raises(SettingsError) as caught:
+        load()
+    assert str(caught.value) == "POSTGRES_PORT must be an integer, got 'not-a-port'"
+
+
+def test_empty_values_take_the_default() -> None:
+    assert load({"POSTGRES_PORT": "", "EP_MODE": ""}) == load({})
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    s = load({"POSTGRES_PASSWORD": "hunter2", "REDIS_PASSWORD": "hunter3"})
+    assert "hunter" not in repr(s)
+
+
+def test_every_variable_has_a_description() -> None:
+    assert len(ENV_VARS) >= 38
+    assert all(
+        line.count("|") == 4 and not line.endswith("| None |") for line in markdown_table().splitlines()
+    )
+
+
+def test_the_readme_table_is_the_models() -> None:
+    """The README's configuration table is generated: regenerate it with
+    ``.venv/bin/python -m engagement_platform.settings --markdown``."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README's ## Configuration table differs from settings.Settings"

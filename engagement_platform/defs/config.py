@@ -1,20 +1,24 @@
-"""Resource fields from the environment, the Dagster way, with the local defaults when unset."""
+"""Resource fields from the settings model, the Dagster way: the model names the variable and its default."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import dagster as dg
 
 from engagement_platform import settings
 
 
-def setting(name: str) -> str | int | dg.EnvVar:
-    """``dg.EnvVar(name)`` when the variable is set, so the UI shows which variable feeds a field
-    and its value is read when the resource is built; otherwise the same default as everywhere
-    else. Nothing is ever written to the process environment."""
+def setting(field: str) -> str | int | dg.EnvVar:
+    """The value of a resource field fed by the ``Settings`` field ``field``: ``dg.EnvVar`` of its
+    variable when that is set, so the UI shows which variable feeds it (never a secret's value)
+    and it is read when the resource is built; otherwise the model's default. Nothing is ever
+    written to the process environment."""
+    name = settings.env_name(field)
     default = settings.default(name)
     if not settings.is_set(name):
-        return default  # type: ignore[return-value]
-    return dg.EnvVar.int(name) if isinstance(default, int) else dg.EnvVar(name)  # type: ignore[return-value]
+        return str(default) if isinstance(default, Path) else default  # type: ignore[return-value]
+    return dg.EnvVar.int(name) if isinstance(default, int) else dg.EnvVar(name)
 
 
 # who answers for every asset of the platform (Dagster shows it on each asset's page)

@@ -23,7 +23,7 @@ class AlertsResource(dg.ConfigurableResource):
 
 def alerts_resource() -> AlertsResource:
     return AlertsResource(
-        webhook_url=setting("ALERT_WEBHOOK_URL"),
-        ui_url=setting("DAGSTER_UI_URL"),
-        dagster_port=setting("DAGSTER_PORT"),
+        webhook_url=setting("alert_webhook_url"),
+        ui_url=setting("dagster_ui_url"),
+        dagster_port=setting("dagster_port"),
     )

@@ -17,4 +17,4 @@ class KafkaConnectResource(dg.ConfigurableResource):
 
 
 def connect_resource() -> KafkaConnectResource:
-    return KafkaConnectResource(url=setting("CONNECT_URL"))
+    return KafkaConnectResource(url=setting("connect_url"))

@@ -26,8 +26,8 @@ class KafkaResource(dg.ConfigurableResource):
 
 def kafka_resource() -> KafkaResource:
     return KafkaResource(
-        bootstrap_servers=setting("KAFKA_BOOTSTRAP_SERVERS"),
-        topic_partitions=setting("KAFKA_TOPIC_PARTITIONS"),
-        retention_ms=setting("KAFKA_RETENTION_MS"),
-        retention_bytes=setting("KAFKA_RETENTION_BYTES"),
+        bootstrap_servers=setting("kafka_bootstrap_servers"),
+        topic_partitions=setting("topic_partitions"),
+        retention_ms=setting("topic_retention_ms"),
+        retention_bytes=setting("topic_retention_bytes"),
     )

@@ -37,12 +37,12 @@ class PostgresResource(dg.ConfigurableResource):
 
 def postgres_resource() -> PostgresResource:
     return PostgresResource(
-        host=setting("POSTGRES_HOST"),
-        port=setting("POSTGRES_PORT"),
-        dbname=setting("POSTGRES_DB"),
-        user=setting("POSTGRES_USER"),
-        password=setting("POSTGRES_PASSWORD"),
-        cdc_user=setting("POSTGRES_CDC_USER"),
-        cdc_password=setting("POSTGRES_CDC_PASSWORD"),
-        migrations_dir=setting("EP_MIGRATIONS_DIR"),
+        host=setting("postgres_host"),
+        port=setting("postgres_port"),
+        dbname=setting("postgres_db"),
+        user=setting("postgres_user"),
+        password=setting("postgres_password"),
+        cdc_user=setting("cdc_user"),
+        cdc_password=setting("cdc_password"),
+        migrations_dir=setting("migrations_dir"),
     )

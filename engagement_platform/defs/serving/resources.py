@@ -28,8 +28,8 @@ class RedisResource(dg.ConfigurableResource):
 
 def redis_resource() -> RedisResource:
     return RedisResource(
-        host=setting("REDIS_HOST"),
-        port=setting("REDIS_PORT"),
-        db=setting("REDIS_DB"),
-        password=setting("REDIS_PASSWORD"),
+        host=setting("redis_host"),
+        port=setting("redis_port"),
+        db=setting("redis_db"),
+        password=setting("redis_password"),
     )

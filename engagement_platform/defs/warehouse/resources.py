@@ -76,12 +76,12 @@ class ClickHouseResource(dg.ConfigurableResource):
 
 def clickhouse_resource() -> ClickHouseResource:
     return ClickHouseResource(
-        host=setting("CLICKHOUSE_HOST"),
-        port=setting("CLICKHOUSE_PORT"),
-        username=setting("CLICKHOUSE_USER"),
-        password=setting("CLICKHOUSE_PASSWORD"),
-        database=setting("CLICKHOUSE_DATABASE"),
-        mode=setting("EP_MODE"),
-        ep_home=setting("EP_HOME"),
-        migrations_dir=setting("EP_MIGRATIONS_DIR"),
+        host=setting("clickhouse_host"),
+        port=setting("clickhouse_port"),
+        username=setting("clickhouse_user"),
+        password=setting("clickhouse_password"),
+        database=setting("clickhouse_database"),
+        mode=setting("mode"),
+        ep_home=setting("ep_home"),
+        migrations_dir=setting("migrations_dir"),
     )
