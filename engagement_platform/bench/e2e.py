@@ -39,6 +39,7 @@ from psycopg2.extras import execute_values
 
 from engagement_platform.argtypes import positive_float
 from engagement_platform.bench import report
+from engagement_platform.kafka_config import client_config
 from engagement_platform.local_stack.apps import CLI, CONSUMERS
 from engagement_platform.local_stack.supervisor import Supervisor
 from engagement_platform.settings import Settings, child_env
@@ -172,12 +173,14 @@ class KafkaWatcher(Watcher):
     def __init__(self, timeline: Timeline, settings: Settings) -> None:
         super().__init__(timeline, 0.0)
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
-                "group.id": f"bench-e2e-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
+            client_config(
+                settings.kafka_bootstrap_servers,
+                extra={
+                    "group.id": f"bench-e2e-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 10,
+                },
+            )
         )
         metadata = self.consumer.list_topics(topics.ENRICHED, timeout=10).topics[topics.ENRICHED]
         self.consumer.assign([TopicPartition(topics.ENRICHED, p, OFFSET_END) for p in metadata.partitions])
@@ -414,7 +417,7 @@ def caught_up(settings: Settings, timeout: float = 120.0) -> None:
     from engagement_platform.monitoring.lag import consumer_groups, measure_lag
 
     groups = consumer_groups(settings.mode)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient(client_config(settings.kafka_bootstrap_servers))
 
     def assigned(group: str, topic: str) -> bool:
         found = admin.list_topics(topic, timeout=10).topics.get(topic)

@@ -41,6 +41,7 @@ from engagement_platform.argtypes import UsageError, positive_int
 from engagement_platform.bench import peers, report, transport
 from engagement_platform.bench.data import flat_content, synthetic
 from engagement_platform.bench.report import Bar, Run
+from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.enrich_runner import EnrichOptions, EnrichRunner
@@ -128,17 +129,19 @@ def run_peer(name: str) -> report.Contender[Input]:
 def run_baseline(inp: Input, n: int, i: int, bar: Bar) -> Run:
     """The original shape: per-message poll, stdlib json, produce + flush per event."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": inp.settings.kafka_bootstrap_servers,
-            "group.id": inp.scratch.group(f"bench-enrich-baseline-{inp.scratch.run_id}-{i}"),
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": True,
-            "session.timeout.ms": 6000,
-            "logger": kafka_io.CLIENT_LOG,  # the clients' lines as ours log them, not raw on stderr
-        }
+        client_config(
+            inp.settings.kafka_bootstrap_servers,
+            extra={
+                "group.id": inp.scratch.group(f"bench-enrich-baseline-{inp.scratch.run_id}-{i}"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+                "session.timeout.ms": 6000,
+                "logger": kafka_io.CLIENT_LOG,  # the clients' lines as ours log them, not raw on stderr
+            },
+        )
     )
     producer = Producer(
-        {"bootstrap.servers": inp.settings.kafka_bootstrap_servers, "logger": kafka_io.CLIENT_LOG}
+        client_config(inp.settings.kafka_bootstrap_servers, extra={"logger": kafka_io.CLIENT_LOG})
     )
     out = inp.scratch.topic(f"bench-enrich-{inp.scratch.run_id}.baseline{i}")
     cache: dict[str, dict[str, Any]] = {}

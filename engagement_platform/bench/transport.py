@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from confluent_kafka.admin import AdminClient
 
 from engagement_platform.bench.report import Bar, Run, progress, say
+from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
@@ -66,7 +67,7 @@ class Scratch:
         self.topics, self.groups = [], []
 
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        return AdminClient(client_config(self.settings.kafka_bootstrap_servers))
 
     @staticmethod
     def _delete(futures: dict, what: str) -> None:  # type: ignore[type-arg]
@@ -103,7 +104,7 @@ def preload(settings: Settings, topic: str, records: Records, total: int, label:
 
 def count(settings: Settings, topic: str) -> int:
     """Records in ``topic`` now (high minus low watermarks): what a producer got acknowledged."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "bench-count"})
+    consumer = Consumer(client_config(settings.kafka_bootstrap_servers, extra={"group.id": "bench-count"}))
     try:
         parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
         marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in parts]

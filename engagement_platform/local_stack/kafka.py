@@ -15,6 +15,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from engagement_platform.kafka_config import client_config
 from engagement_platform.local_stack import jvm
 from engagement_platform.local_stack.service import Service
 
@@ -113,11 +114,13 @@ class KafkaService(Service):
 
     def healthy(self) -> bool:
         admin = AdminClient(
-            {
-                "bootstrap.servers": f"127.0.0.1:{self.settings.kafka_port}",
-                "socket.connection.setup.timeout.ms": 2000,
-                "log_level": 0,  # a down broker is an answer here, not an error to print
-            }
+            client_config(
+                f"127.0.0.1:{self.settings.kafka_port}",
+                extra={
+                    "socket.connection.setup.timeout.ms": 2000,
+                    "log_level": 0,  # a down broker is an answer here, not an error to print
+                },
+            )
         )
         try:
             admin.list_topics(timeout=2)

@@ -13,6 +13,7 @@ from collections import Counter
 
 from confluent_kafka import Consumer
 
+from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import topics
 
@@ -24,15 +25,17 @@ class Pulse:
         self.watched = watched
         self.settings = settings
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
-                "group.id": f"ep-pulse-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "latest",
-                "enable.auto.commit": False,
-                "session.timeout.ms": 6000,
-                "topic.metadata.refresh.interval.ms": 5000,
-                "log_level": 3,
-            }
+            client_config(
+                settings.kafka_bootstrap_servers,
+                extra={
+                    "group.id": f"ep-pulse-{uuid.uuid4().hex[:8]}",
+                    "auto.offset.reset": "latest",
+                    "enable.auto.commit": False,
+                    "session.timeout.ms": 6000,
+                    "topic.metadata.refresh.interval.ms": 5000,
+                    "log_level": 3,
+                },
+            )
         )
         self.consumer.subscribe(list(watched))
         self.counts: Counter[str] = Counter()

@@ -13,6 +13,7 @@ import redis
 from clickhouse_connect.driver.client import Client
 from confluent_kafka.admin import AdminClient
 
+from engagement_platform.kafka_config import client_config
 from engagement_platform.monitoring.lag import oldest_unconsumed, watermarks
 from engagement_platform.streaming.leaderboard import Keys, last_buckets
 
@@ -41,7 +42,7 @@ def topic_activity(
 ) -> dict[str, Activity]:
     """End offsets (records ever written) and the newest record's timestamp of each topic that
     exists; absent topics are left out."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 2})
+    admin = AdminClient(client_config(bootstrap_servers, extra={"log_level": 2}))
     metadata = admin.list_topics(timeout=timeout)
     wanted = [t for t in topics if t in metadata.topics and metadata.topics[t].error is None]
     keys = [(t, p) for t in wanted for p in metadata.topics[t].partitions]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from engagement_platform.kafka_config import client_config
 from engagement_platform.monitoring.verdict import Level, Verdict, grade
 from engagement_platform.streaming import topics
 
@@ -182,16 +183,18 @@ def oldest_unconsumed(
     if not starts:
         return {}
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "ep-lag-probe",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "max.partition.fetch.bytes": 4096,
-            "fetch.wait.max.ms": 10,
-            "log_level": 2,
-        }
+        client_config(
+            bootstrap_servers,
+            extra={
+                "group.id": "ep-lag-probe",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "max.partition.fetch.bytes": 4096,
+                "fetch.wait.max.ms": 10,
+                "log_level": 2,
+            },
+        )
     )
     found: dict[tuple[str, int], int] = {}
     try:
@@ -216,7 +219,7 @@ def measure_lag(
     bootstrap_servers: str, groups: Sequence[ConsumerGroup], timeout: float = 10.0, *, with_age: bool = True
 ) -> list[GroupLag]:
     """One GroupLag per entry of ``groups``, in order. Raises KafkaException when the broker is down."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 2})
+    admin = AdminClient(client_config(bootstrap_servers, extra={"log_level": 2}))
     metadata = admin.list_topics(timeout=timeout)
     partitions: dict[str, list[int]] = {}
     for topic in {g.topic for g in groups}:

@@ -13,6 +13,7 @@ from datetime import datetime
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 
+from engagement_platform.kafka_config import client_config
 from engagement_platform.monitoring.verdict import Level, Verdict, grade
 
 
@@ -50,7 +51,7 @@ WHERE ingested_at > {since:DateTime64(3, 'UTC')}
 def dlq_records_since(bootstrap_servers: str, topic: str, since: datetime, timeout: float = 10.0) -> int:
     """Records the DLQ received after ``since`` (offsets for that time vs the end, per partition)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": "ep-quality-probe", "log_level": 2}
+        client_config(bootstrap_servers, extra={"group.id": "ep-quality-probe", "log_level": 2})
     )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)

@@ -26,6 +26,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from engagement_platform.argtypes import UsageError, utc_time
+from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.enrich import format_utc_ms
@@ -154,13 +155,15 @@ def read_dlq(
     with ``assign()`` (no group join, nothing committed). Returns the records read. LookupError
     when the topic does not exist."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "dlq-replay",  # required by the client; never joined, nothing committed
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": kafka_io.FETCH_WAIT_MS,
-            "logger": kafka_io.CLIENT_LOG,
-        }
+        client_config(
+            bootstrap_servers,
+            extra={
+                "group.id": "dlq-replay",  # required by the client; never joined, nothing committed
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": kafka_io.FETCH_WAIT_MS,
+                "logger": kafka_io.CLIENT_LOG,
+            },
+        )
     )
     try:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)

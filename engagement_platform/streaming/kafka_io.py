@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from engagement_platform.kafka_config import FETCH_WAIT_MS as FETCH_WAIT_MS
+from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.metrics import ConsumerMetrics
 
@@ -31,10 +33,6 @@ def setup_logging(level: int = logging.INFO) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-
-
-# how long the broker may hold a fetch waiting for data: the latency floor of an idle hop
-FETCH_WAIT_MS = 100
 
 
 class Repeats(logging.Filter):
@@ -67,48 +65,12 @@ CLIENT_LOG.addFilter(Repeats())
 
 
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        # a short session makes group joins and rebalances take seconds, not tens of seconds
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 1500,
-        "max.poll.interval.ms": 300000,
-        "fetch.wait.max.ms": FETCH_WAIT_MS,
-        # Prefetch a small queue per partition and refill it at once: librdkafka's default waits
-        # fetch.queue.backoff.ms = 1 s once 100,000 records are queued, so a consumer busier than
-        # its fetcher sat idle a third of the time (consume + decode: 108k -> 300k records/s)
-        "queued.min.messages": 20_000,
-        "fetch.queue.backoff.ms": 10,
-        "partition.assignment.strategy": "cooperative-sticky",
-        "statistics.interval.ms": 0,
-        "logger": CLIENT_LOG,
-    }
-    config.update(overrides)
-    return config
+    extra = {"group.id": group_id, "logger": CLIENT_LOG, **overrides}
+    return client_config(settings.kafka_bootstrap_servers, "consumer", extra)
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """acks=all and retries, without the idempotent producer: a librdkafka producer that had
-    records in flight when the broker went away needs a new producer id, and a Kafka 4.3 broker
-    just restarted once refused ids for 7 minutes (COORDINATOR_LOAD_IN_PROGRESS) while the
-    enricher's output waited. What idempotence prevents, a retry written twice or out of order,
-    no consumer here minds: every sink dedupes by event id and none relies on order."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "enable.idempotence": False,
-        "acks": "all",
-        "linger.ms": 5,
-        "batch.num.messages": 10000,
-        "compression.type": "lz4",
-        "queue.buffering.max.messages": 500000,
-        "logger": CLIENT_LOG,
-    }
-    config.update(overrides)
-    return config
+    return client_config(settings.kafka_bootstrap_servers, "producer", {"logger": CLIENT_LOG, **overrides})
 
 
 class GracefulStop:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from engagement_platform.kafka_config import client_config
+
 log = logging.getLogger("engagement_platform.streaming")
 
 GRACE_S = 30.0  # without partitions before the broker is asked: a normal rejoin takes seconds
@@ -73,7 +75,7 @@ def member_of(
         if c is None:
             return None
         if admin is None:
-            admin = AdminClient({"bootstrap.servers": bootstrap})
+            admin = AdminClient(client_config(bootstrap))
         try:
             future = admin.describe_consumer_groups([group], request_timeout=5)[group]
             described = future.result(timeout=10)

@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from quixstreams import Application, message_context
 from quixstreams.models.serializers import Serializer
 
+from engagement_platform.kafka_config import client_config
 from engagement_platform.streaming import peers
 from engagement_platform.streaming.enrich import Content
 
@@ -45,12 +46,14 @@ def load_content(opts: peers.PeerOptions, join: peers.Join) -> dict[int, int]:
     """Read the content topic to its end into ``join.cache``; returns, per partition, the
     offset the load stopped before."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": opts.bootstrap,
-            "group.id": f"{opts.group}.content-load",  # assigned, never committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+        client_config(
+            opts.bootstrap,
+            extra={
+                "group.id": f"{opts.group}.content-load",  # assigned, never committed
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
     )
     try:
         parts = sorted(

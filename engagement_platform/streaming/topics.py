@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 
 CONTENT_FLAT = "content.flat"
@@ -57,7 +58,7 @@ def ensure_topics(
     Every topic but a compacted changelog (which keeps the last record per key, whatever
     its age) gets ``bounds`` unless its spec sets its own.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(client_config(bootstrap_servers))
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [s for s in specs if s.name not in existing]
     if not missing:
@@ -87,5 +88,5 @@ def ensure_topics(
 
 def partition_counts(bootstrap_servers: str, names: Iterable[str], timeout: float = 10.0) -> dict[str, int]:
     """Partitions per topic (0 when the topic does not exist)."""
-    metadata = AdminClient({"bootstrap.servers": bootstrap_servers}).list_topics(timeout=timeout)
+    metadata = AdminClient(client_config(bootstrap_servers)).list_topics(timeout=timeout)
     return {n: len(metadata.topics[n].partitions) if n in metadata.topics else 0 for n in names}
