@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import psycopg2
@@ -37,6 +37,12 @@ from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, topics
 from engagement_platform.streaming.leaderboard import Batch, Rules, aggregate, decoder
 from engagement_platform.warehouse.ddl import connect_settings, split_statements
+
+if TYPE_CHECKING:  # the Dagster code loads only in the tests that build sensors
+    import dagster as dg
+    from clickhouse_connect.driver.client import Client
+    from psycopg2.extensions import connection as PgConnection
+
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
 
@@ -215,7 +221,7 @@ def postgres_clickhouse_diff(settings: Settings) -> IdDiff:
     """Postgres's event ids against ClickHouse FINAL's, now."""
     pg, ch = psycopg2.connect(settings.postgres_dsn), connect_settings(settings)
     try:
-        return reconcile.diff_ids(reconcile.postgres_ids(pg), reconcile.clickhouse_ids(ch))
+        return reconcile.diff_ids(postgres_ids(pg), clickhouse_ids(ch))
     finally:
         pg.close()
         ch.close()
@@ -685,3 +691,49 @@ def in_step(platform: Platform, timeout: float = 180) -> None:
     finally:
         ch.close()
         rd.close()
+
+
+# --- what only tests need of the product's modules ------------------------------------------------
+
+
+def postgres_ids(conn: PgConnection, after_id: int = 0) -> set[int]:
+    """Every event id in the source after ``after_id``: the truth the sinks are compared with."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM engagement_events WHERE id > %s", (after_id,))
+        return {row[0] for row in cur.fetchall()}
+
+
+def clickhouse_ids(client: Client, after_id: int = 0) -> set[int]:
+    """Every event id in the warehouse after ``after_id`` (``FINAL``: one per id)."""
+    result = client.query(
+        "SELECT event_id FROM engagement_enriched FINAL WHERE event_id > {after:UInt64}",
+        parameters={"after": after_id},
+    )
+    return {row[0] for row in result.result_rows}
+
+
+def build_replication_slot_sensor(
+    name: str, thresholds: Any = None, slot_name_override: str | None = None
+) -> Any:
+    """The replication slot sensor under another name, with other thresholds or another slot."""
+    from engagement_platform.defs.postgres import checks
+
+    return checks.slot_monitor(thresholds or checks.DEFAULT_THRESHOLDS, slot_name_override).sensor(name)
+
+
+def build_consumer_lag_sensor(
+    name: str, groups: Sequence[Any], thresholds: Any = None, sustain: int = 1
+) -> Any:
+    """The consumer lag sensor over other groups (``WatchedGroup``s)."""
+    from engagement_platform.defs.kafka import checks
+
+    thresholds = thresholds or checks.DEFAULT_THRESHOLDS
+    specs = [g.check_spec(thresholds) for g in groups]
+    return checks.lag_monitor(lambda _resources: groups, specs, thresholds, sustain=sustain).sensor(name)
+
+
+def build_connector_health_sensor(name: str, connector_name_override: str) -> dg.SensorDefinition:
+    """The connector health sensor for another connector."""
+    from engagement_platform.defs.cdc import checks
+
+    return checks.connector_monitor(connector_name_override).sensor(name)

@@ -43,20 +43,6 @@ def diff_ids(source: Iterable[int], sink: Iterable[int]) -> IdDiff:
     return IdDiff(len(src), len(dst), frozenset(src - dst), frozenset(dst - src))
 
 
-def postgres_ids(conn: PgConnection, after_id: int = 0) -> set[int]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT id FROM engagement_events WHERE id > %s", (after_id,))
-        return {row[0] for row in cur.fetchall()}
-
-
-def clickhouse_ids(client: Client, after_id: int = 0) -> set[int]:
-    result = client.query(
-        "SELECT event_id FROM engagement_enriched FINAL WHERE event_id > {after:UInt64}",
-        parameters={"after": after_id},
-    )
-    return {row[0] for row in result.result_rows}
-
-
 def clickhouse_duplicates(client: Client) -> int:
     """Event ids stored more than once even under FINAL (must be 0)."""
     return int(client.command("SELECT count() - uniqExact(event_id) FROM engagement_enriched FINAL"))

@@ -21,8 +21,8 @@ from engagement_platform.defs.alerts.resources import AlertsResource
 from engagement_platform.defs.alerts.sensors import alerts_sensor
 from engagement_platform.defs.kafka import checks as lag_checks
 from engagement_platform.defs.kafka.sensors import kafka_activity_monitor
-from engagement_platform.monitoring import reconcile
 from engagement_platform.warehouse.ddl import connect_settings
+from engagement_platform_tests import harness as harness_ids
 from engagement_platform_tests.defs import resources as test_resources
 from engagement_platform_tests.harness import (
     Consumers,
@@ -194,7 +194,7 @@ def test_rows_deleted_in_clickhouse_fail_reconciliation_until_repaired(platform:
     ch = connect_settings(platform.settings)
     conn = psycopg2.connect(platform.settings.postgres_dsn)
     try:
-        victims = sorted(reconcile.clickhouse_ids(ch))[-10:]
+        victims = sorted(harness_ids.clickhouse_ids(ch))[-10:]
         ch.command(
             "DELETE FROM engagement_enriched WHERE event_id IN {ids:Array(UInt64)}",
             parameters={"ids": victims},

@@ -24,10 +24,10 @@ from confluent_kafka.admin import AdminClient
 
 from engagement_platform.local_stack.apps import AppPlan, app_services
 from engagement_platform.local_stack.process import is_alive
-from engagement_platform.monitoring import reconcile
 from engagement_platform.monitoring.lag import SECONDS_GROUP
 from engagement_platform.streaming import topics
 from engagement_platform.warehouse.ddl import connect_settings
+from engagement_platform_tests import harness as harness_ids
 from engagement_platform_tests.harness import (
     TRAFFIC_RATE,
     Child,
@@ -60,15 +60,15 @@ def caught_up_after(platform: Platform, since: float, timeout: float = 180) -> f
     pg = psycopg2.connect(platform.settings.postgres_dsn)
     ch = connect_settings(platform.settings)
     try:
-        wanted = {i for i in reconcile.postgres_ids(pg) if i <= mark}
+        wanted = {i for i in harness_ids.postgres_ids(pg) if i <= mark}
 
         def there() -> bool:
-            return wanted <= reconcile.clickhouse_ids(ch)
+            return wanted <= harness_ids.clickhouse_ids(ch)
 
         try:
             wait_for(there, timeout, f"ClickHouse to catch up to event {mark}", step=0.5)
         except AssertionError as exc:
-            trace = where_missing(platform.settings, wanted - reconcile.clickhouse_ids(ch))
+            trace = where_missing(platform.settings, wanted - harness_ids.clickhouse_ids(ch))
             raise AssertionError(f"{exc}\n{trace}\n{platform.handle.tails()}") from None
         return time.monotonic() - since
     finally:

@@ -22,6 +22,7 @@ from engagement_platform.local_stack.process import is_alive
 from engagement_platform.monitoring import reconcile
 from engagement_platform.streaming import topics
 from engagement_platform.warehouse.ddl import connect_settings
+from engagement_platform_tests import harness as harness_ids
 from engagement_platform_tests.harness import (
     Consumers,
     StackHandle,
@@ -112,7 +113,7 @@ def test_stack_down_and_up_keeps_topics_data_and_committed_offsets(platform: Sta
         assert_sinks_match_postgres(platform)
     # the connector resumed from its offsets in Kafka: no second snapshot of the table
     pg = psycopg2.connect(platform.settings.postgres_dsn)
-    total = len(reconcile.postgres_ids(pg))
+    total = len(harness_ids.postgres_ids(pg))
     pg.close()
     messages = read_topic(
         platform.settings.kafka_bootstrap_servers, topics.EVENTS_FLAT, until=lambda ms: len(ms) >= total

@@ -49,9 +49,4 @@ connector_health_sensor = connector_monitor().sensor()
 connector_health_check = connector_monitor().check()
 
 
-def build_connector_health_sensor(name: str, connector_name_override: str) -> dg.SensorDefinition:
-    """The same sensor for another connector (tests, or a second connector)."""
-    return connector_monitor(connector_name_override).sensor(name)
-
-
 defs = dg.Definitions(asset_checks=[connector_health_check], sensors=[connector_health_sensor])

@@ -127,17 +127,6 @@ consumer_lag_sensor = PLATFORM_MONITOR.sensor()
 consumer_lag_checks = PLATFORM_MONITOR.check()
 
 
-def build_consumer_lag_sensor(
-    name: str,
-    groups: Sequence[WatchedGroup],
-    thresholds: LagThresholds = DEFAULT_THRESHOLDS,
-    sustain: int = 1,
-) -> dg.SensorDefinition:
-    """The same sensor over other groups (tests, or a deployment with more consumers)."""
-    specs = [g.check_spec(thresholds) for g in groups]
-    return lag_monitor(lambda _resources: groups, specs, thresholds, sustain=sustain).sensor(name)
-
-
 # --- the quality of what the enricher writes ------------------------------------------------------
 
 ENRICHMENT_QUALITY = dg.AssetCheckKey(engagement_enriched_topic.key, "enrichment_quality")

@@ -80,11 +80,4 @@ replication_slot_sensor = slot_monitor().sensor()
 replication_slot_check = slot_monitor().check()
 
 
-def build_replication_slot_sensor(
-    name: str, thresholds: SlotThresholds = DEFAULT_THRESHOLDS, slot_name_override: str | None = None
-) -> dg.SensorDefinition:
-    """The same sensor with other thresholds or another slot (tests)."""
-    return slot_monitor(thresholds, slot_name_override).sensor(name)
-
-
 defs = dg.Definitions(asset_checks=[replication_slot_check], sensors=[replication_slot_sensor])

@@ -11,6 +11,7 @@ import pytest
 from engagement_platform.defs.cdc import checks
 from engagement_platform.defs.cdc.checks import CHECK_KEY
 from engagement_platform.defs.cdc.resources import KafkaConnectResource
+from engagement_platform_tests import harness
 from engagement_platform_tests.defs import resources as test_resources
 from engagement_platform_tests.harness import materialize
 
@@ -52,7 +53,7 @@ def test_the_registered_connector_passes(connector) -> None:  # type: ignore[no-
 
 def test_a_missing_connector_fails_with_connects_answer(connector) -> None:  # type: ignore[no-untyped-def]
     name = f"no-such-connector-{uuid.uuid4().hex[:8]}"
-    sensor = checks.build_connector_health_sensor(
+    sensor = harness.build_connector_health_sensor(
         name=f"health_{uuid.uuid4().hex[:8]}", connector_name_override=name
     )
     evaluation = evaluate(connector, sensor)

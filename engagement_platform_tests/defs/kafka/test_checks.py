@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from engagement_platform.defs.kafka import checks as lag_checks
 from engagement_platform.defs.kafka.checks import LagThresholds, WatchedGroup
 from engagement_platform.defs.kafka.resources import KafkaResource
+from engagement_platform_tests import harness
 from engagement_platform_tests.defs import resources as test_resources
 
 KEY = dg.AssetKey(["kafka", "test_topic"])
@@ -27,7 +28,7 @@ def kafka_resource(stack) -> KafkaResource:  # type: ignore[no-untyped-def]
 
 
 def evaluate(stack, groups: list[WatchedGroup], thresholds: LagThresholds) -> dg.SensorResult:  # type: ignore[no-untyped-def]
-    sensor = lag_checks.build_consumer_lag_sensor(
+    sensor = harness.build_consumer_lag_sensor(
         name=f"lag_{uuid.uuid4().hex[:8]}", groups=groups, thresholds=thresholds
     )
     context = dg.build_sensor_context(resources={"kafka": kafka_resource(stack)})
@@ -136,7 +137,7 @@ def test_the_platform_sensor_fails_a_check_only_when_lag_persists(stack, produce
     topic, n = produced
     group = f"test-sustain-{uuid.uuid4().hex[:8]}"
     commit(stack, group, topic, {0: n, 1: n, 2: n - 500})
-    sensor = lag_checks.build_consumer_lag_sensor(
+    sensor = harness.build_consumer_lag_sensor(
         f"lag_{uuid.uuid4().hex[:8]}",
         [WatchedGroup(group, topic, KEY)],
         LagThresholds(warn=100, error=1_000, **NO_AGE_LIMIT),

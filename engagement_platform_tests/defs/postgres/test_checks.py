@@ -11,6 +11,7 @@ import pytest
 from engagement_platform.defs.postgres import checks
 from engagement_platform.defs.postgres.checks import CHECK_KEY
 from engagement_platform.monitoring.replication_slot import SlotThresholds
+from engagement_platform_tests import harness
 from engagement_platform_tests.defs import resources as test_resources
 from engagement_platform_tests.harness import materialize
 
@@ -42,7 +43,7 @@ def evaluate(stack, sensor: dg.SensorDefinition) -> tuple[dg.AssetCheckEvaluatio
 
 
 def named(name: str, **kwargs) -> dg.SensorDefinition:  # type: ignore[no-untyped-def]
-    return checks.build_replication_slot_sensor(name=f"{name}_{uuid.uuid4().hex[:8]}", **kwargs)
+    return harness.build_replication_slot_sensor(name=f"{name}_{uuid.uuid4().hex[:8]}", **kwargs)
 
 
 def test_debeziums_slot_is_active_and_retains_a_measurable_amount(connector) -> None:  # type: ignore[no-untyped-def]
