@@ -39,9 +39,14 @@ from engagement_platform.streaming.leaderboard import Batch, Rules, aggregate, d
 from engagement_platform.warehouse.ddl import connect_settings, split_statements
 
 if TYPE_CHECKING:  # the Dagster code loads only in the tests that build sensors
+    import random
+    from datetime import datetime
+
     import dagster as dg
     from clickhouse_connect.driver.client import Client
     from psycopg2.extensions import connection as PgConnection
+
+    from engagement_platform.domain import Content
 
 
 CLI = [sys.executable, "-m", "engagement_platform.cli"]
@@ -737,3 +742,15 @@ def build_connector_health_sensor(name: str, connector_name_override: str) -> dg
     from engagement_platform.defs.cdc import checks
 
     return checks.connector_monitor(connector_name_override).sensor(name)
+
+
+def enriched_event(event_id: int, content: Content, event_ts: datetime, rng: random.Random) -> dict[str, Any]:
+    """One enriched record for a given content and time, made by the enricher's own code, for
+    tests that place events."""
+    from engagement_platform.bench.data import enriched, flat_event
+    from engagement_platform.source.simulator import make_event
+
+    user = uuid.UUID(int=rng.getrandbits(128), version=4)
+    event = make_event(rng, content, user, event_ts, uuid.UUID(int=rng.getrandbits(128)).hex[:16])
+    ((_key, value),) = enriched([content], [flat_event(event_id, event)])
+    return orjson.loads(value)

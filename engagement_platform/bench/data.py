@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +20,7 @@ import msgspec
 import orjson
 
 from engagement_platform.domain import Content, Event, FlatContent, FlatEvent
-from engagement_platform.source.simulator import EventGenerator, make_content, make_event
+from engagement_platform.source.simulator import EventGenerator, make_content
 from engagement_platform.streaming import enrich
 
 SPAN_SECONDS = 30 * 60  # well inside the leaderboard's retention, so every event counts
@@ -166,11 +165,3 @@ def synthetic_enriched(
     """:func:`synthetic`'s rows, enriched: the input of the consumers of ``engagement_enriched``."""
     contents, events = synthetic(n_content, n_events, **options)
     return contents, enriched(contents, events)
-
-
-def enriched_event(event_id: int, content: Content, event_ts: datetime, rng: random.Random) -> dict[str, Any]:
-    """One enriched record for a given content and time (for tests that place events)."""
-    user = uuid.UUID(int=rng.getrandbits(128), version=4)
-    event = make_event(rng, content, user, event_ts, uuid.UUID(int=rng.getrandbits(128)).hex[:16])
-    ((_key, value),) = enriched([content], [flat_event(event_id, event)])
-    return orjson.loads(value)

@@ -14,6 +14,7 @@ from engagement_platform.bench import data
 from engagement_platform.domain import KNOWN_EVENT_TYPES
 from engagement_platform.streaming import enrich
 from engagement_platform.streaming.leaderboard import METRIC_EVENTS, Rules, aggregate, decoder
+from engagement_platform_tests import harness
 
 STAMP = "2026-01-01T00:00:00.000Z"
 
@@ -77,7 +78,7 @@ def test_enriched_event_places_an_event_and_goes_through_enrich() -> None:
     rng = random.Random(5)
     content = data.make_contents(1, rng)[0]
     ts = datetime(2026, 3, 1, 12, 34, 56, 789123, tzinfo=UTC)
-    record = data.enriched_event(42, content, ts, rng)
+    record = harness.enriched_event(42, content, ts, rng)
     assert (record["event_id"], record["content_id"]) == (42, str(content.id))
     assert record["event_ts"] == "2026-03-01T12:34:56.789Z"
     assert (record["title"], record["slug"], record["content_missing"]) == (

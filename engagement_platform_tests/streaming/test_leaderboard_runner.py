@@ -24,7 +24,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from engagement_platform.bench.data import enriched_event, make_contents
+from engagement_platform.bench.data import make_contents
 from engagement_platform.domain import Content
 from engagement_platform.serving.top_content import top_content
 from engagement_platform.streaming import kafka_io
@@ -68,7 +68,7 @@ def synthetic(
     chosen = [c for c, n in zip(contents, counts, strict=True) for _ in range(n)]
     rng.shuffle(chosen)
     events = [
-        enriched_event(first_id + i, c, now - timedelta(seconds=rng.uniform(0, minutes * 60)), rng)
+        harness.enriched_event(first_id + i, c, now - timedelta(seconds=rng.uniform(0, minutes * 60)), rng)
         for i, c in enumerate(chosen)
     ]
     return contents, events
@@ -350,7 +350,9 @@ def test_big_batch_in_one_bucket_crosses_lua_unpack_limits(r: redis.Redis, names
     contents = make_contents(1, random.Random(6))
     ts = datetime.now(UTC).replace(second=1)
     rng = random.Random(6)
-    events = [enriched_event(10**15 + i, contents[0], ts, rng) for i in range(10_000)]  # ids past 2**53/1000
+    events = [
+        harness.enriched_event(10**15 + i, contents[0], ts, rng) for i in range(10_000)
+    ]  # ids past 2**53/1000
     assert applier.apply(harness.aggregate_records(events, rules, ts)).applied == 10_000
     assert applier.apply(harness.aggregate_records(events, rules, ts)).duplicates == 10_000
     assert sum(scores(r, names["prefix"]).values()) == 10_000
@@ -367,12 +369,13 @@ def test_top_content_window_ranking_and_cache(r: redis.Redis, names: dict[str, s
 
     def at(content: Content, minutes_ago: int, n: int) -> list[dict[str, Any]]:
         return [
-            enriched_event(next(ids), content, now - timedelta(minutes=minutes_ago), rng) for _ in range(n)
+            harness.enriched_event(next(ids), content, now - timedelta(minutes=minutes_ago), rng)
+            for _ in range(n)
         ]
 
     # c is the biggest overall, but most of it is 20 minutes old
     events = at(a, 0, 5) + at(a, 4, 5) + at(b, 2, 7) + at(c, 1, 2) + at(c, 20, 50)
-    missing = enriched_event(next(ids), a, now, rng)
+    missing = harness.enriched_event(next(ids), a, now, rng)
     missing.update(content_id="no-title-yet", content_missing=True, title=None, content_type=None)
     applier.apply(harness.aggregate_records([*events, missing], rules, now))
 
