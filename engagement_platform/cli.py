@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from engagement_platform import settings as settings_module
 from engagement_platform.argtypes import UsageError, non_negative_float, positive_float, positive_int
+from engagement_platform.replay import add_arguments as replay_arguments
 from engagement_platform.settings import Settings, SettingsError
 
 PROG = "engagement-platform"
@@ -212,6 +213,16 @@ def cmd_migrate_new(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    if args.warehouse:
+        from engagement_platform.warehouse import reparse
+
+        return reparse.run(args, settings)
+    from engagement_platform.streaming import dlq_replay
+
+    return dlq_replay.run(args, settings)
+
+
 # `consume X` and `bench X`: each module offers add_arguments(parser) and run(args, settings) -> int.
 # Only the module a command line names is imported (they pull in Kafka, ClickHouse and Redis
 # clients): `--help` and every other command stay fast.
@@ -234,12 +245,6 @@ BENCHMARKS = {
     "leaderboard": ("engagement_platform.bench.leaderboard", "leaderboard: ours vs baseline vs ceiling"),
     "warehouse": ("engagement_platform.bench.warehouse", "warehouse: bridge ingest rate, dashboard queries"),
     "e2e": ("engagement_platform.bench.e2e", "the whole path, per event: commit to Kafka, Redis, ClickHouse"),
-}
-DLQ_COMMANDS = {
-    "replay": (
-        "engagement_platform.streaming.dlq_replay",
-        "send dead letters back to their topic (--warehouse: re-parse ClickHouse's errors)",
-    ),
 }
 
 
@@ -327,7 +332,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_module_commands(bench_sub, BENCHMARKS, _named_after(argv, "bench"))
     dlq = sub.add_parser("dlq", help="dead letters: replay them once their cause is fixed")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
-    _add_module_commands(dlq_sub, DLQ_COMMANDS, _named_after(argv, "dlq"))
+    replay = dlq_sub.add_parser(
+        "replay",
+        help="send dead letters back to their topic (--warehouse: re-parse ClickHouse's errors)",
+        description="Send DLQ records back to the topic they came from once their cause is fixed, "
+        "with a header saying they were replayed; --warehouse re-parses ClickHouse's "
+        "engagement_enriched_errors rows instead. Replaying twice changes no count in any sink.",
+    )
+    if _named_after(argv, "dlq") == "replay":  # the topics module loads Kafka's client
+        from engagement_platform.streaming.topics import ENRICHED_DLQ
+
+        replay_arguments(replay, ENRICHED_DLQ)
+    replay.set_defaults(func=cmd_dlq_replay)
 
     sql = sub.add_parser(
         "sql",

@@ -17,16 +17,16 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from engagement_platform.argtypes import UsageError, utc_time
 from engagement_platform.kafka_config import client_config
+from engagement_platform.replay import EVERYTHING, Filters, Report, render
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.enrich import format_utc_ms
@@ -34,71 +34,6 @@ from engagement_platform.streaming.topics import ENRICHED_DLQ
 
 UNREADABLE = "(unreadable DLQ record)"  # a DLQ value that is not this module's format: skipped
 Progress = Callable[[int, int], None]  # (records read so far, records to read)
-
-
-def parse_since(text: str) -> datetime:
-    """``--since`` (or a job's ``since``): :func:`~engagement_platform.argtypes.utc_time`, its
-    error a UsageError (one line)."""
-    try:
-        return utc_time(text)
-    except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"since: {exc}") from None
-
-
-def reason_code(reason: str) -> str:
-    """What counts group by: the reason's code, before its detail (``unknown_event_type: 'x'``)."""
-    return reason.split(":", 1)[0].strip()[:80] or "(no reason)"
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which dead letters a replay takes: the reason starts with ``reason``, and the record was
-    dead-lettered (or, in the warehouse, received) at or after ``since``."""
-
-    reason: str = ""
-    since: datetime | None = None
-
-    def keep(self, reason: str, at: datetime) -> bool:
-        return reason.startswith(self.reason) and (self.since is None or at >= self.since)
-
-
-EVERYTHING = Filters()  # no filter: every dead letter
-
-
-@dataclass
-class Counts:
-    replayed: int = 0  # in a dry run: would be replayed
-    skipped: int = 0  # left out by the filters (or unreadable)
-    still_failing: int = 0  # the warehouse only: replayed rows that failed to parse again
-
-
-@dataclass
-class Report:
-    """What a replay did, by reason code: what a table, a job's metadata and a test read."""
-
-    source: str  # the DLQ topic, or the errors table
-    dry_run: bool
-    by_reason: dict[str, Counts] = field(default_factory=dict)
-    to_topics: dict[str, int] = field(default_factory=dict)  # records sent per destination
-
-    def count(self, reason: str) -> Counts:
-        return self.by_reason.setdefault(reason_code(reason), Counts())
-
-    @property
-    def replayed(self) -> int:
-        return sum(c.replayed for c in self.by_reason.values())
-
-    @property
-    def skipped(self) -> int:
-        return sum(c.skipped for c in self.by_reason.values())
-
-    @property
-    def still_failing(self) -> int:
-        return sum(c.still_failing for c in self.by_reason.values())
-
-    def records_by_reason(self) -> dict[str, int]:
-        """Every record the source holds (replayed or not), per reason code."""
-        return {r: c.replayed + c.skipped for r, c in sorted(self.by_reason.items())}
 
 
 @dataclass(frozen=True)
@@ -294,114 +229,24 @@ def records_by_reason(bootstrap_servers: str, topic: str = ENRICHED_DLQ) -> dict
     return report.records_by_reason()
 
 
-def report_metadata(report: Report) -> Mapping[str, Any]:
-    """A report as flat metadata (Dagster's): totals and per reason code."""
-    out: dict[str, Any] = {
-        "source": report.source,
-        "dry_run": report.dry_run,
-        "replayed": report.replayed,
-        "skipped": report.skipped,
-        "records_by_reason": report.records_by_reason(),
-        "replayed_by_reason": {r: c.replayed for r, c in sorted(report.by_reason.items())},
-    }
-    if report.to_topics:
-        out["replayed_to"] = dict(sorted(report.to_topics.items()))
-    if report.source == "engagement_enriched_errors":
-        out["still_failing"] = report.still_failing
-    return out
-
-
-def render(report: Report, console: Any) -> None:
-    """The report as a rich table of counts by reason on ``console``."""
-    from rich.table import Table
-
-    verb = "would replay" if report.dry_run else "replayed"
-    warehouse = report.source == "engagement_enriched_errors"
-    table = Table(title=f"{report.source} by reason")
-    table.add_column("reason")
-    table.add_column(verb, justify="right")
-    if warehouse and not report.dry_run:
-        table.add_column("still failing", justify="right")
-    table.add_column("skipped (filters)", justify="right")
-    for reason, c in sorted(report.by_reason.items()):
-        cells = [reason, f"{c.replayed:,}"]
-        if warehouse and not report.dry_run:
-            cells.append(f"{c.still_failing:,}")
-        table.add_row(*cells, f"{c.skipped:,}")
-    console.print(table)
-    summary = f"{verb} {report.replayed:,}, skipped {report.skipped:,}"
-    if warehouse and not report.dry_run:
-        summary += f", still failing {report.still_failing:,}"
-    console.print(summary, highlight=False)
-    for name, n in sorted(report.to_topics.items()):
-        console.print(f"{verb} {n:,} to {name}", highlight=False)
-
-
-# --- `engagement-platform dlq replay` ---------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--reason", default="", metavar="TEXT", help="only records whose reason starts with TEXT"
-    )
-    parser.add_argument(
-        "--since",
-        type=utc_time,
-        metavar="ISO-TIME",
-        help="only records dead-lettered (--warehouse: received) at or after this time (UTC unless it "
-        "has an offset)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="only count what would be replayed")
-    parser.add_argument(
-        "--topic", metavar="DLQ_TOPIC", help=f"the DLQ topic to read (default {ENRICHED_DLQ})"
-    )
-    parser.add_argument(
-        "--warehouse",
-        action="store_true",
-        help="re-parse ClickHouse's engagement_enriched_errors rows instead (after a fix to the parse view)",
-    )
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Replay (or count), show a progress bar while reading, end with the counts by reason."""
+    """`dlq replay` (without --warehouse): replay or count with a progress bar while reading, then
+    the counts by reason."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     filters = Filters(args.reason, args.since)
-    if args.warehouse:
-        if args.topic:
-            raise UsageError("--topic names a Kafka DLQ; --warehouse replays ClickHouse's errors table")
-        report = _reparse(settings, filters, args.dry_run)
-    else:
-        topic = args.topic or ENRICHED_DLQ
-        columns = (TextColumn(f"reading {topic}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True)) as bar:
-            task = bar.add_task("read", total=None)
+    topic = args.topic or ENRICHED_DLQ
+    columns = (TextColumn(f"reading {topic}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("read", total=None)
 
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
 
-            try:
-                report = replay_topic(settings, filters, topic=topic, dry_run=args.dry_run, progress=progress)
-            except KafkaException as exc:
-                raise RuntimeError(f"Kafka: {exc}") from None
+        try:
+            report = replay_topic(settings, filters, topic=topic, dry_run=args.dry_run, progress=progress)
+        except KafkaException as exc:
+            raise RuntimeError(f"Kafka: {exc}") from None
     render(report, Console())
     return 0
-
-
-def _reparse(settings: Settings, filters: Filters, dry_run: bool) -> Report:
-    from clickhouse_connect.driver.exceptions import Error
-
-    from engagement_platform.warehouse import ddl
-    from engagement_platform.warehouse.gate import IngestGate
-    from engagement_platform.warehouse.reparse import reparse_errors
-    from engagement_platform.warehouse.sql import clickhouse_message
-
-    try:
-        client = ddl.connect_settings(settings)
-        try:
-            return reparse_errors(client, IngestGate(settings.ep_home), filters, dry_run=dry_run)
-        finally:
-            client.close()
-    except Error as exc:
-        raise RuntimeError(f"ClickHouse: {clickhouse_message(exc)}") from None

@@ -13,12 +13,15 @@ finds nothing left to do but what still fails.
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.streaming.dlq_replay import EVERYTHING, Filters, Report
+from engagement_platform.argtypes import UsageError
+from engagement_platform.replay import EVERYTHING, Filters, Report, render
+from engagement_platform.settings import Settings
 from engagement_platform.warehouse import ddl
 from engagement_platform.warehouse.gate import IngestGate
 
@@ -83,3 +86,26 @@ def reparse_errors(
         counts.still_failing += raw_hash in failed_again
     report.to_topics[ddl.INGEST] = report.replayed
     return report
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """`dlq replay --warehouse`: re-parse (or count) the error rows, then the counts by reason."""
+    from clickhouse_connect.driver.exceptions import Error
+    from rich.console import Console
+
+    from engagement_platform.warehouse.sql import clickhouse_message
+
+    if args.topic:
+        raise UsageError("--topic names a Kafka DLQ; --warehouse replays ClickHouse's errors table")
+    try:
+        client = ddl.connect_settings(settings)
+        try:
+            report = reparse_errors(
+                client, IngestGate(settings.ep_home), Filters(args.reason, args.since), dry_run=args.dry_run
+            )
+        finally:
+            client.close()
+    except Error as exc:
+        raise RuntimeError(f"ClickHouse: {clickhouse_message(exc)}") from None
+    render(report, Console())
+    return 0

@@ -16,16 +16,10 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message, Producer
 from engagement_platform import cli
 from engagement_platform.argtypes import UsageError
 from engagement_platform.defs.kafka.dlq import dlq_records_sensor, dlq_replay_job
+from engagement_platform.replay import Filters, Report, parse_since, reason_code
 from engagement_platform.streaming import kafka_io, topics
 from engagement_platform.streaming.dlq import dlq_record, dlq_record_of
-from engagement_platform.streaming.dlq_replay import (
-    UNREADABLE,
-    Filters,
-    Report,
-    decode_letter,
-    parse_since,
-    reason_code,
-)
+from engagement_platform.streaming.dlq_replay import UNREADABLE, decode_letter
 from engagement_platform.warehouse import backfill
 from engagement_platform_tests import harness
 from engagement_platform_tests.defs import resources as test_resources

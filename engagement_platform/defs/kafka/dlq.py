@@ -16,6 +16,7 @@ from engagement_platform.defs.kafka.resources import KafkaResource
 from engagement_platform.defs.warehouse.assets import enriched_errors_table
 from engagement_platform.defs.warehouse.resources import ClickHouseResource
 from engagement_platform.monitoring.activity import topic_activity
+from engagement_platform.replay import Filters, parse_since, report_metadata
 from engagement_platform.streaming import dlq_replay, topics
 from engagement_platform.warehouse.gate import IngestGate
 from engagement_platform.warehouse.reparse import reparse_errors
@@ -43,10 +44,10 @@ def replay_dead_letters(
     clickhouse: ClickHouseResource,
 ) -> dg.Output[dict[str, int]]:
     try:
-        since = dlq_replay.parse_since(config.since) if config.since else None
+        since = parse_since(config.since) if config.since else None
     except UsageError as exc:
         raise dg.Failure(description=str(exc)) from None
-    filters = dlq_replay.Filters(config.reason, since)
+    filters = Filters(config.reason, since)
     if config.warehouse:
         client = clickhouse.client()
         try:
@@ -61,7 +62,7 @@ def replay_dead_letters(
         settings = settings_module.load({"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers})
         report = dlq_replay.replay_topic(settings, filters, topic=config.topic, dry_run=config.dry_run)
         asset = engagement_enriched_dlq.key
-    metadata = dlq_replay.report_metadata(report)
+    metadata = report_metadata(report)
     context.log_event(dg.AssetObservation(asset_key=asset, metadata=metadata))
     verb = "would replay" if report.dry_run else "replayed"
     context.log.info(f"{report.source}: {verb} {report.replayed:,}, skipped {report.skipped:,}")
