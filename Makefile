@@ -78,6 +78,7 @@ browser:
 lint: install
 	$(BIN)/ruff check engagement_platform engagement_platform_tests
 	$(BIN)/ruff format --check engagement_platform engagement_platform_tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache *.egg-info

@@ -185,8 +185,8 @@ class KafkaWatcher(Watcher):
     def poll(self) -> None:
         stamps: dict[int, float] = {}
         for msg in self.consumer.consume(num_messages=10_000, timeout=0.1):
-            if msg.error() is None and msg.value():
-                event_id = orjson.loads(msg.value()).get("event_id")
+            if msg.error() is None and (value := msg.value()):
+                event_id = orjson.loads(value).get("event_id")
                 if isinstance(event_id, int):
                     stamps.setdefault(event_id, msg.timestamp()[1] / 1000)
         self.timeline.mark_each("enriched", stamps)

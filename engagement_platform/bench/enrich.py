@@ -147,15 +147,15 @@ def run_baseline(inp: Input, n: int, i: int, bar: Bar) -> Run:
     try:
         while done < n:
             msg = consumer.poll(1.0)
-            if msg is None or msg.error() is not None:
+            if msg is None or msg.error() is not None or (value := msg.value()) is None:
                 continue
             if msg.topic() == inp.content_topic:
-                row = json.loads(msg.value())
+                row = json.loads(value)
                 cache[row["id"]] = row
                 continue
             if started is None:
                 started = time.monotonic()
-            event = json.loads(msg.value())
+            event = json.loads(value)
             content = cache.get(event["content_id"], {})
             duration = event.get("duration_ms")
             length = content.get("length_seconds")

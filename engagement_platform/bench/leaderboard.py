@@ -27,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
 from confluent_kafka import Consumer, Message
@@ -51,7 +52,8 @@ TARGETS = report.Targets(ours_vs_baseline=10.0, ours_vs_ceiling=0.8, ours_rate=2
 def redis_total(client: redis.Redis, prefix: str) -> float:
     total = 0.0
     for key in client.scan_iter(match=Keys(prefix).minute("*"), count=1000):
-        total += sum(score for _m, score in client.zrange(key, 0, -1, withscores=True))
+        pairs = cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))
+        total += sum(score for _member, score in pairs)
     return total
 
 
@@ -119,11 +121,11 @@ def measure_baseline(inp: Input, events: int, i: int, bar: Bar) -> Run:
     try:
         while done < events:
             msg = consumer.poll(0.5)
-            if msg is None or msg.error():
+            if msg is None or msg.error() or (value := msg.value()) is None:
                 continue
             if t0 is None:
                 t0 = time.monotonic()
-            event = json.loads(msg.value())
+            event = json.loads(value)
             ts = datetime.fromisoformat(event["event_ts"].replace("Z", "+00:00")).astimezone(UTC)
             key = f"{prefix}zset:eng:minute:{ts.strftime('%Y%m%d%H%M')}"
             pipe = client.pipeline()

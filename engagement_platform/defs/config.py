@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from engagement_platform import settings
 
 
-def setting(name: str) -> str | int | dg.EnvVar:
+def setting(name: str) -> Any:
     """``dg.EnvVar(name)`` when the variable is set, so the UI shows which variable feeds a field
     and its value is read when the resource is built; otherwise the same default as everywhere
-    else. Nothing is ever written to the process environment."""
+    else. Nothing is ever written to the process environment. Typed ``Any``: a field takes a
+    ``str``, an ``int`` or the ``EnvVar`` that stands for one, as the variable's default says."""
     default = settings.default(name)
     if not settings.is_set(name):
-        return default  # type: ignore[return-value]
-    return dg.EnvVar.int(name) if isinstance(default, int) else dg.EnvVar(name)  # type: ignore[return-value]
+        return default
+    return dg.EnvVar.int(name) if isinstance(default, int) else dg.EnvVar(name)
 
 
 # who answers for every asset of the platform (Dagster shows it on each asset's page)

@@ -185,6 +185,7 @@ class QueryEndpoint:
                         return await self._in_thread(opts, method, body, encoding, accept)
                     finally:
                         tasks.cancel_scope.cancel()  # the statement may end before its body
+            raise AssertionError("unreachable: the task group returns the reply or raises")
         except ClickHouseError as exc:
             return self._error_reply(exc)
         except Exception as exc:  # a bug here must not cost the client its answer
