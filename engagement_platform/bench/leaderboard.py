@@ -1,22 +1,8 @@
 """Measure the leaderboard consumer against the original design and against the transport ceiling.
 
-Pre-loads a fresh topic once with enriched events (the simulator's rows run through the
-enricher's own code), then consumes it ``--runs`` times per variant, each run in its own
-consumer group and under its own Redis key prefix:
-
-- ours:     the real consumer (``LeaderboardConsumer.submit``): batch consume, orjson,
-            validation, late rules, in-batch dedupe, ONE EVALSHA per batch that dedupes by
-            event id, increments, sets TTLs and titles, in flight while the next batch is
-            aggregated; then a synchronous offset commit;
-- baseline: the original design: ``poll()`` one message, stdlib ``json``, datetime parsing,
-            one pipeline (ZINCRBY + EXPIRE + HSET) executed per event, auto-commit, over
-            the first ``--baseline-events`` (at about a thousand a second, all would take minutes);
-- ceiling:  the transport limit for the same input: batch consume and decode each record
-            as ours does, with no Redis at all, one commit at the end.
-
-Each rate is timed from the first record received to the last one applied, so consumer-group
-joins (seconds on the local broker) do not count. Everything the run created -- topic,
-groups, Redis keys -- is removed at the end.
+Variants, each ``--runs`` times side by side: ours (the ``consume leaderboard`` consumer), the
+original design's baseline and the transport ceiling. How each is measured, and the figures:
+docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
 """Benchmark the warehouse: bridge ingest vs per-message inserts and the transport ceiling; dashboard queries.
 
-Runs against the configured ClickHouse and Kafka (the local stack by default), in a
-database of its own (``--database``, dropped and recreated; the local-mode schema, i.e. a
-Null queue, whatever EP_MODE says -- a second Kafka-engine consumer of the real topic
-would be the last thing a benchmark should create).
-
-1. Ingest: ``--messages`` enriched records (the simulator's rows run through the enricher's
-   own code) are produced to a fresh topic once, then each variant runs ``--runs`` times:
-   ours is ``WarehouseBridge`` -- the object ``consume warehouse`` runs -- with its default
-   batching, into emptied tables; the baseline is the same bridge with ``--batch-size 1``
-   (one insert and one commit per message) over the first ``--baseline-messages`` records,
-   because at its rate the full set would take minutes; the ceiling, the transport limit for
-   the same input, consumes and batches exactly as the bridge does with no insert at all.
-   Rates run from the first record received (group join excluded) to the last commit, and
-   include the whole materialized-view chain.
-2. Queries: ``--query-rows`` events are generated server-side with ``numbers()`` straight
-   into ``engagement_enriched`` (the minute rollup's view fires as usual), spread over the
-   past 7 days; the daily rollups are rebuilt for the closed days (today is left to FINAL, as
-   the daily schedule leaves it); then each query of the dashboard's page runs ``--repeat``
-   times, and so does the whole page (all its queries in a row), and the median and best times
-   are reported.
+Ingest variants, each ``--runs`` times side by side: ours (the ``consume warehouse`` bridge),
+one insert per message, and the transport ceiling; then each query of the dashboard's page,
+in a database of its own. How each is measured, and the figures: docs/performance.md.
 """
 
 from __future__ import annotations
