@@ -81,7 +81,7 @@ lint: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache .mypy_cache *.egg-info
 
 # Stops the local stack and deletes its data (Postgres, ClickHouse, Redis, CDC offsets).
 reset: install
