@@ -78,9 +78,10 @@ browser:
 lint: install
 	$(BIN)/ruff check engagement_platform engagement_platform_tests
 	$(BIN)/ruff format --check engagement_platform engagement_platform_tests
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache .mypy_cache *.egg-info
 
 # Stops the local stack and deletes its data (Postgres, ClickHouse, Redis, CDC offsets).
 reset: install

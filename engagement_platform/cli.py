@@ -10,13 +10,18 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, NoReturn
 
 from engagement_platform import settings as settings_module
 from engagement_platform.argtypes import UsageError, non_negative_float, positive_float, positive_int
 from engagement_platform.replay import add_arguments as replay_arguments
 from engagement_platform.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # loaded only by the subcommands that use them
+    from engagement_platform.local_stack.supervisor import Supervisor
+    from engagement_platform.migrations.files import Migration
 
 PROG = "engagement-platform"
 
@@ -26,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _stack_supervisor(settings: Settings):  # type: ignore[no-untyped-def]
+def _stack_supervisor(settings: Settings) -> Supervisor:
     from engagement_platform.local_stack.supervisor import Supervisor
 
     return Supervisor(settings)
@@ -138,7 +143,7 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
-def _migration_errors():  # type: ignore[no-untyped-def]
+def _migration_errors() -> AbstractContextManager[None]:
     """A database that cannot be reached or says no, as one line (exit 1), never a traceback."""
     import contextlib
 
@@ -148,7 +153,7 @@ def _migration_errors():  # type: ignore[no-untyped-def]
     from engagement_platform.warehouse.sql import clickhouse_message
 
     @contextlib.contextmanager
-    def translate():  # type: ignore[no-untyped-def]
+    def translate() -> Iterator[None]:
         try:
             yield
         except psycopg2.Error as exc:
@@ -191,7 +196,7 @@ def cmd_migrate_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate_up(args: argparse.Namespace, settings: Settings) -> int:
     from engagement_platform.migrations import run
 
-    def applied(database: str, migration) -> None:  # type: ignore[no-untyped-def]
+    def applied(database: str, migration: Migration) -> None:
         print(f"{database}: applied {migration.version:03d} {migration.label}", flush=True)
 
     with _migration_errors():
@@ -248,7 +253,11 @@ BENCHMARKS = {
 }
 
 
-def _add_module_commands(sub, modules: dict[str, tuple[str, str]], selected: str | None) -> None:  # type: ignore[no-untyped-def]
+def _add_module_commands(
+    sub: argparse._SubParsersAction[_Parser],
+    modules: dict[str, tuple[str, str]],
+    selected: str | None,
+) -> None:
     import importlib
 
     for name, (module_name, help_text) in modules.items():

@@ -65,7 +65,7 @@ AtLeastOne = Annotated[int, Field(ge=1)]
 def _var(name: str, default: Any, description: str, shown: str | None = None) -> Any:
     """A field read from the variable ``name``; ``shown`` is the default as the README says it
     when the value itself depends on the machine (a path in the checkout)."""
-    extra = {"shown": shown} if shown is not None else None
+    extra: dict[str, Any] | None = {"shown": shown} if shown is not None else None
     return Field(default, validation_alias=name, description=description, json_schema_extra=extra)
 
 

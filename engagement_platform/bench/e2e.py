@@ -1,19 +1,8 @@
 """End to end, per event: Postgres commit -> engagement_enriched -> Redis -> ClickHouse.
 
-Needs the local stack up with the set-up applied (``make up`` does both, as do ``stack up``
-and materializing the set-up assets). The consumers are the platform's own three: this command
-starts them as ``up`` does (its own processes, the platform's groups and topics) and stops them
-at the end; stop ``up``'s consumers first if it runs, or they share the partitions.
-
-It writes live events into Postgres at ``--rate`` events/s for ``--duration`` seconds, each
-committed in small bursts (one every 20 ms), noting each id's commit time, and watches the
-three sinks at once: the enriched record's timestamp in Kafka, the event id in its minute's
-seen-set in Redis (``SMISMEMBER``, every 20 ms) and the row in ClickHouse (every 50 ms). It
-prints p50 / p95 / p99 / max per stage, whether the lag stayed bounded (the warehouse's backlog
-did not grow, and it drained within 10 s of the last insert), and CPU and RSS per process.
-``--find-max`` raises the rate until the lag stops being bounded (or the writer itself tops
-out). ``--variant`` runs the consumers with their former settings too, in the same command, for
-a before/after.
+Writes live events into Postgres at ``--rate`` and watches the three sinks at once; needs the
+stack up with the set-up applied, and starts the platform's consumers itself (stop ``up``'s
+first). How it measures, and the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -188,8 +177,8 @@ class KafkaWatcher(Watcher):
     def poll(self) -> None:
         stamps: dict[int, float] = {}
         for msg in self.consumer.consume(num_messages=10_000, timeout=0.1):
-            if msg.error() is None and msg.value():
-                event_id = orjson.loads(msg.value()).get("event_id")
+            if msg.error() is None and (value := msg.value()):
+                event_id = orjson.loads(value).get("event_id")
                 if isinstance(event_id, int):
                     stamps.setdefault(event_id, msg.timestamp()[1] / 1000)
         self.timeline.mark_each("enriched", stamps)

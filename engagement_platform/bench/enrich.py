@@ -1,27 +1,8 @@
 """Benchmark the enrichment consumer against the original design and against the transport ceiling.
 
-One run pre-loads a fresh events topic (default 200,000 flat Debezium records of events
-from the simulator's generator, plus their content) once, then measures, each ``--runs``
-times with its own group and output topic:
-
-* ours: the real ``EnrichRunner`` code path, consume -> enrich -> produce -> flush ->
-  commit, exactly as ``consume enrich`` runs it;
-* baseline: written the way the original did it: one ``poll()`` per message, stdlib
-  ``json``, ``produce`` + ``flush`` per message, auto-commit. It is hundreds of times
-  slower per message than the rest, so it runs over the first ``--baseline-events`` and
-  the output says so;
-* ceiling: the transport limit for the same input: consume -> produce of the raw bytes
-  with nothing parsed (batch consume, ours' producer settings, one flush + commit);
-* json_relay: the ceiling with each value through ``orjson.loads`` and ``orjson.dumps``
-  and nothing else: the least any Python consumer that reads and writes JSON pays, so
-  ``ours / json_relay`` says how much of the gap to the ceiling the enrichment's own work is;
-* peers (unless ``--no-peers``): the same join written with other frameworks, Faust
-  (``faust``) and Quix Streams (``quix``), each a child process in ``.venv-peers`` writing
-  the same records (:mod:`engagement_platform.bench.peers`).
-
-Rates are events per second from the first event received to the last commit, so group
-join time (the same for all three) is not counted. Figures depend on the machine and on
-whatever else shares its cores: read them as ratios measured side by side.
+Variants, each ``--runs`` times side by side: ours (the ``consume enrich`` code path), the
+original design's baseline, the transport ceiling, ``json_relay`` and the peers (Faust, Quix
+Streams). How each is measured, and the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -150,15 +131,15 @@ def run_baseline(inp: Input, n: int, i: int, bar: Bar) -> Run:
     try:
         while done < n:
             msg = consumer.poll(1.0)
-            if msg is None or msg.error() is not None:
+            if msg is None or msg.error() is not None or (value := msg.value()) is None:
                 continue
             if msg.topic() == inp.content_topic:
-                row = json.loads(msg.value())
+                row = json.loads(value)
                 cache[row["id"]] = row
                 continue
             if started is None:
                 started = time.monotonic()
-            event = json.loads(msg.value())
+            event = json.loads(value)
             content = cache.get(event["content_id"], {})
             duration = event.get("duration_ms")
             length = content.get("length_seconds")

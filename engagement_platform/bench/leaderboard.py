@@ -1,22 +1,8 @@
 """Measure the leaderboard consumer against the original design and against the transport ceiling.
 
-Pre-loads a fresh topic once with enriched events (the simulator's rows run through the
-enricher's own code), then consumes it ``--runs`` times per variant, each run in its own
-consumer group and under its own Redis key prefix:
-
-- ours:     the real consumer (``LeaderboardConsumer.submit``): batch consume, orjson,
-            validation, late rules, in-batch dedupe, ONE EVALSHA per batch that dedupes by
-            event id, increments, sets TTLs and titles, in flight while the next batch is
-            aggregated; then a synchronous offset commit;
-- baseline: the original design: ``poll()`` one message, stdlib ``json``, datetime parsing,
-            one pipeline (ZINCRBY + EXPIRE + HSET) executed per event, auto-commit, over
-            the first ``--baseline-events`` (at about a thousand a second, all would take minutes);
-- ceiling:  the transport limit for the same input: batch consume and decode each record
-            as ours does, with no Redis at all, one commit at the end.
-
-Each rate is timed from the first record received to the last one applied, so consumer-group
-joins (seconds on the local broker) do not count. Everything the run created -- topic,
-groups, Redis keys -- is removed at the end.
+Variants, each ``--runs`` times side by side: ours (the ``consume leaderboard`` consumer), the
+original design's baseline and the transport ceiling. How each is measured, and the figures:
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -27,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
 from confluent_kafka import Consumer, Message
@@ -51,7 +38,8 @@ TARGETS = report.Targets(ours_vs_baseline=10.0, ours_vs_ceiling=0.8, ours_rate=2
 def redis_total(client: redis.Redis, prefix: str) -> float:
     total = 0.0
     for key in client.scan_iter(match=Keys(prefix).minute("*"), count=1000):
-        total += sum(score for _m, score in client.zrange(key, 0, -1, withscores=True))
+        pairs = cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))
+        total += sum(score for _member, score in pairs)
     return total
 
 
@@ -119,11 +107,11 @@ def measure_baseline(inp: Input, events: int, i: int, bar: Bar) -> Run:
     try:
         while done < events:
             msg = consumer.poll(0.5)
-            if msg is None or msg.error():
+            if msg is None or msg.error() or (value := msg.value()) is None:
                 continue
             if t0 is None:
                 t0 = time.monotonic()
-            event = json.loads(msg.value())
+            event = json.loads(value)
             ts = datetime.fromisoformat(event["event_ts"].replace("Z", "+00:00")).astimezone(UTC)
             key = f"{prefix}zset:eng:minute:{ts.strftime('%Y%m%d%H%M')}"
             pipe = client.pipeline()

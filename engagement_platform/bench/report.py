@@ -283,8 +283,7 @@ def figures(
         report["targets"] = targets.as_json()
         reached = {**medians, "ours_rate": variants["ours"].median.rate}
         report["targets_met"] = all(
-            reached[k] is not None and reached[k] >= goal  # type: ignore[operator]
-            for k, goal in targets.as_json().items()
+            (value := reached[k]) is not None and value >= goal for k, goal in targets.as_json().items()
         )
     return report
 

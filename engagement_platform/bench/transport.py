@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -70,7 +71,7 @@ class Scratch:
         return AdminClient(client_config(self.settings.kafka_bootstrap_servers))
 
     @staticmethod
-    def _delete(futures: dict, what: str) -> None:  # type: ignore[type-arg]
+    def _delete(futures: dict[str, Future[None]], what: str) -> None:
         for name, future in futures.items():
             try:
                 future.result(30)
@@ -204,7 +205,9 @@ def relay(
 
     def forward(records: list[Message]) -> None:
         for m in records:
-            value = m.value() if transform is None else transform(m.value())
+            value = m.value()
+            if transform is not None and value is not None:
+                value = transform(value)
             produce(producer, out_topic, value, m.key())
         producer.poll(0)
 

@@ -1,25 +1,8 @@
 """Benchmark the warehouse: bridge ingest vs per-message inserts and the transport ceiling; dashboard queries.
 
-Runs against the configured ClickHouse and Kafka (the local stack by default), in a
-database of its own (``--database``, dropped and recreated; the local-mode schema, i.e. a
-Null queue, whatever EP_MODE says -- a second Kafka-engine consumer of the real topic
-would be the last thing a benchmark should create).
-
-1. Ingest: ``--messages`` enriched records (the simulator's rows run through the enricher's
-   own code) are produced to a fresh topic once, then each variant runs ``--runs`` times:
-   ours is ``WarehouseBridge`` -- the object ``consume warehouse`` runs -- with its default
-   batching, into emptied tables; the baseline is the same bridge with ``--batch-size 1``
-   (one insert and one commit per message) over the first ``--baseline-messages`` records,
-   because at its rate the full set would take minutes; the ceiling, the transport limit for
-   the same input, consumes and batches exactly as the bridge does with no insert at all.
-   Rates run from the first record received (group join excluded) to the last commit, and
-   include the whole materialized-view chain.
-2. Queries: ``--query-rows`` events are generated server-side with ``numbers()`` straight
-   into ``engagement_enriched`` (the minute rollup's view fires as usual), spread over the
-   past 7 days; the daily rollups are rebuilt for the closed days (today is left to FINAL, as
-   the daily schedule leaves it); then each query of the dashboard's page runs ``--repeat``
-   times, and so does the whole page (all its queries in a row), and the median and best times
-   are reported.
+Ingest variants, each ``--runs`` times side by side: ours (the ``consume warehouse`` bridge),
+one insert per message, and the transport ceiling; then each query of the dashboard's page,
+in a database of its own. How each is measured, and the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -30,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from confluent_kafka import Message
@@ -98,7 +82,7 @@ def run_bridge(inp: Input, variant: str, target: int, batch_size: int, i: int, b
 def distinct_events(settings: Settings, database: str) -> int:
     client = ddl.connect_settings(settings, database)
     try:
-        return int(client.command(f"SELECT count() FROM {ddl.ENRICHED} FINAL"))
+        return ddl.scalar_int(client, f"SELECT count() FROM {ddl.ENRICHED} FINAL")
     finally:
         client.close()
 
@@ -216,6 +200,12 @@ def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
     return in_ms(times)
 
 
+def run_each(queries: list[Callable[[Any], Any]], client: Any) -> None:
+    """Run each query in a row, as the dashboard's page does."""
+    for query in queries:
+        query(client)
+
+
 def in_ms(seconds: list[float]) -> dict[str, float]:
     median, best = report.median_and_best(seconds, higher_is_better=False)
     return {"median_ms": round(median * 1000, 1), "best_ms": round(best * 1000, 1)}
@@ -253,11 +243,11 @@ def run_queries(
             )
         page = page_queries(today)
         for name, query in page.items():
-            results[name] = timed(lambda query=query: query(client), repeat)
+            results[name] = timed(partial(query, client), repeat)
             say(f"queries: {name}: {results[name]['median_ms']} ms")
         for span in (f"last {DEFAULT_DAYS} days", "today"):
             together = [q for name, q in page.items() if name.endswith(span)]
-            results[f"{PAGE}, {span}"] = timed(lambda qs=together: [q(client) for q in qs], repeat)
+            results[f"{PAGE}, {span}"] = timed(partial(run_each, together, client), repeat)
             say(f"queries: {PAGE}, {span}: {results[f'{PAGE}, {span}']['median_ms']} ms")
         return results
     finally:

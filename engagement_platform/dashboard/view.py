@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, METRIC_EVENTS
 from engagement_platform.warehouse.queries import DEFAULT_DAYS, Filters
+
+T = TypeVar("T")
 
 WINDOWS = (5, 10, 60)  # minutes of the live leaderboard
 DEFAULT_WINDOW = 10
@@ -69,7 +72,7 @@ class View:
         return query
 
 
-def _choice(raw: str | None, options: tuple, default):  # type: ignore[no-untyped-def, type-arg]
+def _choice(raw: str | None, options: tuple[T, ...], default: T) -> T:
     """``raw`` as the option it names (ints compare as ints), else ``default``."""
     for option in options:
         if raw is not None and str(option) == raw.strip():

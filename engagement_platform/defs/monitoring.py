@@ -9,7 +9,7 @@ module only turns a verdict into what Dagster shows.
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +131,7 @@ class Monitor:
             description=f"{self.description} Executed here it measures once; its sensor every "
             f"{self.interval_seconds} s.",
         )
-        def _check(context: dg.AssetCheckExecutionContext):  # type: ignore[no-untyped-def]
+        def _check(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
             for key, verdict in self.evaluate(
                 MonitorContext(context.resources, lambda: context.instance)
             ).findings:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection as PgConnection
 
 from engagement_platform.local_stack.service import Service, package_dir
+from engagement_platform.settings import Settings
 
 UNPRIVILEGED_USER = "nobody"
 
@@ -29,7 +31,7 @@ class PostgresService(Service):
     stop_signal = signal.SIGINT  # "fast" shutdown: do not wait for clients to disconnect
     start_timeout = 60.0
 
-    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.run_as = UNPRIVILEGED_USER if os.geteuid() == 0 else None
 
@@ -119,7 +121,7 @@ class PostgresService(Service):
         # the server needs nothing from our environment (and must not inherit secrets)
         return {"PATH": "/usr/bin:/bin", "LANG": "C", "HOME": "/"}
 
-    def _connect(self, dbname: str):  # type: ignore[no-untyped-def]
+    def _connect(self, dbname: str) -> PgConnection:
         return psycopg2.connect(
             host="127.0.0.1",
             port=self.settings.postgres_port,
@@ -140,7 +142,8 @@ class PostgresService(Service):
         return pwd.getpwnam(self.run_as).pw_gid if self.run_as else None
 
     def _chown(self, path: Path) -> None:
-        os.chown(path, self._uid(), self._gid())  # type: ignore[arg-type]
+        uid, gid = self._uid(), self._gid()
+        os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)  # -1: left as it is
 
     def _hand_over(self, data_dir: Path) -> None:
         """Give the data dir to the unprivileged account and check it can reach it."""

@@ -75,10 +75,12 @@ def spawn(
 ) -> PidRecord:
     """Start ``argv`` in its own session (so it outlives us and can be stopped as a group)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    user_kwargs: dict[str, object] = {}
+    user: int | None = None
+    group: int | None = None
+    extra_groups: list[int] | None = None
     if run_as is not None:
         account = pwd.getpwnam(run_as)
-        user_kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        user, group, extra_groups = account.pw_uid, account.pw_gid, []
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
             list(argv),
@@ -88,7 +90,9 @@ def spawn(
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
-            **user_kwargs,  # type: ignore[arg-type]
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
         )
     started = start_time_of(proc.pid)
     record = PidRecord(proc.pid, started if started is not None else -1, list(argv))

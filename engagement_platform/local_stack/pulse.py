@@ -45,8 +45,8 @@ class Pulse:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             for message in self.consumer.consume(num_messages=10_000, timeout=min(left, 0.5)):
-                if message.error() is None:
-                    self.counts[message.topic()] += 1
+                if message.error() is None and (topic := message.topic()) is not None:
+                    self.counts[topic] += 1
 
     def line(self) -> str:
         """One summary of the interval since the previous line, then start a new interval."""

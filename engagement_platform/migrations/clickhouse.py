@@ -1,17 +1,7 @@
 """Apply the warehouse's migrations (clickhouse_ddl/, this EP_MODE's files) exactly once.
 
-Each file's statements are split with ``warehouse.ddl.split_statements`` (the HTTP interface
-runs one per request) and its row in ``schema_migrations`` (MergeTree ORDER BY version, in the
-client's database) is written after they all succeeded. ClickHouse has no transactions: a
-file that fails half-way is not recorded and runs again, whole, next time.
-
-Lock: a table ``schema_migrations_lock`` made with a plain ``CREATE TABLE`` (which fails when
-it exists, atomically, on the local server and on a real ClickHouse alike), holding the
-holder's host, pid and time. A second applier polls, says so once, and gives up after a
-timeout with how to clear the lock; a holder that is a dead pid on this host is broken at once.
-
-Ingestion is paused (``pause.ingest_paused``) around the files of a run when the consume view
-exists at its start and something is pending.
+ClickHouse has no transactions, so a file is recorded only after all its statements succeeded,
+under a lock table, with ingestion paused. How: docs/design/migrations.md.
 """
 
 from __future__ import annotations

@@ -15,18 +15,17 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.warehouse import gate
+from engagement_platform.warehouse import ddl, gate
 
 CONSUME_VIEW = "engagement_enriched_queue_mv"  # 090_consume.sql: the queue's only reader
 
 
 def view_exists(client: Client, name: str = CONSUME_VIEW) -> bool:
     return bool(
-        int(
-            client.command(
-                "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
-                parameters={"n": name},
-            )
+        ddl.scalar_int(
+            client,
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+            {"n": name},
         )
     )
 

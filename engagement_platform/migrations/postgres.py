@@ -23,6 +23,7 @@ from engagement_platform.migrations.files import (
     postgres_migrations,
 )
 from engagement_platform.migrations.status import TABLE, Applied, Status, compare
+from engagement_platform.pg import scalar
 
 # pg_advisory_lock's key for "a migration run": any constant bigint no other code uses
 LOCK_KEY = 0x6570_6D69_6772  # "epmigr"
@@ -42,8 +43,7 @@ def default_files() -> list[Migration]:
 def applied(conn: PgConnection) -> list[Applied]:
     """The recorded rows; none when the table does not exist yet (reading creates nothing)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{TABLE}",))
-        if not cur.fetchone()[0]:
+        if not scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (f"public.{TABLE}",)):
             conn.rollback()
             return []
         cur.execute(f"SELECT version, name, checksum, applied_at FROM public.{TABLE} ORDER BY version")
@@ -71,8 +71,7 @@ def apply(
     files = default_files() if files is None else list(files)
     conn.autocommit = False
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
-        if not cur.fetchone()[0]:
+        if not scalar(cur, "SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)):
             on_wait("postgres: another migration run holds the lock; waiting for it")
             cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     conn.commit()  # the lock is the session's: it outlives this and every later transaction

@@ -25,11 +25,10 @@ def postgres_session(cdc_user: str, cdc_password: str) -> dict[str, str]:
 def _clickhouse_database_exists(settings: Settings) -> bool:
     with closing(ddl.connect_settings(settings, "default")) as admin:
         return bool(
-            int(
-                admin.command(
-                    "SELECT count() FROM system.databases WHERE name = {db:String}",
-                    parameters={"db": settings.clickhouse_database},
-                )
+            ddl.scalar_int(
+                admin,
+                "SELECT count() FROM system.databases WHERE name = {db:String}",
+                {"db": settings.clickhouse_database},
             )
         )
 

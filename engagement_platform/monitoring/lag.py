@@ -203,10 +203,12 @@ def oldest_unconsumed(
         paused: list[TopicPartition] = []
         while len(found) < len(starts) and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=len(starts), timeout=0.1):
-                key = (msg.topic(), msg.partition())
-                if msg.error() is None and key not in found:
-                    found[key] = msg.timestamp()[1]
-                    paused.append(TopicPartition(*key))
+                topic, partition = msg.topic(), msg.partition()
+                if msg.error() is not None or topic is None or partition is None:
+                    continue
+                if (topic, partition) not in found:
+                    found[topic, partition] = msg.timestamp()[1]
+                    paused.append(TopicPartition(topic, partition))
             if paused:  # one record per partition is all we want
                 consumer.pause(paused)
                 paused = []

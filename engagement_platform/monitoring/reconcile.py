@@ -18,6 +18,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from engagement_platform.monitoring.verdict import Level, Verdict
 from engagement_platform.streaming.leaderboard import Keys
+from engagement_platform.warehouse import ddl
 
 # (YYYYMMDDHHMM in UTC, content_id): the leaderboard's bucket and member
 MinuteKey = tuple[str, str]
@@ -45,7 +46,7 @@ def diff_ids(source: Iterable[int], sink: Iterable[int]) -> IdDiff:
 
 def clickhouse_duplicates(client: Client) -> int:
     """Event ids stored more than once even under FINAL (must be 0)."""
-    return int(client.command("SELECT count() - uniqExact(event_id) FROM engagement_enriched FINAL"))
+    return ddl.scalar_int(client, "SELECT count() - uniqExact(event_id) FROM engagement_enriched FINAL")
 
 
 def postgres_minute_counts(conn: PgConnection, after_id: int = 0) -> Counter[MinuteKey]:

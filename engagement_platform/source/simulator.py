@@ -27,6 +27,7 @@ from engagement_platform.domain import (
     Event,
     event_type_error,
 )
+from engagement_platform.pg import scalar
 
 # The seed's mix for the known types; any other type given to --event-types gets
 # OTHER_TYPE_WEIGHT (against the known types' 1.0) and, like a click, no duration.
@@ -216,8 +217,7 @@ class Simulator:
     def ensure_content(self, count: int) -> list[Content]:
         """Make sure at least ``count`` content rows exist; return all of them."""
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM content")
-            have = cur.fetchone()[0]
+            have = scalar(cur, "SELECT count(*) FROM content")
             if have < count:
                 rng = random.Random(self.seed)
                 now = datetime.now(UTC)

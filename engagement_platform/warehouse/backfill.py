@@ -1,19 +1,8 @@
 """Load one past day from Postgres into the warehouse, enriched by the consumer's own functions.
 
-Kafka keeps a limited history; Postgres keeps all of it. Rather than re-deriving the
-enriched fields here, each source row is shaped like the Debezium flat record the enrich
-consumer reads and goes through the same ``enrich.parse_event`` / ``parse_content`` /
-``enrich.enrich`` functions, so validation and derived fields cannot drift. The resulting
-JSON is inserted into ``engagement_enriched_ingest``, the same entry point the queue feeds,
-so parsing, typing and error routing in ClickHouse are the ones streaming uses too.
-
-No duplicates with what streaming loaded: event ids already present for that day are read
-first and skipped (so a re-run inserts nothing new). A streaming insert racing with the
-backfill can still add the same id twice; ``engagement_enriched`` is a ReplacingMergeTree
-on the event id, so FINAL reads (and the daily rollup built from them) still count it once.
-
-Content comes from the current ``content`` row, not the version the consumer saw at the
-time; for history that is the best the source keeps.
+Each source row goes through enrich's own functions into the table the queue feeds, so
+nothing drifts from streaming; event ids already loaded are skipped. Design:
+docs/design/warehouse.md.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ file there (``engagement-platform migrate new clickhouse NAME``), never an edit 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import clickhouse_connect
@@ -120,6 +120,18 @@ def connect_settings(settings: Settings, database: str | None = None, **kwargs: 
         database if database is not None else settings.clickhouse_database,
         **kwargs,
     )
+
+
+def scalar_int(client: Client, sql: str, parameters: Mapping[str, Any] | None = None) -> int:
+    """The one integer a query such as ``SELECT count() …`` returns.
+
+    ``Client.command`` is typed to return any of four shapes; this says which one is meant, and
+    fails clearly when the query returns something else.
+    """
+    value = client.command(sql, parameters=dict(parameters or {}))
+    if not isinstance(value, int | str):
+        raise TypeError(f"expected one value from {sql!r}, got {value!r}")
+    return int(value)
 
 
 def ensure_database(client: Client, database: str) -> None:

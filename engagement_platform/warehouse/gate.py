@@ -1,15 +1,8 @@
-"""The ingest gate: everything that inserts into the warehouse's parse chain waits while a
-ClickHouse migration replaces a view of it.
+"""The ingest gate: every writer of the warehouse's parse chain waits while a ClickHouse
+migration replaces a view of it, so no block reaches a missing view and is lost.
 
-A migration may drop and re-create a materialized view of the parse chain; a block inserted in
-between would pass through the Null tables with no view to carry it on, and be lost. So each
-writer of the chain (the bridge, ``history_backfill``, ``dlq replay --warehouse``) holds a
-*shared* ``flock`` on a file under EP_HOME around each insert, and a migration run holds it
-*exclusively*: taking it waits for the insert in flight, then holds every later one back. The
-writers commit or delete their input only after the insert, so nothing is lost. Why flock: the
-kernel releases it when its holder dies (a crashed migration never leaves a writer stuck, and
-there is no stale lock to clean), it costs two syscalls per insert, and needs no service. The
-processes of one deployment share EP_HOME (compose: one volume on one host).
+Writers hold a shared ``flock`` under EP_HOME around each insert, a migration run holds it
+exclusively. Why a flock: docs/design/warehouse.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """The dashboard's warehouse queries, as functions: the app renders them and `bench warehouse`
-times exactly these (``PAGE_QUERIES``).
+times exactly these (``page_queries``).
 
-Every value is a query parameter (``{name:Type}``, bound by the server), never formatted into
-the SQL; only our own table names and SQL fragments are.
-
-Exact over any date range, and fast: each query reads the days already built into the daily
-rollups (deduplicated once, by the Dagster asset) and only the days not built yet -- normally
-just today -- from ``engagement_enriched FINAL``. Which days are built is decided inside the
-query, per table, so a day is counted from exactly one side; the FINAL side's time range is a
-constant by then, so it reads only those days' granules.
+Every value is a bound query parameter, never formatted into the SQL. Each query reads the
+days already built from the daily rollups and the rest from ``engagement_enriched FINAL``, so
+it is exact and fast (docs/design/warehouse.md).
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """Re-parse ``engagement_enriched_errors`` after a fix to the parse view (``dlq replay --warehouse``).
 
-The rows kept by the filters (reason prefix, ``received_at`` since) are read, their ``raw``
-goes into ``engagement_enriched_ingest`` (where the queue and the history backfill insert too,
-so the parse view of now decides), and then those rows are deleted from the errors table,
-named by their ``received_at`` and their raw's hash (a lightweight ``DELETE``, synchronous by
-default, which ClickHouse and chdb 26.9 both run; its condition holds values only, because a
-mutation cannot read a session's temporary table). A row that still fails is back in the errors table
-with a fresh ``received_at``; a row that parses now lands in ``engagement_enriched``, a
-ReplacingMergeTree on the event id, so a replay never doubles an event and a second replay
-finds nothing left to do but what still fails.
+The rows go into ``engagement_enriched_ingest`` again and are deleted from the errors table;
+a replay never doubles an event. How: docs/design/warehouse.md.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def rebuild_day(client: Client, table: str, day: date, start: datetime, end: dat
     client.command(f"CREATE TABLE {stage} AS {table}")
     try:
         client.command(f"INSERT INTO {stage} {DAY_TABLES[table]}", parameters={"start": start, "end": end})
-        rows = int(client.command(f"SELECT count() FROM {stage}"))
+        rows = ddl.scalar_int(client, f"SELECT count() FROM {stage}")
         if rows:
             client.command(
                 f"ALTER TABLE {table} REPLACE PARTITION {{day:Date}} FROM {stage}", parameters={"day": day}
@@ -112,7 +112,7 @@ def rebuild_daily(client: Client, day: date, start: datetime, end: datetime) -> 
     rows = {table: rebuild_day(client, table, day, start, end) for table in DAY_TABLES}[ddl.DAILY]
     if not rows:
         return {"rows": 0, "events": 0}
-    events = client.command(
-        f"SELECT sum(events) FROM {ddl.DAILY} WHERE day = {{day:Date}}", parameters={"day": day}
+    events = ddl.scalar_int(
+        client, f"SELECT sum(events) FROM {ddl.DAILY} WHERE day = {{day:Date}}", {"day": day}
     )
-    return {"rows": rows, "events": int(events)}
+    return {"rows": rows, "events": events}

@@ -56,26 +56,26 @@ def test_an_edited_file_is_refused_before_anything_runs(
     clickhouse.apply(client, "local", scratch.ep_home, dirs.clickhouse_files())
     parse = dirs.clickhouse / "060_parse.sql"
     parse.write_text(parse.read_text().replace("'unknown_event_type'", "'unknown_type'"))
-    (dirs.clickhouse / "100_later.sql").write_text("CREATE TABLE later (x UInt8) ENGINE = Null;")
+    (dirs.clickhouse / "900_later.sql").write_text("CREATE TABLE later (x UInt8) ENGINE = Null;")
     with pytest.raises(MigrationError) as info:
         clickhouse.apply(client, "local", scratch.ep_home, dirs.clickhouse_files())
     assert str(info.value) == (
         "clickhouse_ddl/060_parse.sql was edited after it was applied (version 60): never edit an applied "
         "migration; add one with 'engagement-platform migrate new clickhouse NAME'"
     )
-    assert not view_exists(client, "later")  # 100 did not run
+    assert not view_exists(client, "later")  # 900 did not run
     assert not view_exists(client, clickhouse.LOCK_TABLE)  # and the lock was released
 
 
 def test_a_failing_file_stays_pending(client: Client, scratch: Settings, dirs: Dirs) -> None:
-    (dirs.clickhouse / "100_bad.sql").write_text(
+    (dirs.clickhouse / "900_bad.sql").write_text(
         "CREATE TABLE IF NOT EXISTS good (x UInt8) ENGINE = Null;\n"
         "ALTER TABLE no_such_table ADD COLUMN y UInt8;"
     )
     with pytest.raises(MigrationError, match=r"^clickhouse_ddl/100_bad.sql: statement 2 of 2 failed"):
         clickhouse.apply(client, "local", scratch.ep_home, dirs.clickhouse_files())
     status = clickhouse.status(client, "local", dirs.clickhouse_files())
-    assert [m.version for m in status.pending] == [100]
+    assert [m.version for m in status.pending] == [900]
     assert not view_exists(client, clickhouse.LOCK_TABLE)
 
 

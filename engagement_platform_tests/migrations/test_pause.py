@@ -21,8 +21,8 @@ from engagement_platform_tests.migrations.conftest import Dirs
 
 
 def parse_view_swap() -> str:
-    """A migration replacing the parse view with the same definition, as a real change would."""
-    (create,) = [
+    """A migration replacing the parse view with its latest definition, as a real change would."""
+    *_, create = [
         s
         for m, s in harness.ddl_statements("local")
         if "VIEW IF NOT EXISTS engagement_enriched_parse_mv" in s
@@ -62,7 +62,7 @@ def test_the_bridge_waits_while_a_migration_replaces_the_parse_view(
         try:
             produce(range(1, 501))
             harness.wait_for(lambda: counts() == (500, 500, 0), 60, "the first 500", describe=bridge.output)
-            (dirs.clickhouse / "100_swap_parse.sql").write_text(parse_view_swap())
+            (dirs.clickhouse / "900_swap_parse.sql").write_text(parse_view_swap())
             during: list[tuple[int, int, int]] = []
 
             def while_paused(migration) -> None:  # type: ignore[no-untyped-def]

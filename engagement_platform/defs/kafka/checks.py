@@ -69,11 +69,11 @@ def lag_observations(
     results: Iterable[tuple[WatchedGroup, GroupLag | None]],
 ) -> Iterator[dg.AssetObservation]:
     """One observation per topic with each group's lag, so the asset's plots show lag over time."""
-    by_asset: dict[dg.AssetKey, dict[str, int]] = {}
+    by_asset: dict[dg.AssetKey, dict[str, float]] = {}
     for g, measured in results:
         if measured is not None:
             by_asset.setdefault(g.asset_key, {})[f"lag_{g.group}"] = measured.total
-            by_asset[g.asset_key][f"lag_seconds_{g.group}"] = round(measured.max_seconds, 3)  # type: ignore[assignment]
+            by_asset[g.asset_key][f"lag_seconds_{g.group}"] = round(measured.max_seconds, 3)
     for key, figures in by_asset.items():
         yield dg.AssetObservation(asset_key=key, metadata=dict(figures))
 

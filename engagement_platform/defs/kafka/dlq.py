@@ -97,7 +97,11 @@ def dlq_records_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource
         return dg.SensorResult(skip_reason=f"{topics.ENRICHED_DLQ} unchanged ({written:,} written)")
     counts = dlq_replay.records_by_reason(bootstrap, topics.ENRICHED_DLQ)
     context.update_cursor(json.dumps({"written": written}))
-    metadata = {"records": sum(counts.values()), "records_by_reason": counts, "written_total": written}
+    metadata = {
+        "records": dg.MetadataValue.int(sum(counts.values())),
+        "records_by_reason": dg.MetadataValue.json(counts),
+        "written_total": dg.MetadataValue.int(written),
+    }
     return dg.SensorResult(asset_events=[dg.AssetObservation(engagement_enriched_dlq.key, metadata=metadata)])
 
 

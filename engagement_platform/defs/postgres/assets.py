@@ -7,6 +7,7 @@ from engagement_platform.defs.postgres.resources import PostgresResource
 from engagement_platform.migrations import postgres as migrations
 from engagement_platform.migrations.files import Layout
 from engagement_platform.migrations.run import postgres_session
+from engagement_platform.pg import scalar
 
 PUBLICATION = "engagement_publication"
 CAPTURED_TABLES = ("content", "engagement_events")
@@ -41,8 +42,7 @@ def postgres_schema(context: dg.AssetExecutionContext, postgres: PostgresResourc
             counts = {}
             for table in CAPTURED_TABLES:
                 # reltuples is an estimate; exact counts of a large event table are not worth a scan here
-                cur.execute("SELECT count(*) FROM " + table)  # table names are our own constants
-                counts[table] = cur.fetchone()[0]
+                counts[table] = scalar(cur, "SELECT count(*) FROM " + table)  # our own constants
         conn.rollback()
     finally:
         conn.close()

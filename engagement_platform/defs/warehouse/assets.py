@@ -143,10 +143,11 @@ def history_backfill(
     client = clickhouse.client()
     try:
         result = backfill.backfill_day(pg, client, start, end, IngestGate(clickhouse.ep_home_path), progress)
-        loaded = client.command(
+        loaded = ddl.scalar_int(
+            client,
             f"SELECT count() FROM {ddl.ENRICHED} FINAL "
             "WHERE event_ts >= {start:DateTime64(3, 'UTC')} AND event_ts < {end:DateTime64(3, 'UTC')}",
-            parameters={"start": start, "end": end},
+            {"start": start, "end": end},
         )
     finally:
         client.close()
@@ -165,7 +166,7 @@ def history_backfill(
             "inserted": result.inserted,
             "invalid": result.invalid,
             "invalid_samples": dg.MetadataValue.json(result.invalid_samples),
-            "events_in_warehouse": int(loaded),
+            "events_in_warehouse": loaded,
         }
     )
 

@@ -30,11 +30,9 @@ from engagement_platform.local_stack.clickhouse_http.engine import Engine
 LOG = logging.getLogger("engagement_platform.clickhouse_server")
 MODULE = "engagement_platform.local_stack.clickhouse_http"
 LISTEN_HOST = "127.0.0.1"
-# Measured on this project's machines (2 cores): bulk Native inserts run at the same rate
-# with either parser; httptools costs ~0.1 ms less per request than h11, but lowercases
-# every response header name, and ClickHouse's spelling (X-ClickHouse-Exception-Code) is
-# kept for clients that look headers up as spelled. uvloop: ~1 ms less per request than
-# asyncio's loop.
+# h11, not httptools: httptools lowercases every response header name, and clients may look
+# ClickHouse's spelling up (X-ClickHouse-Exception-Code). uvloop is the faster loop. Figures:
+# docs/performance.md.
 HTTP_IMPLEMENTATION = "h11"
 EVENT_LOOP = "uvloop"
 UTC_NAMES = ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Zulu", "GMT")

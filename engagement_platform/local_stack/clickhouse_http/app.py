@@ -1,14 +1,8 @@
 """The ClickHouse HTTP endpoints as a Starlette app over the one chdb engine.
 
-``/`` runs queries and inserts (GET, POST, HEAD), ``/ping`` and ``/replicas_status``
-answer liveness probes without credentials, ``/play`` serves the ad-hoc query page, and
-any other path answers 404 the way ClickHouse words it.
-
-The event loop only moves bytes. Every chdb call blocks (with the GIL released), so a
-request's statement runs in a worker thread. The body reaches that thread in ~1 MiB
-batches, read on the loop at most two batches ahead of it: a streamed insert never sits
-in memory whole, reading overlaps chdb's work, and uvicorn's flow control holds the
-client back when chdb falls behind.
+``/`` runs queries and inserts, ``/ping`` and ``/replicas_status`` answer probes, ``/play``
+serves the ad-hoc query page. The loop only moves bytes; each statement runs in a worker thread
+(docs/design/clickhouse-http.md).
 """
 
 from __future__ import annotations
@@ -185,6 +179,7 @@ class QueryEndpoint:
                         return await self._in_thread(opts, method, body, encoding, accept)
                     finally:
                         tasks.cancel_scope.cancel()  # the statement may end before its body
+            raise AssertionError("unreachable: the task group returns the reply or raises")
         except ClickHouseError as exc:
             return self._error_reply(exc)
         except Exception as exc:  # a bug here must not cost the client its answer

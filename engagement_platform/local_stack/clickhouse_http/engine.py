@@ -1,17 +1,7 @@
 """The process's one chdb engine: connections, HTTP sessions, per-request settings.
 
-chdb allows many connections to its one engine, each with its own session state
-(``USE``, ``SET``, temporary tables), and queries on different connections run in
-parallel with the GIL released. So each request borrows a connection: one dedicated to
-its ``session_id`` when it has one (clickhouse-connect always sends one), otherwise one
-from a small pool. A connection is only ever used by one request at a time.
-
-Per-request settings arrive as URL parameters. DDL cannot take a ``SETTINGS`` clause and
-the clause would change meaning for ``CREATE TABLE``, so settings are applied with ``SET``
-on the borrowed connection, diffed against what that connection already has
-(clickhouse-connect repeats the same settings on every call, so usually nothing runs). A
-URL setting that stops being sent is reset to DEFAULT, so in a session that also ran its
-own ``SET`` of that same setting, the session's value is not restored.
+Each request borrows a connection of its own (its session's, or one from a pool); URL settings
+are applied with ``SET``, as a diff. Why: docs/design/clickhouse-http.md.
 """
 
 from __future__ import annotations

@@ -18,8 +18,11 @@ from typing import Any
 
 import lz4.frame
 
+_zstd: Any
 try:  # zstd is optional: clickhouse-connect only uses it when asked for explicitly
-    from backports import zstd as _zstd  # type: ignore[import-not-found]
+    from backports import zstd
+
+    _zstd = zstd
 except ImportError:  # pragma: no cover - depends on the environment
     _zstd = None
 
