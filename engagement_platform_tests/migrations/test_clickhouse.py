@@ -72,7 +72,7 @@ def test_a_failing_file_stays_pending(client: Client, scratch: Settings, dirs: D
         "CREATE TABLE IF NOT EXISTS good (x UInt8) ENGINE = Null;\n"
         "ALTER TABLE no_such_table ADD COLUMN y UInt8;"
     )
-    with pytest.raises(MigrationError, match=r"^clickhouse_ddl/100_bad.sql: statement 2 of 2 failed"):
+    with pytest.raises(MigrationError, match=r"^clickhouse_ddl/900_bad.sql: statement 2 of 2 failed"):
         clickhouse.apply(client, "local", scratch.ep_home, dirs.clickhouse_files())
     status = clickhouse.status(client, "local", dirs.clickhouse_files())
     assert [m.version for m in status.pending] == [900]
