@@ -225,7 +225,7 @@ CONSUMERS = {
         "count enriched events into Redis minute buckets",
     ),
     "warehouse": (
-        "engagement_platform.streaming.warehouse_runner",
+        "engagement_platform.warehouse.bridge",
         "insert enriched events into ClickHouse (local mode's bridge)",
     ),
 }
@@ -237,7 +237,7 @@ BENCHMARKS = {
 }
 DLQ_COMMANDS = {
     "replay": (
-        "engagement_platform.streaming.dlq_replay",
+        "engagement_platform.dlq_command",
         "send dead letters back to their topic (--warehouse: re-parse ClickHouse's errors)",
     ),
 }

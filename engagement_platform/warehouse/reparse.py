@@ -18,6 +18,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from engagement_platform.settings import Settings
 from engagement_platform.streaming.dlq_replay import EVERYTHING, Filters, Report
 from engagement_platform.warehouse import ddl
 from engagement_platform.warehouse.gate import IngestGate
@@ -83,3 +84,19 @@ def reparse_errors(
         counts.still_failing += raw_hash in failed_again
     report.to_topics[ddl.INGEST] = report.replayed
     return report
+
+
+def reparse_settings(settings: Settings, filters: Filters, dry_run: bool) -> Report:
+    """:func:`reparse_errors` on the settings' ClickHouse, its errors as one-line RuntimeErrors."""
+    from clickhouse_connect.driver.exceptions import Error
+
+    from engagement_platform.warehouse.sql import clickhouse_message
+
+    try:
+        client = ddl.connect_settings(settings)
+        try:
+            return reparse_errors(client, IngestGate(settings.ep_home), filters, dry_run=dry_run)
+        finally:
+            client.close()
+    except Error as exc:
+        raise RuntimeError(f"ClickHouse: {clickhouse_message(exc)}") from None

@@ -37,7 +37,7 @@ from engagement_platform.streaming import kafka_io, sink
 from engagement_platform.warehouse import ddl
 from engagement_platform.warehouse.gate import IngestGate
 
-log = logging.getLogger("engagement_platform.streaming.warehouse")
+log = logging.getLogger("engagement_platform.warehouse.bridge")
 
 
 @dataclass(kw_only=True)
@@ -122,6 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         config.batch_size,
         config.max_wait,
     )
-    bridge.serve(stop)
-    log.info("warehouse: stopped cleanly after %d messages", bridge.inserted)
-    return 0
+    code = bridge.serve(stop)
+    if code == 0:
+        log.info("warehouse: stopped cleanly after %d messages", bridge.inserted)
+    return code
