@@ -1,4 +1,4 @@
-"""`engagement-platform dlq replay`: dead letters back to their topic, or ClickHouse's errors re-parsed.
+"""Replay dead letters: DLQ records back to their topic, or ClickHouse's errors re-parsed (--warehouse).
 
 A command of its own, above both packages: the Kafka replay lives in
 :mod:`engagement_platform.streaming.dlq_replay`, the re-parse in
