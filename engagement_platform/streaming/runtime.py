@@ -170,7 +170,6 @@ class ConsumerRuntime:
             return (self.stop is not None and self.stop.requested) or (until is not None and until())
 
         while not stopping():
-            stage.service()
             timeout = (
                 o.poll_timeout if not batch else max(0.0, min(o.poll_timeout, deadline - time.monotonic()))
             )
@@ -187,6 +186,7 @@ class ConsumerRuntime:
             if batch and (len(batch) >= o.batch_size or time.monotonic() >= deadline):
                 stage.handle(batch)
                 batch = []
+            stage.service()  # before the stop check: a write that just finished is committed now
             if self.backpressure is not None:
                 self._backpressure()
             if self._failures:
