@@ -241,7 +241,7 @@ CONSUMERS = {
         "count enriched events into Redis minute buckets",
     ),
     "warehouse": (
-        "engagement_platform.streaming.warehouse_runner",
+        "engagement_platform.warehouse.bridge",
         "insert enriched events into ClickHouse (local mode's bridge)",
     ),
 }

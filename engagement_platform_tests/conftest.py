@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from engagement_platform_tests.harness import StackHandle, materialize, start_stack, stop_stack
+from engagement_platform_tests.harness import Child, StackHandle, materialize, start_stack, stop_stack
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,19 @@ def source_schema(stack: StackHandle) -> StackHandle:
     result = materialize(stack, "postgres/schema")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return stack
+
+
+@pytest.fixture
+def spawn(stack: StackHandle, tmp_path: Path) -> Iterator[Callable[..., Child]]:
+    """``spawn("consume", "enrich", ..., name=...)`` starts a command on the stack, its log
+    in ``tmp_path``; whatever a test left running is killed (SIGKILL) afterwards."""
+    started: list[Child] = []
+
+    def start(*args: str, name: str = "child", env: dict[str, str] | None = None) -> Child:
+        child = Child(stack, args, tmp_path / f"{name}-{len(started)}.log", env)
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.kill()

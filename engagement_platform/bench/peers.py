@@ -4,7 +4,7 @@ Each runs as a child process in ``.venv-peers`` (``make install`` builds it: Qui
 pins confluent-kafka below the platform's), over the same pre-loaded topics as ours, into
 an output topic made like ours'. Its rate is measured as ours is, from the first event it
 consumed to the last record produced and acknowledged (and its offsets committed); the
-child measures that itself and reports it on stdout (:mod:`engagement_platform.streaming.peers`),
+child measures that itself and reports it on stdout (:mod:`engagement_platform.bench.peer_apps.common`),
 so neither its interpreter's start nor its group join counts. The output topic must then
 hold one record per event.
 """
@@ -17,17 +17,17 @@ import tempfile
 import threading
 from pathlib import Path
 
+from engagement_platform.bench.peer_apps.common import REPORT_PREFIX
 from engagement_platform.bench.report import Bar, Run
 from engagement_platform.settings import PROJECT_ROOT, Settings
 from engagement_platform.streaming import kafka_io
-from engagement_platform.streaming.peers import REPORT_PREFIX
 
 PYTHON = PROJECT_ROOT / ".venv-peers" / "bin" / "python"
 STARTUP_SECONDS = 120.0
 SLOWEST_RATE = 200.0  # events/s
 MODULES = {
-    "faust": "engagement_platform.streaming.faust_app",
-    "quix": "engagement_platform.streaming.quix_app",
+    "faust": "engagement_platform.bench.peer_apps.faust_app",
+    "quix": "engagement_platform.bench.peer_apps.quix_app",
 }
 
 

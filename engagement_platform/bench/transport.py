@@ -22,6 +22,7 @@ from engagement_platform.bench.report import Bar, Run, progress, say
 from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
+from engagement_platform.streaming.checkpoint import next_offsets
 from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 
 Records = Iterable[tuple[bytes | None, bytes | None]]
@@ -168,7 +169,7 @@ def drain(
     def keep(msgs: list[Message]) -> None:
         records = kafka_io.records_of(msgs)
         decode(records)
-        for tp in kafka_io.next_offsets(records):
+        for tp in next_offsets(records):
             ends[(tp.topic, tp.partition)] = tp
 
     try:

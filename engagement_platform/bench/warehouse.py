@@ -24,8 +24,8 @@ from engagement_platform.bench.data import synthetic_enriched
 from engagement_platform.bench.report import Bar, Run, say
 from engagement_platform.migrations import clickhouse as migrations
 from engagement_platform.settings import Settings
-from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
 from engagement_platform.warehouse import ddl, rollup
+from engagement_platform.warehouse.bridge import Config, WarehouseBridge
 from engagement_platform.warehouse.queries import DEFAULT_DAYS, page_queries
 
 DEFAULT_DATABASE = "engagement_bench"

@@ -21,10 +21,6 @@ truncated rather than rounded so that an event never moves into the next second,
 or day bucket. Inputs may be ISO strings with any offset and 0-9 fractional digits (a
 string without an offset is taken as UTC, which is what Debezium's timestamp types mean)
 or epoch milliseconds.
-
-Hot path note: the common Debezium shape (``...:13.123456Z``) is validated by a regex and
-``datetime.fromisoformat`` and then sliced, not re-formatted; the commit-time formatting
-is cached per second. Those two are most of the per-event CPU otherwise.
 """
 
 from __future__ import annotations

@@ -1,42 +1,9 @@
-"""Count enriched events into Redis minute buckets, exactly once per event id, in one round trip per batch.
+"""The leaderboard stage: count enriched events into Redis minute buckets, once per event id.
 
-Reads ``engagement_enriched`` in a stable consumer group (default ``leaderboard``), folds each
-consumed batch into increments per (UTC minute of ``event_ts``, content_id), applies the whole
-batch with ONE ``EVALSHA`` of the Lua script below, and only then commits the batch's offsets.
-
-Why a replay cannot double count
---------------------------------
-Delivery is at-least-once twice over: the topic itself can hold the same ``event_id`` at
-several offsets (Debezium re-delivery, enrichment replay), and a crash between "Redis applied
-the batch" and "offsets committed" replays the batch. So the guard is not on offsets but on
-the event id, and it lives in Redis next to the scores it protects:
-
-1. every minute bucket ``zset:eng:minute:M`` has a companion set ``set:eng:seen:M`` of the
-   event ids already counted into it (an event id always maps to the same minute, because
-   its ``event_ts`` is the immutable timestamp of the source row);
-2. the script adds an event's id to the seen set and adds *only the ids that were not there*
-   to the score, in the same script. Redis runs a script atomically (no other command in
-   between, and with AOF the effects are logged as one MULTI/EXEC), so "id marked seen" and
-   "score incremented" happen together or not at all -- there is no state in which one is
-   true without the other, whatever process dies when;
-3. the consumer dies at any point: before the script reached Redis (nothing happened, the
-   replay counts it once), after it ran but before the commit (the replay finds every id in
-   the seen sets and adds nothing), or in between batches (nothing to replay). Duplicates at
-   other offsets are the same case as a replay;
-4. the seen set must outlive every possible replay. Both keys get the same *absolute*
-   expiry, ``end of minute + retention + margin``, set in the same script (so a key never
-   exists without its TTL). The consumer only writes to a bucket while
-   ``now < end of minute + retention``; older events are skipped and counted as late. Hence,
-   whenever a write is accepted, the seen set holding every earlier write to that bucket is
-   still alive, and once it could have expired, nothing is written to that bucket any more.
-
-Within one batch the same id twice is dropped in Python before the script (first wins); per
-bucket the script asks ``SMISMEMBER`` which of the batch's ids are new, adds 1 (or their
-engagement seconds) per new id to their content's score, and ``SADD``s exactly those ids.
-
-Memory: the seen sets hold one id per event in retention (integers; ~10 bytes each while a
-set is small enough for Redis's intset encoding, ~60-80 bytes beyond). Size retention to the
-largest window actually served.
+Each batch becomes one ``EVALSHA`` of the Lua script below, which marks an event id seen and
+adds it to its content's score atomically, so a replayed batch or a duplicate at another offset
+counts nothing twice; offsets are committed after Redis answered. Why that holds, and the
+memory it costs: docs/design/consumers.md.
 """
 
 from __future__ import annotations
@@ -173,8 +140,8 @@ class Command:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A batch and its command, built on the consumer's thread: building it on the writer's
-    thread had the two threads take turns at the GIL, which cost ~10% of the throughput."""
+    """A batch and its command, built on the consumer's thread (not the writer's: the two
+    would take turns at the GIL)."""
 
     batch: Batch
     command: Command | None
@@ -366,6 +333,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings.redis_host,
         settings.redis_port,
     )
-    runner.serve(stop)
-    log.info("leaderboard: stopped cleanly")
-    return 0
+    code = runner.serve(stop)
+    if code == 0:
+        log.info("leaderboard: stopped cleanly")
+    return code

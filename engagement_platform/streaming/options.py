@@ -26,6 +26,10 @@ class ConsumerOptions:
     poll_timeout: float  # seconds a consume() call waits when nothing is there
     # seconds a batch waits for more records once its first arrived (0: take what is queued)
     fill_wait: float = 0.0
+    # seconds a batch may wait for more records after its first (0: each poll's records are one)
+    max_wait: float = 0.0
+    # seconds between commits; 0: the stage commits after each batch it acknowledged
+    commit_interval: float = 0.0
     summary_every: float = 5.0  # seconds between summary lines
     fetch_wait_ms: int = FETCH_WAIT_MS
     metrics_port: int | None = None  # /metrics on 127.0.0.1; None: the consumer's setting, 0: off

@@ -1,38 +1,30 @@
-"""The loop of a consumer that writes a topic into a store: consume, write, commit, repeat.
+"""The stage of a consumer that writes a topic into a store (Redis, ClickHouse).
 
-Delivery is at-least-once: a batch's offsets are committed only after the sink applied
-the whole batch, so a crash in between replays it, and the sink's write must be
-idempotent (by event id). A sink that is down is retried with backoff, never skipped; a
-stop requested meanwhile exits *without* committing. A sink supplies only its write
-(:meth:`SinkConsumer.prepare`, :meth:`~SinkConsumer.write`, :meth:`~SinkConsumer.written`).
-
-Batches close at ``batch_size`` records or ``max_wait`` seconds after their first record,
-whichever comes first (``max_wait`` 0: each consume() call's records are one batch).
-
-One write is in flight while the next batch is consumed and prepared: the sink (Redis,
-ClickHouse) works in its own process while this one parses, so on two cores neither waits
-for the other. Writes still happen one at a time and in order, and a batch is committed
-only after its own write returned, so the guarantee above is unchanged.
+A sink supplies only its write (:meth:`SinkConsumer.prepare`, :meth:`~SinkConsumer.write`,
+:meth:`~SinkConsumer.written`); the loop is :class:`.runtime.ConsumerRuntime`. A batch is
+committed only after the sink applied all of it, so the write must be idempotent (by event
+id). A sink that is down is retried, never skipped. One write is in flight while the next
+batch is prepared, yet writes and commits stay one at a time and in order.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Message
 
 from engagement_platform.settings import Settings
-from engagement_platform.streaming import dlq, kafka_io, membership, options, topics
+from engagement_platform.streaming import kafka_io, options
+from engagement_platform.streaming.errors import DeadLetters, retry_sink
 from engagement_platform.streaming.metrics import ConsumerMetrics
+from engagement_platform.streaming.runtime import ConsumerRuntime, Stage
 from engagement_platform.streaming.topics import ENRICHED, ENRICHED_DLQ
 
-SETTLE_POLL_S = 0.02  # the longest a consume() waits while a write is in flight
 P = TypeVar("P")  # a batch made ready for the sink
 R = TypeVar("R")  # what the sink answered
 
@@ -41,7 +33,6 @@ R = TypeVar("R")  # what the sink answered
 class SinkOptions(options.ConsumerOptions):
     topic: str = ENRICHED
     poll_timeout: float = 0.5
-    max_wait: float = 0.0  # seconds a batch may wait for more records after its first
     dlq_topic: str = ENRICHED_DLQ  # where records the sink cannot take go, with the reason
     create_topic: bool = True  # the tests and benchmarks create theirs with their own partitions
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
@@ -63,9 +54,9 @@ class InFlight(Generic[P, R]):
     started: float  # monotonic, when its write began
 
 
-class SinkConsumer(ABC, Generic[P, R]):
-    """consume -> prepare -> write (retried) -> commit -> count; the benchmarks and the tests
-    drive the same object as ``consume NAME``."""
+class SinkConsumer(Stage, Generic[P, R]):
+    """prepare -> write (retried, in a writer thread) -> dead letters -> commit -> count; the
+    benchmarks and the tests drive the same object as ``consume NAME``."""
 
     name: ClassVar[str]  # the summary line's name
     sink_name: ClassVar[str]  # the store, as retry warnings name it
@@ -78,25 +69,28 @@ class SinkConsumer(ABC, Generic[P, R]):
         self.config = config
         self.metrics = ConsumerMetrics(self.name, records_in=self.records_in, records_out=self.records_out)
         self.summary = kafka_io.Summary(self.name, every=config.summary_every, metrics=self.metrics)
-        self.consumer: Consumer | None = None
-        self._dlq_producer: Producer | None = None
-        self.first_record_at: float | None = None  # monotonic; rates exclude the group join
+        self.dead = DeadLetters(settings, config.dlq_topic, self.summary)
         self._writer: ThreadPoolExecutor | None = None
         self.in_flight: InFlight[P, R] | None = None
-        self.watch = membership.watch(settings.kafka_bootstrap_servers, config.group, lambda: self.consumer)
+        self.stop: kafka_io.GracefulStop | None = None
+        self.runtime = ConsumerRuntime(
+            settings, config, self, topic=config.topic, create_topic=config.create_topic
+        )
 
-    @abstractmethod
+    # --- what a sink supplies ------------------------------------------------------------
+
     def prepare(self, records: Sequence[Message]) -> P:
         """Turn records into what one write sends (once per batch, not per retry)."""
+        raise NotImplementedError
 
-    @abstractmethod
     def write(self, prepared: P) -> R:
         """Apply the batch to the sink; raise one of ``sink_errors`` to be retried. Must be
         idempotent: after a crash the same batch comes again."""
+        raise NotImplementedError
 
-    @abstractmethod
     def written(self, prepared: P, result: R, seconds: float) -> None:
         """Count a batch the sink applied and whose offsets were committed."""
+        raise NotImplementedError
 
     def dead_letters(self, prepared: P, records: Sequence[Message]) -> list[tuple[Message, str]]:
         """The records of the batch the sink refused, each with its reason (default: none)."""
@@ -105,21 +99,35 @@ class SinkConsumer(ABC, Generic[P, R]):
     def close_sink(self) -> None:
         """Release the sink's client, if this consumer owns one."""
 
-    def open(self) -> Consumer:
-        self.consumer = kafka_io.subscribed_consumer(
-            self.settings,
-            self.config.topic,
-            self.config.group,
-            create_topic=self.config.create_topic,
-            **{"fetch.wait.max.ms": self.config.fetch_wait_ms, **self.config.consumer_overrides},
-        )
-        return self.consumer
+    # --- the stage ----------------------------------------------------------------------
 
-    def flush(self, records: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> R | None:
-        """Write one batch (retrying until the sink answers) and commit it, waiting for both;
-        with no records, settle the write in flight."""
-        self.submit(records, stop)
-        return self.settle()
+    def client_config(self) -> dict[str, Any]:
+        return dict(self.config.consumer_overrides)
+
+    def handle(self, records: list[Message]) -> None:
+        self.submit(records, self.stop)
+
+    def service(self) -> None:
+        if self.in_flight is not None and self.in_flight.result.done():
+            self.settle()
+
+    def busy(self) -> bool:
+        return self.in_flight is not None
+
+    def finish(self) -> None:
+        self.settle()
+
+    def close(self, clean: bool = True) -> None:
+        """Leave the group, let a write in flight finish (uncommitted), release the sink."""
+        if self.runtime.consumer is not None:
+            self.runtime.close(clean)  # leaves the group, then comes back here
+            return
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # a write in flight finishes; it stays uncommitted
+            self._writer = None
+        self.close_sink()
+
+    # --- the write pipeline -------------------------------------------------------------
 
     def submit(self, records: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> None:
         """Prepare ``records`` while the write in flight goes on, settle that write, then hand
@@ -131,7 +139,7 @@ class SinkConsumer(ABC, Generic[P, R]):
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write")
         result = self._writer.submit(
-            kafka_io.retry_sink, lambda: self.write(prepared), self.sink_errors, self.sink_name, stop
+            retry_sink, lambda: self.write(prepared), self.sink_errors, self.sink_name, stop
         )
         self.in_flight = InFlight(records, prepared, result, time.monotonic())
 
@@ -144,106 +152,48 @@ class SinkConsumer(ABC, Generic[P, R]):
         self.in_flight = None
         result = done.result.result()
         seconds = time.monotonic() - done.started
-        assert self.consumer is not None
-        self.send_dead_letters(self.dead_letters(done.prepared, done.records))
-        kafka_io.commit_after(self.consumer, done.records)
-        self.metrics.committed()
+        for msg, reason in self.dead_letters(done.prepared, done.records):
+            self.dead.send(msg, reason)
+        self.dead.acknowledge()  # a refused record is never lost
+        self.runtime.checkpoint.consumed(done.records)
+        self.runtime.commit()
         self.metrics.batch(len(done.records), seconds)
-        self.lag()  # the gauge follows every commit
         self.written(done.prepared, result, seconds)
         return result
 
-    def send_dead_letters(self, letters: Sequence[tuple[Message, str]]) -> None:
-        """To the DLQ, acknowledged before the batch is committed: a refused record is never lost."""
-        if not letters:
-            return
-        if self._dlq_producer is None:
-            spec = topics.TopicSpec(self.config.dlq_topic, self.settings.topic_partitions)
-            bounds = topics.settings_bounds(self.settings)
-            topics.ensure_topics(self.settings.kafka_bootstrap_servers, [spec], bounds=bounds)
-            self._dlq_producer = Producer(kafka_io.producer_config(self.settings))
-        for msg, reason in letters:
-            value, headers = dlq.dlq_record_of(msg, reason)
-            kafka_io.produce(self._dlq_producer, self.config.dlq_topic, value, msg.key(), headers=headers)
-        if self._dlq_producer.flush(30):
-            raise RuntimeError(
-                f"DLQ records not acknowledged by {self.config.dlq_topic}: batch not committed"
-            )
-        self.summary.add(dlq=len(letters))
+    def flush(self, records: Sequence[Message], stop: kafka_io.GracefulStop | None = None) -> R | None:
+        """Write one batch (retrying until the sink answers) and commit it, waiting for both;
+        with no records, settle the write in flight."""
+        self.submit(records, stop)
+        return self.settle()
 
-    def lag(self) -> int:
-        lag = kafka_io.consumer_lag(self.consumer) if self.consumer is not None else 0
-        self.metrics.lag(lag)
-        return lag
+    # --- driving it ---------------------------------------------------------------------
 
-    def health(self) -> dict[str, object]:
-        # "partitions=0" tells an idle consumer from one still waiting for its group assignment
-        partitions = len(self.consumer.assignment()) if self.consumer is not None else 0
-        return {"partitions": partitions, "lag": self.lag()}
+    @property
+    def consumer(self) -> Consumer | None:
+        return self.runtime.consumer
+
+    @property
+    def first_record_at(self) -> float | None:
+        return self.runtime.first_record_at
+
+    def open(self) -> Consumer:
+        return self.runtime.open()
 
     def loop(
         self, stop: kafka_io.GracefulStop | None = None, until: Callable[[], bool] | None = None
     ) -> None:
         """Consume until SIGTERM/SIGINT (``stop``) or ``until()``; the batch in hand is written first."""
-        consumer = self.consumer or self.open()
-        config = self.config
-        batch: list[Message] = []
-        deadline = 0.0
+        self.stop = self.runtime.stop = stop
+        self.runtime.loop(until)
 
-        def stopping() -> bool:
-            return (stop is not None and stop.requested) or (until is not None and until())
+    def lag(self) -> int:
+        consumer = self.runtime.consumer
+        lag = kafka_io.consumer_lag(consumer) if consumer is not None else 0
+        self.metrics.lag(lag)
+        return lag
 
-        while not stopping():
-            timeout = (
-                config.poll_timeout
-                if not batch
-                else max(0.0, min(config.poll_timeout, deadline - time.monotonic()))
-            )
-            if self.in_flight is not None:  # come back soon to commit it once written
-                timeout = min(timeout, SETTLE_POLL_S)
-            msgs = kafka_io.next_batch(consumer, config.batch_size - len(batch), timeout, config.fill_wait)
-            records = kafka_io.records_of(msgs) if msgs else []
-            if records and not batch:
-                deadline = time.monotonic() + config.max_wait
-                if self.first_record_at is None:
-                    self.first_record_at = time.monotonic()
-            batch.extend(records)
-            if batch and (len(batch) >= config.batch_size or time.monotonic() >= deadline):
-                self.submit(batch, stop)
-                batch = []
-            if self.in_flight is not None and self.in_flight.result.done():
-                self.settle()
-            if self.watch.forgotten(bool(consumer.assignment())):
-                consumer = self.rejoin(batch, stop)
-                batch = []
-            self.summary.maybe_log(self.health)
-        self.flush(batch, stop)  # drain: what was consumed is stored and committed before exit
-        self.summary.log_now(self.health)
-
-    def rejoin(self, batch: Sequence[Message], stop: kafka_io.GracefulStop | None) -> Consumer:
-        """Store what is in hand (its commit fails: the partitions are gone, so the new owner
-        replays it, deduplicated), then a new consumer joins the group."""
-        membership.warn_rejoin(self.name, self.config.group)
-        self.flush(batch, stop)
-        assert self.consumer is not None
-        self.consumer.close()
-        self.consumer = None
-        return self.open()
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)  # a write in flight finishes; it stays uncommitted
-            self._writer = None
-        if self.consumer is not None:
-            self.consumer.close()  # leave the group now, so a restart does not wait for the session
-            self.consumer = None
-        self.close_sink()
-
-    def serve(self, stop: kafka_io.GracefulStop) -> None:
+    def serve(self, stop: kafka_io.GracefulStop) -> int:
         """What ``consume NAME`` runs: until stopped, then leave the group."""
-        self.metrics.serve(self.settings, self.config.metrics_port)
-        try:
-            self.open()
-            self.loop(stop)
-        finally:
-            self.close()
+        self.stop = self.runtime.stop = stop
+        return self.runtime.serve()

@@ -18,8 +18,9 @@ import pytest
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from engagement_platform import settings
-from engagement_platform.streaming import enrich_runner, leaderboard_runner, warehouse_runner
+from engagement_platform.streaming import enrich_runner, leaderboard_runner
 from engagement_platform.streaming.sink import SinkConsumer, SinkOptions
+from engagement_platform.warehouse import bridge
 
 
 class SinkDown(Exception):
@@ -71,7 +72,7 @@ class MemorySink(SinkConsumer[list[bytes], int]):
     def __init__(self, config: SinkOptions, batches: list[list[Message]], failures: int = 0) -> None:
         super().__init__(settings.load({}), config)  # the defaults: no client is built from them
         self.journal: list[Any] = []
-        self.consumer = ScriptedConsumer(self.journal, batches)  # type: ignore[assignment]
+        self.runtime.consumer = ScriptedConsumer(self.journal, batches)  # type: ignore[assignment]
         self.failures = failures
 
     def prepare(self, records: Sequence[Message]) -> list[bytes]:
@@ -196,7 +197,7 @@ def test_a_write_that_fails_in_flight_stops_the_loop_and_commits_nothing() -> No
     [
         (enrich_runner, enrich_runner.EnrichOptions),
         (leaderboard_runner, leaderboard_runner.Config),
-        (warehouse_runner, warehouse_runner.Config),
+        (bridge, bridge.Config),
     ],
 )
 def test_every_flag_default_is_the_options_default(module: Any, options: Any) -> None:
@@ -219,8 +220,8 @@ def test_flags_set_the_options_by_name() -> None:
         "engagement_seconds",
     )
     parser = argparse.ArgumentParser()
-    warehouse_runner.add_arguments(parser)
-    config = warehouse_runner.Config.from_args(parser.parse_args(["--max-wait", "0.2", "--database", "d"]))
+    bridge.add_arguments(parser)
+    config = bridge.Config.from_args(parser.parse_args(["--max-wait", "0.2", "--database", "d"]))
     assert (config.max_wait, config.database, config.batch_size, config.group) == (
         0.2,
         "d",

@@ -5,12 +5,12 @@ A Faust user's shape: one agent reads ``content.flat`` into a memory ``GlobalTab
 by content id (upserts replace, tombstones and ``__deleted`` rows delete; the table keeps
 :class:`~engagement_platform.streaming.enrich.Content` objects, the same our cache holds,
 through a codec for its changelog), another joins each event of ``engagement_events.flat``
-with it and sends our record (:mod:`.peers`) to the output topic. A GlobalTable because the
+with it and sends our record (:mod:`.common`) to the output topic. A GlobalTable because the
 events are keyed differently from the content: with a plain (sharded) table, several
 workers would need the events repartitioned by content id first.
 
 Unlike ours, Faust does not read the content topic to its end before the first event: both
-agents start together, so early events may find no content yet. They wait (:mod:`.peers`)
+agents start together, so early events may find no content yet. They wait (:mod:`.common`)
 and leave when it comes, joined with the first version of it read, where ours would use
 the latest one in the topic. (Waiting in the agent instead would stall the shared fetch
 loop, and the content with it.) After a restart the table is recovered from its changelog
@@ -18,7 +18,7 @@ before the agents start.
 
 Faust runs on aiokafka, not librdkafka: the producer gets ours' settings where Faust exposes
 them (acks=all, linger, lz4, batch size; no idempotence outside transactions). Run in
-``.venv-peers``: ``python -m engagement_platform.streaming.faust_app --help``.
+``.venv-peers``: ``python -m engagement_platform.bench.peer_apps.faust_app --help``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import faust
 import orjson
 from faust.serializers import codecs
 
-from engagement_platform.streaming import peers
+from engagement_platform.bench.peer_apps import common
 from engagement_platform.streaming.enrich import Content
 
 CONTENT_CODEC = "ep-content"
@@ -47,7 +47,7 @@ class ContentCodec(codecs.Codec):
         return Content(**orjson.loads(s))
 
 
-def faust_settings(opts: peers.PeerOptions) -> dict[str, Any]:
+def faust_settings(opts: common.PeerOptions) -> dict[str, Any]:
     """Faust's names for ours' producer settings, its web server off, its state in ``workdir``."""
     p = opts.producer_config
     return {
@@ -66,18 +66,18 @@ def faust_settings(opts: peers.PeerOptions) -> dict[str, Any]:
     }
 
 
-def build(opts: peers.PeerOptions, on_done: Any) -> tuple[faust.App, peers.Join]:
+def build(opts: common.PeerOptions, on_done: Any) -> tuple[faust.App, common.Join]:
     """The app and its join; ``on_done(app, join)`` is awaited once ``--stop-after`` is reached."""
     codecs.register(CONTENT_CODEC, ContentCodec())
     app = faust.App(opts.group, **faust_settings(opts))
     table = app.GlobalTable("content", default=None, partitions=opts.partitions)
     table.value_serializer = CONTENT_CODEC  # before its changelog topic is made
-    join = peers.Join(table, opts.stop_after, opts.pending_timeout)
+    join = common.Join(table, opts.stop_after, opts.pending_timeout)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     output = app.topic(opts.output_topic, **raw)
     finishing: list[asyncio.Task[None]] = []
 
-    async def send(records: list[peers.Output]) -> None:
+    async def send(records: list[common.Output]) -> None:
         for value, key in records:
             await output.send(key=key, value=value)
         if join.done and not finishing:
@@ -102,10 +102,10 @@ def build(opts: peers.PeerOptions, on_done: Any) -> tuple[faust.App, peers.Join]
 
 
 def main(argv: list[str] | None = None) -> None:
-    opts = peers.parse_args(argv, "Our enrichment join as a Faust app (a bench enrich peer).")
+    opts = common.parse_args(argv, "Our enrichment join as a Faust app (a bench enrich peer).")
     worker: faust.Worker | None = None
 
-    async def done(app: faust.App, join: peers.Join) -> None:
+    async def done(app: faust.App, join: common.Join) -> None:
         await app.producer.flush()  # every record acknowledged
         await app.consumer.commit()
         join.result(time.monotonic())

@@ -8,10 +8,10 @@ topic from its beginning to its end into a dict before ``app.run()`` (as ours lo
 cache), then keep that dict current with a second dataframe on the same topic, which skips
 the records the load already applied (on a fresh group it starts from the beginning too).
 Each event is joined in the events dataframe; both dataframes produce our record
-(:mod:`.peers`) to the output topic, keyed by content id.
+(:mod:`.common`) to the output topic, keyed by content id.
 
 The producer is a librdkafka one, configured exactly as ours (``--producer-config``).
-Run in ``.venv-peers``: ``python -m engagement_platform.streaming.quix_app --help``.
+Run in ``.venv-peers``: ``python -m engagement_platform.bench.peer_apps.quix_app --help``.
 """
 
 from __future__ import annotations
@@ -24,25 +24,25 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from quixstreams import Application, message_context
 from quixstreams.models.serializers import Serializer
 
+from engagement_platform.bench.peer_apps import common
 from engagement_platform.kafka_config import client_config
-from engagement_platform.streaming import peers
 from engagement_platform.streaming.enrich import Content
 
-log = logging.getLogger("engagement_platform.streaming.quix_app")
+log = logging.getLogger("engagement_platform.bench.peer_apps.quix_app")
 
 
 class _RecordValue(Serializer):
     """The dataframes carry ``(value, key)`` pairs; the value is already our record's bytes."""
 
-    def __call__(self, value: peers.Output, ctx: Any) -> bytes:
+    def __call__(self, value: common.Output, ctx: Any) -> bytes:
         return value[0]
 
 
-def _key(value: peers.Output) -> bytes:
+def _key(value: common.Output) -> bytes:
     return value[1]
 
 
-def load_content(opts: peers.PeerOptions, join: peers.Join) -> dict[int, int]:
+def load_content(opts: common.PeerOptions, join: common.Join) -> dict[int, int]:
     """Read the content topic to its end into ``join.cache``; returns, per partition, the
     offset the load stopped before."""
     consumer = Consumer(
@@ -77,9 +77,9 @@ def load_content(opts: peers.PeerOptions, join: peers.Join) -> dict[int, int]:
     return loaded
 
 
-def build(opts: peers.PeerOptions) -> tuple[Application, peers.Join]:
+def build(opts: common.PeerOptions) -> tuple[Application, common.Join]:
     cache: dict[str, Content] = {}
-    join = peers.Join(cache, opts.stop_after, opts.pending_timeout)
+    join = common.Join(cache, opts.stop_after, opts.pending_timeout)
     loaded = load_content(opts, join)
     app = Application(
         broker_address=opts.bootstrap,
@@ -94,17 +94,17 @@ def build(opts: peers.PeerOptions) -> tuple[Application, peers.Join]:
     raw = {"key_deserializer": "bytes", "value_deserializer": "bytes"}
     output = app.topic(opts.output_topic, key_serializer="bytes", value_serializer=_RecordValue())
 
-    def on_content(value: bytes | None, key: bytes | None, _ts: int, _headers: Any) -> list[peers.Output]:
+    def on_content(value: bytes | None, key: bytes | None, _ts: int, _headers: Any) -> list[common.Output]:
         ctx = message_context()
         if ctx.offset < loaded.get(ctx.partition, 0):
             return []  # applied by the load
         return finish(join.content(key, value))
 
-    def on_event(value: bytes | None) -> list[peers.Output]:
+    def on_event(value: bytes | None) -> list[common.Output]:
         ctx = message_context()
         return finish(join.event(value, ctx.partition, ctx.offset))
 
-    def finish(records: list[peers.Output]) -> list[peers.Output]:
+    def finish(records: list[common.Output]) -> list[common.Output]:
         if join.done:
             app.stop()  # after this message: the checkpoint (flush, then commit) runs on exit
         return records
@@ -117,7 +117,7 @@ def build(opts: peers.PeerOptions) -> tuple[Application, peers.Join]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    opts = peers.parse_args(argv, "Our enrichment join as a Quix Streams app (a bench enrich peer).")
+    opts = common.parse_args(argv, "Our enrichment join as a Quix Streams app (a bench enrich peer).")
     app, join = build(opts)
     app.run()
     join.result(time.monotonic())

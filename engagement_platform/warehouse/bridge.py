@@ -1,23 +1,10 @@
 """Bridge ``engagement_enriched`` into ClickHouse: local mode's stand-in for the Kafka engine.
 
-The local engine (chdb) cannot run a Kafka-engine table, so this consumer does its job: it
-reads the topic in a stable group (default ``warehouse``) and INSERTs each batch of message
-values, byte for byte, into ``engagement_enriched_queue`` (a Null table, one ``raw String``
-column) over the ClickHouse HTTP interface. The materialized views behind that table parse,
-route errors and deduplicate exactly as they do behind the Kafka engine in compose mode
-(see ``clickhouse_ddl/``), so the bridge itself never looks inside a message.
-
-Offsets are committed only after ClickHouse acknowledged the insert. A crash in between
-replays the batch; that is safe because ``engagement_enriched`` is a ReplacingMergeTree on
-the event id (read with FINAL) and the minute rollup keeps only replay-idempotent states.
-
-Each insert holds a shared lock on a gate file under EP_HOME (``warehouse.gate``): a
-ClickHouse migration run holds it exclusively, so an insert waits (one log line says so)
-while a materialized view is replaced, and none is lost between a DROP and a CREATE.
-
-Batches close at ``--batch-size`` messages or ``--max-wait`` seconds after their first
-message (1 s by default), whichever comes first, so latency stays bounded at low rates and
-inserts stay large at high rates (ClickHouse prefers few large inserts to many small ones).
+chdb cannot run a Kafka-engine table, so this sink stage (:mod:`engagement_platform.streaming.sink`)
+inserts each batch of message values, byte for byte, into ``engagement_enriched_queue``; the
+materialized views behind it parse, route errors and deduplicate as behind the Kafka engine.
+Offsets are committed after ClickHouse acknowledged the insert (replays are deduplicated by
+event id), and each insert waits at the ingest gate while a migration replaces a view.
 """
 
 from __future__ import annotations
@@ -37,7 +24,7 @@ from engagement_platform.streaming import kafka_io, sink
 from engagement_platform.warehouse import ddl
 from engagement_platform.warehouse.gate import IngestGate
 
-log = logging.getLogger("engagement_platform.streaming.warehouse")
+log = logging.getLogger("engagement_platform.warehouse.bridge")
 
 
 @dataclass(kw_only=True)
@@ -122,6 +109,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         config.batch_size,
         config.max_wait,
     )
-    bridge.serve(stop)
-    log.info("warehouse: stopped cleanly after %d messages", bridge.inserted)
-    return 0
+    code = bridge.serve(stop)
+    if code == 0:
+        log.info("warehouse: stopped cleanly after %d messages", bridge.inserted)
+    return code

@@ -13,10 +13,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from engagement_platform.streaming import kafka_io
-from engagement_platform.streaming.kafka_io import next_offsets
+from engagement_platform.streaming.checkpoint import next_offsets
 from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
-from engagement_platform.streaming.warehouse_runner import Config, WarehouseBridge
 from engagement_platform.warehouse import ddl
+from engagement_platform.warehouse.bridge import Config, WarehouseBridge
 from engagement_platform_tests import harness
 from engagement_platform_tests.defs.warehouse.helpers import enriched, fresh_database, raw
 from engagement_platform_tests.harness import Child, StackHandle

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from engagement_platform.bench.data import enriched, flat_content, flat_event, make_contents
+from engagement_platform.bench.peer_apps import common
 from engagement_platform.source.simulator import EventGenerator
-from engagement_platform.streaming import peers
 from engagement_platform.streaming.enrich import Content
 from engagement_platform_tests.harness import by_event_id
 
@@ -26,7 +26,7 @@ def rows() -> tuple[list, list[tuple[bytes, bytes]]]:
 
 def test_events_join_as_ours_and_wait_for_content_that_comes_later(rows) -> None:
     contents, events = rows
-    join = peers.Join({}, stop_after=len(events))
+    join = common.Join({}, stop_after=len(events))
     out = [r for i, (_key, value) in enumerate(events) for r in join.event(value, 0, i)]
     assert out == [] and len(join.pending) == len(events) and not join.done
     for key, value in map(flat_content, contents):
@@ -37,7 +37,7 @@ def test_events_join_as_ours_and_wait_for_content_that_comes_later(rows) -> None
 
 def test_content_upserts_replace_and_tombstones_or_deleted_rows_remove(rows) -> None:
     contents, _ = rows
-    join = peers.Join({})
+    join = common.Join({})
     key, value = flat_content(contents[0])
     join.content(key, value)
     assert isinstance(join.cache[str(contents[0].id)], Content)
@@ -53,7 +53,7 @@ def test_content_upserts_replace_and_tombstones_or_deleted_rows_remove(rows) -> 
 
 def test_an_event_left_waiting_leaves_flagged_content_missing(rows) -> None:
     _, events = rows
-    join = peers.Join({}, pending_timeout=5.0)
+    join = common.Join({}, pending_timeout=5.0)
     assert join.event(events[0][1], 0, 0) == []
     (value, key), *_ = join.expired(time.monotonic() + 10)
     record = orjson.loads(value)

@@ -1,10 +1,10 @@
-"""What the enrichment consumer may commit: pure bookkeeping, with real Message objects."""
+"""What a consumer may commit: pure bookkeeping, with real Message objects."""
 
 from __future__ import annotations
 
 from confluent_kafka import KafkaError, Message
 
-from engagement_platform.streaming.offsets import OffsetTracker
+from engagement_platform.streaming.checkpoint import OffsetTracker
 
 
 def msg(partition: int, offset: int) -> Message:
