@@ -75,6 +75,6 @@ class ContentCache:
             if type(change) is ContentDeleted:
                 items.pop(change.id, None)
             else:
-                items[change.id] = change  # type: ignore[assignment]
-                out.upserts.append(change)  # type: ignore[arg-type]
+                items[change.id] = change  # type: ignore[assignment]  # not ContentDeleted: a Content
+                out.upserts.append(change)  # type: ignore[arg-type]  # a Content, as above
         return out

@@ -253,7 +253,7 @@ def parse_event(value: bytes | str | None) -> Event | None:
         event_id,
         content_id,  # type: ignore[arg-type]  # required=True never returns None
         _str_field(record, "user_id", required=False),
-        event_type,  # type: ignore[arg-type]
+        event_type,  # type: ignore[arg-type]  # is_event_type() checked it is a str
         to_iso_ms(record.get("event_ts"), "event_ts"),
         duration,
         _str_field(record, "device", required=False),
@@ -353,10 +353,10 @@ def parse_content(key: bytes | str | None, value: bytes | str | None) -> Content
     if length is not None and length <= 0:  # the schema says > 0; a zero would divide engagement_pct
         raise InvalidRecord("out_of_range", f"length_seconds must be positive, got {length}")
     return Content(
-        content_id,  # type: ignore[arg-type]
-        _str_field(record, "slug", required=True),  # type: ignore[arg-type]
-        _str_field(record, "title", required=True),  # type: ignore[arg-type]
-        content_type,  # type: ignore[arg-type]
+        content_id,  # type: ignore[arg-type]  # required=True never returns None
+        _str_field(record, "slug", required=True),  # type: ignore[arg-type]  # required: never None
+        _str_field(record, "title", required=True),  # type: ignore[arg-type]  # required: never None
+        content_type,  # type: ignore[arg-type]  # checked to be a str above
         length,
         to_iso_ms(record.get("publish_ts"), "publish_ts"),
     )
@@ -433,7 +433,7 @@ def process_event(
     cases have one implementation; the tests check that both paths agree on every edge case.
     """
     try:
-        r = _decode_flat(value)  # type: ignore[arg-type]
+        r = _decode_flat(value)  # type: ignore[arg-type]  # None raises: the general path decides
         ts = r.event_ts
         source_ms = r.source_ts_ms
         if not (

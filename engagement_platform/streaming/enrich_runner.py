@@ -276,12 +276,12 @@ class EnrichRunner(Stage):
                 dead.send(m, exc.reason)
                 continue
             if type(out_value) is tuple:
-                produce(producer, out, out_value[0], out_value[1])  # type: ignore[arg-type]
+                produce(producer, out, out_value[0], out_value[1])  # type: ignore[arg-type]  # type() is tuple
                 emitted += 1
             elif out_value is None:  # tombstone or deleted source row: nothing to enrich
                 skipped += 1
             else:
-                pending.add(m.partition(), m.offset(), out_value, now)  # type: ignore[arg-type]
+                pending.add(m.partition(), m.offset(), out_value, now)  # type: ignore[arg-type]  # an Event here
                 waiting += 1
         self.runtime.checkpoint.consumed(records)
         n = len(records)

@@ -345,7 +345,7 @@ def aggregate(events: Sequence[Decoded], rules: Rules, now: datetime) -> Batch:
             group = by_content[content_id] = Group()
         group.event_ids.append(event_id)
         if not count_metric:
-            group.values.append(event.engagement_seconds or 0.0)  # type: ignore[attr-defined]
+            group.values.append(event.engagement_seconds or 0.0)  # type: ignore[attr-defined]  # Summed
         if content_id not in content and not event.content_missing:
             title = event.title
             if title is not None:

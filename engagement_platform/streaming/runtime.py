@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as TP
@@ -34,7 +34,7 @@ class Stage:
     """What one consumer does with its records; the runtime calls these hooks. The defaults
     suit a stage that holds nothing back and has nothing to flush."""
 
-    name: str  # the summary line's name
+    name: ClassVar[str]  # the summary line's name
     metrics: ConsumerMetrics
     summary: kafka_io.Summary
 

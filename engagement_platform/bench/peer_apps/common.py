@@ -106,14 +106,14 @@ class Join:
         self.processed += 1
         out: list[Output] = []
         try:
-            joined = process_event(value, self.cache, now_iso_ms())  # type: ignore[arg-type]
+            joined = process_event(value, self.cache, now_iso_ms())  # type: ignore[arg-type]  # None: skipped
         except InvalidRecord:
             self.invalid += 1
         else:
             if type(joined) is tuple:
-                out.append(joined)  # type: ignore[arg-type]
+                out.append(joined)  # type: ignore[arg-type]  # type() is tuple
             elif joined is not None:
-                self.pending.add(partition, offset, joined, now)  # type: ignore[arg-type]
+                self.pending.add(partition, offset, joined, now)  # type: ignore[arg-type]  # an Event here
         self.emitted += len(out)
         if self.pending:
             out += self.expired(now)
@@ -133,7 +133,7 @@ class Join:
         if type(change) is ContentDeleted:
             self.cache.pop(change.id, None)
             return []
-        content: Content = change  # type: ignore[assignment]
+        content: Content = change  # type: ignore[assignment]  # not ContentDeleted
         self.cache[content.id] = content
         out = self._outputs(self.pending.pop_content(content.id), content)
         self.emitted += len(out)
