@@ -754,3 +754,18 @@ def enriched_event(event_id: int, content: Content, event_ts: datetime, rng: ran
     event = make_event(rng, content, user, event_ts, uuid.UUID(int=rng.getrandbits(128)).hex[:16])
     ((_key, value),) = enriched([content], [flat_event(event_id, event)])
     return orjson.loads(value)
+
+
+def charts(at: Any) -> dict[str, Any]:
+    """Each Altair chart on a Streamlit AppTest page by its title, with the data (a pandas
+    frame) it was given."""
+    import pyarrow as pa
+
+    found = {}
+    for element in at.get("vega_lite_chart"):
+        spec = orjson.loads(element.proto.spec)
+        title = spec.get("title")
+        title = title.get("text") if isinstance(title, dict) else title
+        data = element.proto.datasets[0].data.data
+        found[str(title)] = pa.ipc.open_stream(data).read_all().to_pandas()
+    return found

@@ -26,7 +26,7 @@ from engagement_platform.migrations.files import (
 )
 from engagement_platform.migrations.pause import ingest_paused, view_exists
 from engagement_platform.migrations.status import TABLE, Applied, Status, compare
-from engagement_platform.warehouse.ddl import split_statements
+from engagement_platform.warehouse.ddl import split_statements, table_exists
 
 LOCK_TABLE = "schema_migrations_lock"
 LOCK_TIMEOUT_S = 600.0
@@ -56,13 +56,9 @@ def default_files(mode: str) -> list[Migration]:
     return clickhouse_migrations(mode, CLICKHOUSE_DIR)
 
 
-def _table_exists(client: Client, name: str) -> bool:
-    return view_exists(client, name)  # system.tables lists tables and views alike
-
-
 def applied(client: Client) -> list[Applied]:
     """The recorded rows; none when the table does not exist yet (reading creates nothing)."""
-    if not _table_exists(client, TABLE):
+    if not table_exists(client, TABLE):
         return []
     rows = client.query(
         f"SELECT version, name, checksum, applied_at FROM {TABLE} ORDER BY version"

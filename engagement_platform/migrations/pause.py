@@ -21,13 +21,7 @@ CONSUME_VIEW = "engagement_enriched_queue_mv"  # 090_consume.sql: the queue's on
 
 
 def view_exists(client: Client, name: str = CONSUME_VIEW) -> bool:
-    return bool(
-        ddl.scalar_int(
-            client,
-            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
-            {"n": name},
-        )
-    )
+    return ddl.table_exists(client, name)
 
 
 @contextlib.contextmanager

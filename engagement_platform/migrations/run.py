@@ -24,13 +24,7 @@ def postgres_session(cdc_user: str, cdc_password: str) -> dict[str, str]:
 
 def _clickhouse_database_exists(settings: Settings) -> bool:
     with closing(ddl.connect_settings(settings, "default")) as admin:
-        return bool(
-            ddl.scalar_int(
-                admin,
-                "SELECT count() FROM system.databases WHERE name = {db:String}",
-                {"db": settings.clickhouse_database},
-            )
-        )
+        return ddl.database_exists(admin, settings.clickhouse_database)
 
 
 def status(settings: Settings) -> list[Status]:

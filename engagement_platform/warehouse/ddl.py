@@ -134,6 +134,23 @@ def scalar_int(client: Client, sql: str, parameters: Mapping[str, Any] | None = 
     return int(value)
 
 
+def database_exists(client: Client, database: str) -> bool:
+    return bool(
+        scalar_int(client, "SELECT count() FROM system.databases WHERE name = {db:String}", {"db": database})
+    )
+
+
+def table_exists(client: Client, name: str) -> bool:
+    """Whether the client's current database holds a table or view called ``name``."""
+    return bool(
+        scalar_int(
+            client,
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+            {"n": name},
+        )
+    )
+
+
 def ensure_database(client: Client, database: str) -> None:
     client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
 

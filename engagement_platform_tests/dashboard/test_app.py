@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -15,7 +12,7 @@ from engagement_platform.serving.top_content import top_content
 from engagement_platform.settings import PROJECT_ROOT
 from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, metric_key_prefix
 from engagement_platform_tests.dashboard.seed import CONTENT, DEVICES, EVENT_TYPES, Seeded
-from engagement_platform_tests.harness import free_ports
+from engagement_platform_tests.harness import charts, free_ports
 
 APP = str(PROJECT_ROOT / "engagement_platform" / "dashboard" / "app.py")
 
@@ -26,18 +23,6 @@ def run(query: dict[str, str] | None = None) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def charts(at: AppTest) -> dict[str, pd.DataFrame]:
-    """Each Altair chart on the page by its title, with the data it was given."""
-    found = {}
-    for element in at.get("vega_lite_chart"):
-        spec = json.loads(element.proto.spec)
-        title = spec.get("title")
-        title = title.get("text") if isinstance(title, dict) else title
-        data = element.proto.datasets[0].data.data
-        found[str(title)] = pa.ipc.open_stream(data).read_all().to_pandas()
-    return found
 
 
 def chart(at: AppTest, prefix: str) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from engagement_platform.streaming import topics
 from engagement_platform.warehouse.ddl import connect_settings
 from engagement_platform_tests.harness import (
     Platform,
+    charts,
     in_step,
     newest_event_id,
     running_platform,
@@ -178,21 +179,9 @@ def test_a_new_event_type_is_one_postgres_migration_no_code_change_no_restart(
     at = AppTest.from_file(str(DASHBOARD), default_timeout=90)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    shown = {str(t) for el in at.get("vega_lite_chart") for t in _event_types_in(el)}
+    shown = {str(t) for frame in charts(at).values() if "event_type" in frame for t in frame["event_type"]}
     assert "share" in shown, shown
     print(f"found: {shares:,} share events in Postgres, ClickHouse FINAL, the minute rollup, the dashboard")
-
-
-def _event_types_in(element) -> set[str]:  # type: ignore[no-untyped-def]
-    """The event_type values of a chart's data, if it has that column."""
-    import pyarrow as pa
-
-    found: set[str] = set()
-    for dataset in element.proto.datasets:
-        table = pa.ipc.open_stream(dataset.data.data).read_all()
-        if "event_type" in table.column_names:
-            found |= {str(v) for v in table.column("event_type").to_pylist()}
-    return found
 
 
 def test_a_new_source_column_added_under_load_reaches_clickhouse(platform: Platform) -> None:

@@ -46,14 +46,11 @@ class ClickHouseResource(dg.ConfigurableResource):
         """Create the database if missing; True when it was created."""
         client = self.client(database="default")
         try:
-            existed = client.command(
-                "SELECT count() FROM system.databases WHERE name = {db:String}",
-                parameters={"db": self.database},
-            )
+            existed = ddl.database_exists(client, self.database)
             ddl.ensure_database(client, self.database)
         finally:
             client.close()
-        return not int(existed)  # type: ignore[arg-type]  # a count() is one integer
+        return not existed
 
     @property
     def ep_home_path(self) -> Path:
