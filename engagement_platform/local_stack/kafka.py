@@ -85,6 +85,7 @@ class KafkaService(Service):
             [str(service_dir / "server.properties")],
             heap_opts=self.settings.kafka_heap_opts,
             log4j_config=service_dir / "log4j2.properties",
+            aot=jvm.prepared_aot(self.settings, self.name, self.settings.kafka_heap_opts),
         )
 
     def prepare(self, data_dir: Path) -> None:
