@@ -118,8 +118,9 @@ def test_the_parse_view_replaced_at_1000_events_per_s_loses_and_duplicates_nothi
     before = pids(platform)
     traffic = platform.traffic(SECONDS)
     flowing(platform)
-    # the same definition again: a replacement in its simplest form (DROP VIEW + CREATE)
-    replaced = (layout.clickhouse_dir / "100_open_event_types.sql").read_text()
+    # the same definitions again: a replacement in its simplest form (DROP VIEW + CREATE), of the
+    # whole parse front (the typed fast path's views and the checks behind it)
+    replaced = (layout.clickhouse_dir / "130_parse_fast_path.sql").read_text()
     path = new_migration(platform, "clickhouse", "replace_parse_view", replaced)
     out, seconds, during = migrate_up(platform)
     assert f"clickhouse: applied {path.name[:3]}" in out, out
