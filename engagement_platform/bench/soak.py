@@ -1,4 +1,4 @@
-"""Memory over a long run: every process's RSS, EP_HOME's disk use and Redis's memory, sampled.
+"""Memory over a long run: every process's RSS (as PSS), EP_HOME's disk use and Redis, sampled.
 
 Starts the platform's processes as `up` does (the consumers, both leaderboards, and the
 simulator writing ``--rate`` events/s; the Dagster UI and the dashboard with ``--with-ui``) on a
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--warmup",
         type=positive_int,
         default=DEFAULT_WARMUP,
-        help="samples before growth counts: a process fails when its last RSS exceeds its RSS at "
+        help="samples before growth counts: a process fails when its last memory exceeds its memory at "
         f"this sample by more than {GROWTH_LIMIT * 100:.0f}%% and {GROWTH_FLOOR_MIB:g} MiB "
         f"(default {DEFAULT_WARMUP})",
     )
@@ -109,8 +109,10 @@ def verdicts(rss: Mapping[str, Sequence[float]], warmup: int) -> list[Verdict]:
 
 
 def tree_rss_mib(pid: int) -> float | None:
-    """RSS of a process and its children now (Postgres forks a backend per connection, the JVMs'
-    launchers are parents), MiB; None when the process is gone."""
+    """Memory of a process and its children now (Postgres forks a backend per connection, the
+    JVMs' launchers are parents), MiB; None when the process is gone. PSS where the system
+    has it (Linux): RSS with each shared page split among the processes that map it, since a
+    sum of RSS counts Postgres's shared buffers once per backend that touched them."""
     try:
         parent = psutil.Process(pid)
         procs = [parent, *parent.children(recursive=True)]
@@ -119,7 +121,10 @@ def tree_rss_mib(pid: int) -> float | None:
     total = 0
     for p in procs:
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
+            try:
+                total += p.memory_full_info().pss
+            except AttributeError:  # no PSS on this system
+                total += p.memory_info().rss
     return total / MIB
 
 
@@ -255,7 +260,7 @@ def soak(settings: Settings, args: argparse.Namespace) -> Samples:
 def print_samples(samples: Samples, found: Sequence[Verdict], warmup: int) -> None:
     names = sorted(samples.rss)
     report.print_table(
-        "RSS MiB per process (with its children), EP_HOME disk and Redis used_memory, per sample",
+        "memory MiB per process (RSS as PSS, with its children), EP_HOME disk and Redis used_memory",
         ["sample", "s", "events", *names, "disk MiB", "Redis MiB"],
         [
             [
