@@ -354,6 +354,34 @@ def test_replaying_a_batch_counts_nothing_twice(r: redis.Redis, names: dict[str,
     assert {orjson.loads(v)["title"] for v in stored.values()} == {e["title"] for e in events}
 
 
+def test_a_bitmap_lives_as_long_as_the_latest_bucket_its_ids_went_to(
+    r: redis.Redis, names: dict[str, str]
+) -> None:
+    """An older bucket written later (a late event, accepted) never shortens a bitmap's expiry;
+    a newer one lengthens it."""
+    rules, keys = Rules(), Keys(names["prefix"])
+    applier = Applier(r, rules, keys)
+    content = make_contents(1, random.Random(7))[0]
+    now = datetime.now(UTC).replace(second=30)
+    rng = random.Random(7)
+
+    def at(event_id: int, minutes_ago: int) -> dict[str, Any]:
+        return harness.enriched_event(event_id, content, now - timedelta(minutes=minutes_ago), rng)
+
+    def remaining(bucket_of_event: dict[str, Any]) -> float:
+        return rules.expire_at(minute_bucket(bucket_of_event["event_ts"])) - time.time()
+
+    (bitmap,) = {keys.seen_bit(i)[0] for i in (1, 2, 3)}
+    middle, older, newer = at(1, 30), at(2, 90), at(3, 0)
+    applier.apply(harness.aggregate_records([middle], rules, now))
+    assert abs(r.ttl(bitmap) - remaining(middle)) <= 2
+    applier.apply(harness.aggregate_records([older], rules, now))
+    assert abs(r.ttl(bitmap) - remaining(middle)) <= 2  # not shortened to the older bucket's
+    applier.apply(harness.aggregate_records([newer], rules, now))
+    assert abs(r.ttl(bitmap) - remaining(newer)) <= 2
+    assert counted(r, keys, [1, 2, 3, 4]) == [True, True, True, False]
+
+
 def test_replay_with_engagement_seconds_metric(r: redis.Redis, names: dict[str, str]) -> None:
     rules = Rules(metric=METRIC_ENGAGEMENT_SECONDS)
     applier = Applier(r, rules, Keys(names["prefix"]))
