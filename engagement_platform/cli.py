@@ -250,6 +250,7 @@ BENCHMARKS = {
     "leaderboard": ("engagement_platform.bench.leaderboard", "leaderboard: ours vs baseline vs ceiling"),
     "warehouse": ("engagement_platform.bench.warehouse", "warehouse: bridge ingest rate, dashboard queries"),
     "e2e": ("engagement_platform.bench.e2e", "the whole path, per event: commit to Kafka, Redis, ClickHouse"),
+    "soak": ("engagement_platform.bench.soak", "memory over a long run: RSS per process, disk, Redis"),
 }
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import psycopg2
+import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -35,7 +36,7 @@ from engagement_platform.monitoring import reconcile
 from engagement_platform.monitoring.reconcile import IdDiff
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, topics
-from engagement_platform.streaming.leaderboard import Batch, Rules, aggregate, decoder
+from engagement_platform.streaming.leaderboard import Batch, Keys, Rules, aggregate, decoder
 from engagement_platform.warehouse.ddl import connect_settings, split_statements
 
 if TYPE_CHECKING:  # the Dagster code loads only in the tests that build sensors
@@ -419,6 +420,29 @@ def aggregate_records(events: Iterable[Mapping[str, Any] | Exception], rules: Ru
     decoder as the JSON bytes it reads from Kafka (an exception stands for an undecodable one)."""
     read = decoder(rules.metric)
     return aggregate([e if isinstance(e, Exception) else read(orjson.dumps(e)) for e in events], rules, now)
+
+
+def old_version_state(
+    client: redis.Redis, keys: Keys, rules: Rules, events: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """What the leaderboard before the dedupe bitmaps left in Redis for these events (each
+    counted once): their ids in per-minute seen sets ``set:eng:seen:<bucket>``, their scores,
+    both expiring with the bucket. Returns the seen sets' keys."""
+    from engagement_platform.streaming.leaderboard import METRIC_EVENTS, SEEN_SET_PREFIX, minute_bucket
+
+    pipe = client.pipeline(transaction=False)
+    sets: set[str] = set()
+    for e in events:
+        bucket = minute_bucket(e["event_ts"])
+        seen = f"{keys.prefix}{SEEN_SET_PREFIX}{bucket}"
+        sets.add(seen)
+        pipe.sadd(seen, e["event_id"])
+        value = 1.0 if rules.metric == METRIC_EVENTS else e.get("engagement_seconds") or 0.0
+        pipe.zincrby(keys.minute(bucket), value, e["content_id"])
+        pipe.expireat(seen, rules.expire_at(bucket))
+        pipe.expireat(keys.minute(bucket), rules.expire_at(bucket))
+    pipe.execute()
+    return sorted(sets)
 
 
 def by_event_id(records: Iterable[tuple[bytes | None, bytes | None]]) -> dict[int, tuple[bytes | None, dict]]:

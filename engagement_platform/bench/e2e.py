@@ -35,6 +35,7 @@ from engagement_platform.settings import Settings, child_env
 from engagement_platform.source.simulator import EventGenerator, Simulator
 from engagement_platform.streaming import topics
 from engagement_platform.streaming.leaderboard import Keys, bucket_of
+from engagement_platform.streaming.leaderboard_runner import counted
 from engagement_platform.warehouse.ddl import connect_settings
 
 STAGES = ("enriched", "redis", "clickhouse")
@@ -191,7 +192,7 @@ class KafkaWatcher(Watcher):
 
 
 class RedisWatcher(Watcher):
-    """Each pending event id against its minute's seen-set: counted means visible."""
+    """Each pending event id against its dedupe bit: counted means visible."""
 
     def __init__(self, timeline: Timeline, settings: Settings) -> None:
         super().__init__(timeline, 0.02)
@@ -202,20 +203,8 @@ class RedisWatcher(Watcher):
         pending = self.timeline.pending("redis")
         if not pending:
             return
-        by_minute: dict[str, list[int]] = {}
-        with self.timeline.lock:
-            for event_id in pending:
-                by_minute.setdefault(self.timeline.minute[event_id], []).append(event_id)
-        pipe = self.client.pipeline(transaction=False)
-        order: list[list[int]] = []
-        for minute, ids in by_minute.items():
-            for start in range(0, len(ids), 2000):
-                chunk = ids[start : start + 2000]
-                pipe.execute_command("SMISMEMBER", self.keys.seen(minute), *chunk)
-                order.append(chunk)
-        now = time.time()
-        for chunk, flags in zip(order, pipe.execute(), strict=True):
-            self.timeline.mark("redis", [i for i, f in zip(chunk, flags, strict=True) if f], now)
+        flags = counted(self.client, self.keys, pending)
+        self.timeline.mark("redis", [i for i, f in zip(pending, flags, strict=True) if f], time.time())
 
 
 class ClickHouseWatcher(Watcher):

@@ -10,7 +10,9 @@ every key so they never touch a live leaderboard):
 
 - ``zset:eng:minute:<YYYYMMDDHHMM>``  content_id -> score, for events whose ``event_ts`` is in
   that UTC minute;
-- ``set:eng:seen:<YYYYMMDDHHMM>``     the event ids already counted into that minute (dedupe);
+- ``bitmap:eng:seen:<N>``             one bit per event id ``N * 2^20 ... N * 2^20 + 2^20 - 1``:
+  set once the event is counted (dedupe; ``SeenBits``). Before, one set of ids per minute,
+  ``set:eng:seen:<YYYYMMDDHHMM>``; ``leaderboard_upgrade`` moves those into the bitmaps;
 - ``hash:eng:content``                content_id -> JSON ``{title, content_type, slug}`` for display;
 - ``cache:eng:top:<window>:<YYYYMMDDHHMM>``  short-lived ZUNIONSTORE result of the read API.
 """
@@ -25,7 +27,8 @@ from typing import Annotated, Any
 import msgspec
 
 MINUTE_KEY_PREFIX = "zset:eng:minute:"
-SEEN_KEY_PREFIX = "set:eng:seen:"
+SEEN_BITMAP_PREFIX = "bitmap:eng:seen:"
+SEEN_SET_PREFIX = "set:eng:seen:"  # before the bitmaps: what leaderboard_upgrade moves into them
 CONTENT_HASH_KEY = "hash:eng:content"
 TOP_CACHE_PREFIX = "cache:eng:top:"
 
@@ -38,6 +41,10 @@ DEFAULT_RETENTION_MINUTES = 120
 # How long a bucket outlives the end of its retention: covers clock skew between the consumer
 # and Redis, so a bucket can never expire while the consumer still accepts writes to it.
 DEFAULT_TTL_MARGIN_SECONDS = 600
+# Event ids per dedupe bitmap: 2^20 bits are 128 KB, which a dense id sequence fills (a Postgres
+# bigserial: ids are global, so the bitmaps are keyed by id range, not by minute).
+RANGE_BITS = 20
+RANGE_MASK = (1 << RANGE_BITS) - 1
 # Timestamps further ahead than this are a broken clock upstream, not an event to rank.
 DEFAULT_MAX_FUTURE_MINUTES = 60
 
@@ -55,8 +62,18 @@ class Keys:
     def minute(self, bucket: str) -> str:
         return f"{self.prefix}{MINUTE_KEY_PREFIX}{bucket}"
 
-    def seen(self, bucket: str) -> str:
-        return f"{self.prefix}{SEEN_KEY_PREFIX}{bucket}"
+    def seen_bitmap(self, id_range: int) -> str:
+        """The bitmap of the event ids ``id_range * 2^20`` to ``id_range * 2^20 + 2^20 - 1``."""
+        return f"{self.prefix}{SEEN_BITMAP_PREFIX}{id_range}"
+
+    def seen_bit(self, event_id: int) -> tuple[str, int]:
+        """(bitmap, bit offset) that says whether ``event_id`` was counted."""
+        return self.seen_bitmap(event_id >> RANGE_BITS), event_id & RANGE_MASK
+
+    @property
+    def old_seen_pattern(self) -> str:
+        """SCAN pattern of the seen sets of before the bitmaps (``leaderboard_upgrade``)."""
+        return f"{self.prefix}{SEEN_SET_PREFIX}*"
 
     @property
     def content(self) -> str:
@@ -70,7 +87,13 @@ class Keys:
         """SCAN patterns that find every key under this prefix (for cleanup)."""
         return tuple(
             f"{self.prefix}{p}*"
-            for p in (MINUTE_KEY_PREFIX, SEEN_KEY_PREFIX, CONTENT_HASH_KEY, TOP_CACHE_PREFIX)
+            for p in (
+                MINUTE_KEY_PREFIX,
+                SEEN_BITMAP_PREFIX,
+                SEEN_SET_PREFIX,
+                CONTENT_HASH_KEY,
+                TOP_CACHE_PREFIX,
+            )
         )
 
 
@@ -161,8 +184,9 @@ class Rules:
     ``retention_minutes`` is both the oldest event accepted (relative to the consumer's clock)
     and the largest window served. A bucket's expiry is *absolute*: the end of its minute plus
     retention plus a margin. Writes to a bucket are only accepted while
-    ``now < bucket end + retention``, so the bucket -- and, crucially, its seen-set of event
-    ids -- is always still alive when a replayed or duplicated event arrives for it.
+    ``now < bucket end + retention``, so the bucket -- and, crucially, the bits that say which
+    of its events were counted (``SeenBits``) -- are always still alive when a replayed or
+    duplicated event arrives for it.
     """
 
     metric: str = METRIC_EVENTS
@@ -197,6 +221,68 @@ class Rules:
         oldest = bucket_of(now - timedelta(minutes=self.retention_minutes))
         newest = bucket_of(now + timedelta(minutes=self.max_future_minutes))
         return oldest, newest
+
+
+# --- dedupe bitmaps ---------------------------------------------------------------------------
+
+
+@dataclass
+class SeenBits:
+    """The dedupe bitmaps one script call touches, and each one's expiry.
+
+    A bucket's ids go to the script as runs ``[slot, count, ...]`` (``slot``: the bitmap's place
+    among the call's bitmaps, from 1) and, in the same order, their bit offsets in their bitmap:
+    small exact integers, where Lua's numbers (doubles) could not hold a bigint id. A bucket's
+    ids are nearly always one run (2^20 consecutive ids per bitmap), which the script sets with
+    one ``BITFIELD ... SET u1`` per 1,000 ids.
+
+    The expiry rule: a bitmap lives as long as any minute bucket that may still receive one of
+    its ids would, i.e. until the latest ``Rules.expire_at`` of the buckets its ids were counted
+    into. Each call passes, per bitmap, the latest of that call's buckets, and the script only
+    ever moves an expiry later (Redis 6.2 has no ``EXPIREAT ... GT``: it compares ``TTL``). An id
+    always falls in the same bucket (its ``event_ts`` is immutable), and the consumer writes to
+    a bucket only while ``now < bucket end + retention``, so whenever a replay of an id is
+    accepted, the bit that says it was counted is still there.
+    """
+
+    keys: Keys
+    slots: dict[int, int] = field(default_factory=dict)  # id range -> slot
+    expire_at: list[int] = field(default_factory=list)  # per slot - 1
+
+    def pack(self, event_ids: Sequence[int], expire_at: int) -> tuple[bytes, bytes]:
+        """(runs, offsets) of ``event_ids`` as JSON arrays, every id in a bucket that expires at
+        ``expire_at``."""
+        if not event_ids:
+            return b"[]", b"[]"
+        encode = msgspec.json.encode
+        offsets = encode([i & RANGE_MASK for i in event_ids])
+        low, high = min(event_ids) >> RANGE_BITS, max(event_ids) >> RANGE_BITS
+        if low == high:  # the common case: a batch's ids are close together
+            return encode([self._slot(low, expire_at), len(event_ids)]), offsets
+        runs: list[int] = []
+        current = None
+        for i in event_ids:
+            id_range = i >> RANGE_BITS
+            if id_range == current:
+                runs[-1] += 1
+            else:
+                current = id_range
+                runs += (self._slot(id_range, expire_at), 1)
+        return encode(runs), offsets
+
+    def _slot(self, id_range: int, expire_at: int) -> int:
+        slot = self.slots.get(id_range)
+        if slot is None:
+            slot = self.slots[id_range] = len(self.slots) + 1
+            self.expire_at.append(expire_at)
+        elif self.expire_at[slot - 1] < expire_at:
+            self.expire_at[slot - 1] = expire_at
+        return slot
+
+    @property
+    def bitmap_keys(self) -> list[str]:
+        """The bitmaps in slot order."""
+        return [self.keys.seen_bitmap(r) for r in self.slots]
 
 
 # --- per-batch aggregation --------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The leaderboard stage: count enriched events into Redis minute buckets, once per event id.
 
-Each batch becomes one ``EVALSHA`` of the Lua script below, which marks an event id seen and
-adds it to its content's score atomically, so a replayed batch or a duplicate at another offset
-counts nothing twice; offsets are committed after Redis answered. Why that holds, and the
-memory it costs: docs/design/consumers.md.
+Each batch becomes one ``EVALSHA`` of the Lua script below, which sets an event id's bit in
+its dedupe bitmap and adds the event to its content's score atomically, so a replayed batch or
+a duplicate at another offset counts nothing twice; offsets are committed after Redis answered.
+Why that holds, and the memory it costs: docs/design/consumers.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from confluent_kafka import Message
 from engagement_platform.argtypes import positive_int
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io, sink
+from engagement_platform.streaming.errors import retry_sink
 from engagement_platform.streaming.leaderboard import (
     DEFAULT_RETENTION_MINUTES,
     DEFAULT_TTL_MARGIN_SECONDS,
@@ -31,28 +32,35 @@ from engagement_platform.streaming.leaderboard import (
     Batch,
     Keys,
     Rules,
+    SeenBits,
     aggregate,
     decoder,
     utcnow,
 )
+from engagement_platform.streaming.leaderboard_upgrade import upgrade_seen_sets
 
 log = logging.getLogger("engagement_platform.streaming.leaderboard")
 
 DEFAULT_GROUP = "leaderboard"
 DEFAULT_BATCH_SIZE = 5000
 
-# ARGV: mode, #buckets, #content, content pairs (id, json)...; then per bucket: expire_at,
-# groups as JSON [content_id, #ids, ...], the ids as a JSON array [, their values as a JSON array].
-# Ids travel as one string per bucket and are split with gmatch, which keeps them exact strings
-# (cjson would turn them into doubles) and spares the client packing thousands of arguments.
-# Per bucket: one SMISMEMBER says which ids are new, one SADD marks them, one ZINCRBY per content.
+# KEYS: the content hash, the minute bucket of each bucket, then the dedupe bitmaps (SeenBits).
+# ARGV: mode, #buckets, #content, #bitmaps, content pairs (id, json)...; then per bucket:
+# expire_at, groups as JSON [content_id, #ids, ...], its ids' runs as JSON [bitmap slot, #ids,
+# ...], their bit offsets as a JSON array [, their values as a JSON array]; then each bitmap's
+# expiry. Offsets travel as one string per bucket and are split with gmatch, which spares the
+# client packing thousands of arguments. Per 1,000 ids, one BITFIELD SET u1 both marks them and
+# says which were new (duplicates inside the batch were dropped before): 2.1 against 4.1 µs an
+# id for SMISMEMBER + SADD, and 4.8 for a SETBIT per id; one ZINCRBY per content of the new ones.
+# A bitmap's expiry only ever moves later (no EXPIREAT GT in Redis 6.2: compare TTL).
 # Redis 6.2's Lua refuses to unpack() more than ~8000 values at once: variadic calls are chunked.
 APPLY_LUA = """
 local sum_mode = ARGV[1] == 'sum'
 local nb = tonumber(ARGV[2])
 local nc = tonumber(ARGV[3])
+local nr = tonumber(ARGV[4])
 local CHUNK = 4000
-local p = 4
+local p = 5
 local i = 0
 while i < nc do
   local j = math.min(i + CHUNK / 2, nc)
@@ -60,41 +68,47 @@ while i < nc do
   i = j
 end
 p = p + 2 * nc
+local base = 1 + nb
 local applied = 0
 local dups = 0
 for b = 1, nb do
-  local zkey, skey = KEYS[2 * b], KEYS[2 * b + 1]
+  local zkey = KEYS[1 + b]
   local expire_at = ARGV[p]
   local groups = cjson.decode(ARGV[p + 1])
-  local ids = {}
+  local runs = cjson.decode(ARGV[p + 2])
+  local offset = string.gmatch(ARGV[p + 3], '%d+')
+  local flags = {}
   local n = 0
-  for id in string.gmatch(ARGV[p + 2], '%-?%d+') do
-    n = n + 1
-    ids[n] = id
+  local args = {}
+  for q = 1, #runs, 2 do
+    local bitmap = KEYS[base + runs[q]]
+    local left = runs[q + 1]
+    while left > 0 do
+      local take = math.min(left, 1000)
+      for k = 0, take - 1 do
+        args[4 * k + 1] = 'SET'
+        args[4 * k + 2] = 'u1'
+        args[4 * k + 3] = offset()
+        args[4 * k + 4] = 1
+      end
+      local old = redis.call('BITFIELD', bitmap, unpack(args, 1, 4 * take))
+      for k = 1, take do flags[n + k] = old[k] end
+      n = n + take
+      left = left - take
+    end
   end
   local vals
   if sum_mode then
     vals = {}
     local k = 0
-    for v in string.gmatch(ARGV[p + 3], '[^,%[%]]+') do
+    for v in string.gmatch(ARGV[p + 4], '[^,%[%]]+') do
       k = k + 1
       vals[k] = tonumber(v)
     end
-    p = p + 4
+    p = p + 5
   else
-    p = p + 3
+    p = p + 4
   end
-  local flags = {}
-  local nf = 0
-  local s = 1
-  while s <= n do
-    local e = math.min(s + CHUNK - 1, n)
-    local part = redis.call('SMISMEMBER', skey, unpack(ids, s, e))
-    for k = 1, #part do flags[nf + k] = part[k] end
-    nf = nf + #part
-    s = e + 1
-  end
-  local new = {}
   local nn = 0
   local at = 0
   for g = 1, #groups, 2 do
@@ -103,27 +117,28 @@ for b = 1, nb do
     for k = at + 1, at + count do
       if flags[k] == 0 then
         added = added + 1
-        nn = nn + 1
-        new[nn] = ids[k]
         if sum_mode then inc = inc + vals[k] end
       end
     end
     at = at + count
     if added > 0 then
+      nn = nn + added
       if not sum_mode then inc = added end
       redis.call('ZINCRBY', zkey, string.format('%.17g', inc), cid)
     end
   end
-  s = 1
-  while s <= nn do
-    local e = math.min(s + CHUNK - 1, nn)
-    redis.call('SADD', skey, unpack(new, s, e))
-    s = e + 1
-  end
   applied = applied + nn
   dups = dups + n - nn
   redis.call('EXPIREAT', zkey, expire_at)
-  redis.call('EXPIREAT', skey, expire_at)
+end
+if nr > 0 then
+  local now = tonumber(redis.call('TIME')[1])
+  for r = 1, nr do
+    local key = KEYS[base + r]
+    local want = tonumber(ARGV[p + r - 1])
+    local ttl = redis.call('TTL', key)
+    if ttl < 0 or now + ttl < want then redis.call('EXPIREAT', key, want) end
+  end
 end
 return {applied, dups}
 """
@@ -182,20 +197,26 @@ class Applier:
             if self._written_content.get(content_id) != encoded:
                 content[content_id] = encoded
         count_mode = self.rules.metric == METRIC_EVENTS
+        bits = SeenBits(self.keys)
         keys: list[str] = [self.keys.content]
-        args: list[Any] = ["count" if count_mode else "sum", len(batch.groups), len(content)]
-        for content_id, encoded in content.items():
-            args += (content_id, encoded)
+        per_bucket: list[Any] = []
         for bucket, by_content in batch.groups.items():
-            keys += (self.keys.minute(bucket), self.keys.seen(bucket))
+            keys.append(self.keys.minute(bucket))
             ids: list[int] = []
             headers: list[Any] = []
             for content_id, group in by_content.items():
                 headers += (content_id, len(group.event_ids))
                 ids += group.event_ids
-            args += (self.rules.expire_at(bucket), orjson.dumps(headers), orjson.dumps(ids))
+            expire_at = self.rules.expire_at(bucket)
+            per_bucket += (expire_at, orjson.dumps(headers), *bits.pack(ids, expire_at))
             if not count_mode:
-                args.append(orjson.dumps([v for g in by_content.values() for v in g.values]))
+                per_bucket.append(orjson.dumps([v for g in by_content.values() for v in g.values]))
+        keys += bits.bitmap_keys
+        args: list[Any] = ["count" if count_mode else "sum", len(batch.groups), len(content), len(bits.slots)]
+        for content_id, encoded in content.items():
+            args += (content_id, encoded)
+        args += per_bucket
+        args += bits.expire_at
         return Command(keys, args, content)
 
     def run(self, command: Command | None) -> ApplyResult:
@@ -208,6 +229,26 @@ class Applier:
 
     def apply(self, batch: Batch) -> ApplyResult:
         return self.run(self.build(batch))
+
+
+def counted(client: redis.Redis, keys: Keys, event_ids: Sequence[int]) -> list[bool]:
+    """Whether each event id's bit says it was counted (the e2e benchmark's Redis stage, tests)."""
+    by_bitmap: dict[str, list[tuple[int, int]]] = {}
+    for position, event_id in enumerate(event_ids):
+        bitmap, offset = keys.seen_bit(event_id)
+        by_bitmap.setdefault(bitmap, []).append((position, offset))
+    pipe = client.pipeline(transaction=False)
+    order: list[list[tuple[int, int]]] = []
+    for bitmap, bits in by_bitmap.items():
+        for start in range(0, len(bits), 2000):
+            chunk = bits[start : start + 2000]
+            pipe.execute_command("BITFIELD", bitmap, *(x for _p, off in chunk for x in ("GET", "u1", off)))
+            order.append(chunk)
+    flags = [False] * len(event_ids)
+    for chunk, values in zip(order, pipe.execute(), strict=True):
+        for (position, _off), value in zip(chunk, values, strict=True):
+            flags[position] = bool(value)
+    return flags
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -269,6 +310,17 @@ class LeaderboardConsumer(sink.SinkConsumer[Prepared, ApplyResult]):
                 batch.invalid_samples[0],
             )
         return Prepared(batch, self.applier.build(batch))
+
+    def serve(self, stop: kafka_io.GracefulStop) -> int:
+        """First the seen sets of an older version into the bitmaps (before any batch: dedupe is
+        only exact once they are), then ``consume leaderboard``'s loop."""
+        retry_sink(
+            lambda: upgrade_seen_sets(self.redis, self.applier.keys, self.config.rules),
+            self.sink_errors,
+            self.sink_name,
+            stop,
+        )
+        return super().serve(stop)
 
     def dead_letters(self, prepared: Prepared, records: Sequence[Message]) -> list[tuple[Message, str]]:
         return [(records[position], reason) for position, reason in prepared.batch.invalid_at]

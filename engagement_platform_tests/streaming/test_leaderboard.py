@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import pytest
 
 from engagement_platform.streaming.leaderboard import (
@@ -12,6 +13,7 @@ from engagement_platform.streaming.leaderboard import (
     InvalidEvent,
     Keys,
     Rules,
+    SeenBits,
     bucket_epoch,
     bucket_of,
     last_buckets,
@@ -155,7 +157,8 @@ def test_late_and_future_events_are_skipped_and_counted() -> None:
 
 
 def test_expiry_outlives_every_accepted_write() -> None:
-    """The replay guarantee: while a bucket accepts writes, its seen-set has not expired."""
+    """The replay guarantee: while a bucket accepts writes, its dedupe bits have not expired
+    (a bitmap lives at least as long as every bucket its ids went to: SeenBits)."""
     rules = Rules(retention_minutes=10, ttl_margin_seconds=60)
     assert rules.ttl_seconds == 660
     bucket = "202611292000"
@@ -199,7 +202,9 @@ def test_missing_content_keeps_counting_but_stores_no_title() -> None:
 def test_key_prefix_applies_to_every_key() -> None:
     keys = Keys("t1:")
     assert keys.minute("202611292000") == "t1:zset:eng:minute:202611292000"
-    assert keys.seen("202611292000") == "t1:set:eng:seen:202611292000"
+    assert keys.seen_bitmap(3) == "t1:bitmap:eng:seen:3"
+    assert keys.seen_bit(3 * 2**20 + 5) == ("t1:bitmap:eng:seen:3", 5)
+    assert keys.old_seen_pattern == "t1:set:eng:seen:*"
     assert keys.content == "t1:hash:eng:content"
     assert all(p.startswith("t1:") for p in keys.all_patterns)
 
@@ -216,3 +221,35 @@ def test_any_event_type_and_new_columns_are_counted(metric: str) -> None:
     batch = harness.aggregate_records(events, Rules(metric=metric), NOW)
     assert batch.invalid == 0 and batch.candidates == 3
     assert batch.groups["202611292000"]["c1"].total == (3 if metric == "events" else 4.5)
+
+
+def test_seen_bits_pack_ids_by_range_with_the_latest_expiry_per_bitmap() -> None:
+    bits = SeenBits(Keys("t1:"))
+    r = 2**20
+    big = 10**15
+    # two buckets of one batch: the first bitmap gets the later of their expiries
+    runs, offsets = bits.pack([5 * r + 2, 5 * r + 1], expire_at=1_000)
+    assert (msgspec.json.decode(runs), msgspec.json.decode(offsets)) == ([1, 2], [2, 1])
+    runs, offsets = bits.pack([5 * r + 3, 6 * r, 6 * r + 7, big, 5 * r + 4], expire_at=2_000)
+    assert msgspec.json.decode(runs) == [1, 1, 2, 2, 3, 1, 1, 1]  # in the ids' order
+    assert msgspec.json.decode(offsets) == [3, 0, 7, big & (r - 1), 4]
+    assert bits.bitmap_keys == [
+        "t1:bitmap:eng:seen:5",
+        "t1:bitmap:eng:seen:6",
+        f"t1:bitmap:eng:seen:{big >> 20}",
+    ]
+    assert bits.expire_at == [2_000, 2_000, 2_000]
+    # an older bucket never moves an expiry earlier
+    bits.pack([6 * r + 9], expire_at=500)
+    assert bits.expire_at == [2_000, 2_000, 2_000]
+    assert bits.pack([], expire_at=1) == (b"[]", b"[]")
+
+
+def test_seen_bits_of_negative_ids_stay_in_their_own_range() -> None:
+    """bigint ids can be negative: the offset is still in 0..2^20-1."""
+    keys = Keys()
+    assert keys.seen_bit(-1) == ("bitmap:eng:seen:-1", 2**20 - 1)
+    bits = SeenBits(keys)
+    runs, offsets = bits.pack([-1, -(2**20)], expire_at=1)
+    assert (msgspec.json.decode(runs), msgspec.json.decode(offsets)) == ([1, 2], [2**20 - 1, 0])
+    assert bits.bitmap_keys == ["bitmap:eng:seen:-1"]

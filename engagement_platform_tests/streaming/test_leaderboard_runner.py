@@ -34,7 +34,7 @@ from engagement_platform.streaming.leaderboard import (
     Rules,
     minute_bucket,
 )
-from engagement_platform.streaming.leaderboard_runner import Applier
+from engagement_platform.streaming.leaderboard_runner import Applier, counted
 from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
 from engagement_platform_tests import harness
 from engagement_platform_tests.harness import Child, StackHandle
@@ -197,11 +197,11 @@ def test_5000_events_scores_ttl_titles_ranking_and_sigterm(
 
     keys = Keys(names["prefix"])
     rules = Rules()
-    for bucket in {b for b, _ in got}:
-        for key in (keys.minute(bucket), keys.seen(bucket)):
-            ttl = r.ttl(key)
-            # longer than the largest window served, and never unbounded
-            assert rules.retention_minutes * 60 < ttl <= rules.ttl_seconds + 60, (key, ttl)
+    bitmaps = {keys.seen_bit(e["event_id"])[0] for e in events}
+    for key in [keys.minute(bucket) for bucket in {b for b, _ in got}] + sorted(bitmaps):
+        ttl = r.ttl(key)
+        # longer than the largest window served, and never unbounded
+        assert rules.retention_minutes * 60 < ttl <= rules.ttl_seconds + 60, (key, ttl)
 
     rows = top_content(15, 3, client=r, key_prefix=names["prefix"], max_age_ms=0)
     assert [(row.rank, row.content_id, row.score) for row in rows] == [
@@ -297,6 +297,30 @@ def test_kill_9_mid_stream_then_restart_counts_exactly(
     assert last_counter(second.output(), "duplicates") >= replayed > 0
 
 
+def test_a_consumer_started_on_old_seen_sets_upgrades_them_before_counting(
+    stack: StackHandle,
+    r: redis.Redis,
+    names: dict[str, str],
+    consumers: Callable[..., Child],
+) -> None:
+    """An upgrade in place: the old version counted 1,000 events into seen sets, and the whole
+    topic is read again by the new one (a replay across the upgrade): only the rest count."""
+    _, events = synthetic([800, 500, 200], random.Random(9))
+    keys = Keys(names["prefix"])
+    sets = harness.old_version_state(r, keys, Rules(), events[:1000])
+    produced = Produced(stack, names["topic"])
+    produced.send(events)
+
+    c = consumers(names)
+    harness.wait_for(all_committed(stack, names, produced), 60, "all offsets committed", alive=c.alive)
+    assert c.stop() == 0, c.output()
+    assert scores(r, names["prefix"]) == expected_scores(events)
+    assert not any(r.exists(s) for s in sets)
+    log = c.output()
+    assert f"upgraded {len(sets)} seen set(s), 1000 event ids" in log
+    assert last_counter(log, "applied") == 500 and last_counter(log, "duplicates") == 1000
+
+
 # --- the apply function against real Redis ----------------------------------------------------------
 
 
@@ -320,11 +344,42 @@ def test_replaying_a_batch_counts_nothing_twice(r: redis.Redis, names: dict[str,
     assert (overlap.applied, overlap.duplicates) == (200, 100)
     assert scores(r, names["prefix"]) == expected_scores(events)
 
-    for bucket in {b for b, _ in expected_scores(events)}:
-        for key in (keys.minute(bucket), keys.seen(bucket)):
-            assert abs(r.ttl(key) - (rules.expire_at(bucket) - time.time())) <= 2
+    buckets = {b for b, _ in expected_scores(events)}
+    for bucket in buckets:
+        assert abs(r.ttl(keys.minute(bucket)) - (rules.expire_at(bucket) - time.time())) <= 2
+    # the ids' one bitmap lives as long as the latest bucket they went to
+    (bitmap,) = {keys.seen_bit(e["event_id"])[0] for e in events}
+    assert abs(r.ttl(bitmap) - (max(rules.expire_at(b) for b in buckets) - time.time())) <= 2
     stored = r.hgetall(keys.content)
     assert {orjson.loads(v)["title"] for v in stored.values()} == {e["title"] for e in events}
+
+
+def test_a_bitmap_lives_as_long_as_the_latest_bucket_its_ids_went_to(
+    r: redis.Redis, names: dict[str, str]
+) -> None:
+    """An older bucket written later (a late event, accepted) never shortens a bitmap's expiry;
+    a newer one lengthens it."""
+    rules, keys = Rules(), Keys(names["prefix"])
+    applier = Applier(r, rules, keys)
+    content = make_contents(1, random.Random(7))[0]
+    now = datetime.now(UTC).replace(second=30)
+    rng = random.Random(7)
+
+    def at(event_id: int, minutes_ago: int) -> dict[str, Any]:
+        return harness.enriched_event(event_id, content, now - timedelta(minutes=minutes_ago), rng)
+
+    def remaining(bucket_of_event: dict[str, Any]) -> float:
+        return rules.expire_at(minute_bucket(bucket_of_event["event_ts"])) - time.time()
+
+    (bitmap,) = {keys.seen_bit(i)[0] for i in (1, 2, 3)}
+    middle, older, newer = at(1, 30), at(2, 90), at(3, 0)
+    applier.apply(harness.aggregate_records([middle], rules, now))
+    assert abs(r.ttl(bitmap) - remaining(middle)) <= 2
+    applier.apply(harness.aggregate_records([older], rules, now))
+    assert abs(r.ttl(bitmap) - remaining(middle)) <= 2  # not shortened to the older bucket's
+    applier.apply(harness.aggregate_records([newer], rules, now))
+    assert abs(r.ttl(bitmap) - remaining(newer)) <= 2
+    assert counted(r, keys, [1, 2, 3, 4]) == [True, True, True, False]
 
 
 def test_replay_with_engagement_seconds_metric(r: redis.Redis, names: dict[str, str]) -> None:
@@ -345,7 +400,7 @@ def test_replay_with_engagement_seconds_metric(r: redis.Redis, names: dict[str, 
 
 
 def test_big_batch_in_one_bucket_crosses_lua_unpack_limits(r: redis.Redis, names: dict[str, str]) -> None:
-    """10,000 ids in one bucket: more than one SMISMEMBER/SADD chunk and Lua's unpack() limit."""
+    """10,000 ids in one bucket, past Lua's unpack() limit, with ids too big for Lua's doubles."""
     rules, applier = Rules(), Applier(r, Rules(), Keys(names["prefix"]))
     contents = make_contents(1, random.Random(6))
     ts = datetime.now(UTC).replace(second=1)
@@ -356,7 +411,9 @@ def test_big_batch_in_one_bucket_crosses_lua_unpack_limits(r: redis.Redis, names
     assert applier.apply(harness.aggregate_records(events, rules, ts)).applied == 10_000
     assert applier.apply(harness.aggregate_records(events, rules, ts)).duplicates == 10_000
     assert sum(scores(r, names["prefix"]).values()) == 10_000
-    assert r.sismember(Keys(names["prefix"]).seen(minute_bucket(events[0]["event_ts"])), str(10**15 + 9999))
+    keys = Keys(names["prefix"])
+    asked = [10**15, 10**15 + 9999, 10**15 + 10_000, 10**15 - 1]
+    assert counted(r, keys, asked) == [True, True, False, False]
 
 
 def test_top_content_window_ranking_and_cache(r: redis.Redis, names: dict[str, str]) -> None:

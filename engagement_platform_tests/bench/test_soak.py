@@ -1,0 +1,52 @@
+"""The soak's growth rule and its Redis arithmetic (pure: the soak itself runs for minutes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engagement_platform.bench.soak import Samples, grew, hour_projection_mib, redis_per_1000, verdicts
+
+
+def test_growth_counts_only_after_the_warm_up_sample() -> None:
+    # 100 -> 300 MiB while warming up, then flat: a JVM filling its heap, not a leak
+    assert not grew([100, 200, 300, 300, 305, 310], warmup=2)
+
+
+def test_growth_above_ten_percent_of_the_warm_up_sample_fails() -> None:
+    assert grew([100, 200, 300, 320, 340], warmup=2)  # +13%
+    assert not grew([100, 200, 300, 320, 329], warmup=2)  # +9.7%
+
+
+def test_small_processes_need_more_than_the_floor_to_fail() -> None:
+    # +25% of 20 MiB is 5 MiB: allocator noise, under the 8 MiB floor
+    assert not grew([20, 20, 20, 25], warmup=1)
+    assert grew([20, 20, 20, 29], warmup=1)
+
+
+def test_a_spike_that_went_away_is_not_growth() -> None:
+    assert not grew([300, 300, 600, 310], warmup=1)
+
+
+def test_a_run_shorter_than_its_warm_up_cannot_fail_and_says_so() -> None:
+    assert not grew([100, 500, 900], warmup=2)  # the warm-up sample is the last: nothing after it
+    (verdict,) = verdicts({"redis": [100, 500, 900]}, warmup=2)
+    assert verdict.warm_mib is None and not verdict.grew
+    assert verdict.note == "run too short to judge"
+
+
+def test_verdicts_name_what_grew() -> None:
+    found = verdicts({"kafka": [400, 470, 472, 480], "redis": [10, 50, 90, 130]}, warmup=1)
+    assert [(v.name, v.grew) for v in found] == [("kafka", False), ("redis", True)]
+    assert found[1].note.endswith("GREW")
+
+
+def test_redis_per_1000_events_and_the_hour_projection() -> None:
+    # 2 MiB more for 10,000 events: 209,715 bytes per 1,000
+    samples = Samples(events=[0, 5_000, 10_000], redis_mib=[1.0, 2.0, 3.0])
+    assert redis_per_1000(samples) == pytest.approx(2 * 2**20 / 10)
+    # 3.6 million events at that cost, on top of the start
+    assert hour_projection_mib(samples) == pytest.approx(1.0 + 2 * 360)
+
+
+def test_no_events_means_no_redis_figure() -> None:
+    assert redis_per_1000(Samples(events=[0, 0], redis_mib=[1.0, 1.5])) is None
