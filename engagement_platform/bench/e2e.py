@@ -42,7 +42,7 @@ from engagement_platform.warehouse.ddl import connect_settings
 STAGES = ("cdc", "enriched", "redis", "clickhouse")
 STAGE_LABELS = {"cdc": f"CDC ({topics.EVENTS_FLAT})", "enriched": "enriched"}
 DRAIN_S = 10.0  # the whole backlog must be visible in ClickHouse this soon after the last insert
-SATURATED = 0.9  # of the asked rate: a writer below it shares two cores with the whole stack
+SATURATED = 0.9  # of the asked rate: writers below it did not keep up (the rate is not held)
 FIND_MAX_RATES = (1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000)
 FIND_MAX_PRECISION = 0.1  # bisect until the highest held and lowest failed rates are this close
 # the platform's processes by the names a reader knows them by (the stack's service or consumer

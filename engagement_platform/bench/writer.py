@@ -1,10 +1,11 @@
 """`bench e2e`'s writer: events into Postgres as an application writes them, never the limit.
 
-Each of ``writers`` processes holds its own connection in autocommit and commits ``tx_size``
-events per transaction with one multi-row ``INSERT ... RETURNING`` (one round trip per
-transaction), paced to its share of the rate. Processes, not threads: the bench's own watchers
-parse every record of two topics in the parent, and a writer sharing their GIL topped out at
-~5,000 events/s. Each commit's ids and time go back to the parent in chunks, for the timeline.
+``connections`` Postgres connections in autocommit, spread over up to one process per core with
+a thread per connection; each commits ``tx_size`` events per transaction with one multi-row
+``INSERT ... RETURNING`` (one round trip), paced to its share of the rate. Processes: the bench's
+watchers parse every record of two topics in the parent, and the former writer, sharing their
+GIL, topped out at ~5,000 events/s. Threads within: a connection mostly waits for its commit's
+WAL flush, the GIL released. Each commit's ids and time go back to the parent in chunks.
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ def insert_sql(tx_size: int) -> str:
 
 @dataclass
 class Pacer:
-    """When each transaction of a writer is due: ``per_tx / rate`` seconds apart from ``start``.
+    """When each transaction of a connection is due: ``tx_size / rate`` s apart from ``start``.
 
     A writer that falls behind does not skip transactions; it commits the next one at once,
     so a short stall is caught up and a writer that cannot keep up shows in ``behind``."""
 
-    rate: float  # events/s of this writer
+    rate: float  # events/s of this connection
     tx_size: int
     start: float
 
