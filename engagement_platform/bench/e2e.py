@@ -30,7 +30,7 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.bench import report
-from engagement_platform.bench.writer import Committed, WriterPool, connections_for, kept_up
+from engagement_platform.bench.writer import Committed, WriteResult, WriterPool, connections_for, kept_up
 from engagement_platform.kafka_config import client_config
 from engagement_platform.local_stack.apps import CLI, CONSUMERS
 from engagement_platform.local_stack.supervisor import Supervisor
@@ -270,17 +270,13 @@ class ClickHouseWatcher(Watcher):
         self.timeline.mark("clickhouse", [r[0] for r in rows], time.time())
 
 
-def drive(
-    pool: WriterPool, timeline: Timeline, rate: float, duration: float, bar: report.Bar
-) -> tuple[int, float]:
-    """Commit events at ``rate`` for ``duration`` s through the writers; returns the count and
-    how far behind its schedule the latest writer ever was (seconds)."""
+def drive(pool: WriterPool, timeline: Timeline, rate: float, duration: float, bar: report.Bar) -> WriteResult:
+    """Commit events at ``rate`` for ``duration`` s through the writers, into ``timeline``."""
 
     def committed(chunk: Committed) -> None:
         timeline.add(chunk.ids, chunk.minutes, chunk.at)
 
-    result = pool.write(rate, duration, committed, bar.update)
-    return result.written, result.late_s
+    return pool.write(rate, duration, committed, bar.update)
 
 
 @dataclass(frozen=True)
@@ -295,6 +291,7 @@ class Outcome:
     tx_size: int = 1
     writers: int = 1
     late_s: float = 0.0
+    commit_ms: float = 0.0
 
     @property
     def achieved(self) -> float:
@@ -318,6 +315,7 @@ class Outcome:
             "connections": self.writers,
             "writer_kept_up": self.kept_up,
             "writer_late_s": round(self.late_s, 3),
+            "commit_ms": round(self.commit_ms, 2),
             "written": self.written,
             "seconds": round(self.seconds, 2),
             "latency_ms": self.stages,
@@ -495,7 +493,8 @@ def measure(
             w.start()
         began = time.monotonic()
         with report.progress(f"{rate:,.0f} events/s", int(rate * duration)) as bar:
-            written, late = drive(pool, timeline, rate, duration, bar)
+            wrote = drive(pool, timeline, rate, duration, bar)
+        written = wrote.written
         seconds = time.monotonic() - began
         end = time.time()
         sampler.sample()
@@ -508,7 +507,19 @@ def measure(
         processes = sampler.finish()
         stages = {s: stage_figures(timeline.latencies_ms(s), written) for s in STAGES}
         ok, note = bounded_lag(timeline, end, rate)
-        return Outcome(rate, written, seconds, stages, ok, note, processes, tx_size, writers, late)
+        return Outcome(
+            rate,
+            written,
+            seconds,
+            stages,
+            ok,
+            note,
+            processes,
+            tx_size,
+            writers,
+            wrote.late_s,
+            wrote.commit_ms,
+        )
     finally:
         if pool is not None:
             pool.close()
@@ -527,16 +538,30 @@ def print_outcome(label: str, o: Outcome, processes: bool = True) -> None:
         [[STAGE_LABELS.get(stage, stage), *o.stages[stage].values()] for stage in STAGES],
     )
     if not o.kept_up:
-        report.say(
-            f"{label}: the writers could not keep up: {o.achieved:,.0f} of {o.rate:,.0f} events/s asked "
-            f"(at worst {o.late_s:.1f} s behind; more --connections, or the machine's cores are taken)"
-        )
+        report.say(f"{label}: {behind_line(o)}")
     if processes:
         report.print_table(
             "processes (CPU: % of one core, averaged over the run; RSS: peak MiB)",
             ["process", "CPU %", "RSS MiB"],
             [[name, f["cpu_percent"], f["rss_mib"]] for name, f in sorted(o.processes.items())],
         )
+
+
+def behind_line(o: Outcome) -> str:
+    """Why the writers fell behind: Postgres's commit round trip caps what ``o.writers``
+    connections can commit (more of them help), else the machine's cores were taken."""
+    tx_asked = o.rate / o.tx_size
+    ceiling = o.writers * 1000 / o.commit_ms if o.commit_ms > 0 else math.inf
+    why = (
+        f"a commit took {o.commit_ms:.1f} ms: {o.writers} connections commit at most ~{ceiling:,.0f} "
+        f"of the {tx_asked:,.0f} transactions/s asked; more --connections"
+        if ceiling < tx_asked / SATURATED
+        else "the commits were fast enough: the writers' cores were taken"
+    )
+    return (
+        f"the writers could not keep up: {o.achieved:,.0f} of {o.rate:,.0f} events/s asked "
+        f"(at worst {o.late_s:.1f} s behind; {why})"
+    )
 
 
 @dataclass

@@ -86,6 +86,8 @@ class _Connection:
         self.tx_size = tx_size
         self.written = 0
         self.late = 0.0
+        self.transactions = 0
+        self.in_commit = 0.0  # seconds spent waiting for INSERT ... RETURNING (the commit)
 
     def write(self, out: Any, start: float, rate: float, seconds: float) -> None:
         from engagement_platform.streaming.leaderboard import bucket_of
@@ -108,8 +110,11 @@ class _Connection:
                         str(e.content_id), str(e.user_id), e.event_type, e.event_ts, e.duration_ms,
                         e.device, orjson.dumps(e.raw_payload).decode(),
                     ]  # fmt: skip
+                began = time.time()
                 cur.execute(sql, params)
                 committed = time.time()
+                self.in_commit += committed - began
+                self.transactions += 1
                 got = [r[0] for r in cur.fetchall()]
                 ids += got
                 minutes += [bucket_of(e.event_ts) for e in events]
@@ -126,7 +131,8 @@ class _Connection:
 def _work(dsn: str, index: int, connections: int, tx_size: int, out: Any, go: Any) -> None:
     """A writer process: open ``connections`` connections, say ready, wait for ``go`` (start
     time, events/s per connection, seconds), write from a thread per connection (each mostly
-    waits on its commit, the GIL released), then say ``("done", index, written, late)``."""
+    waits on its commit, the GIL released), then say ``("done", index, written, late,
+    transactions, seconds in commits)``."""
     import psycopg2
 
     errors: list[BaseException] = []
@@ -150,7 +156,16 @@ def _work(dsn: str, index: int, connections: int, tx_size: int, out: Any, go: An
             c.sim.close()
         if errors:
             raise errors[0]
-        out.put(("done", index, sum(c.written for c in conns), max(c.late for c in conns)))
+        out.put(
+            (
+                "done",
+                index,
+                sum(c.written for c in conns),
+                max(c.late for c in conns),
+                sum(c.transactions for c in conns),
+                sum(c.in_commit for c in conns),
+            )
+        )
     except (psycopg2.Error, OSError) as exc:
         out.put(("error", index, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"))
 
@@ -159,7 +174,8 @@ def _work(dsn: str, index: int, connections: int, tx_size: int, out: Any, go: An
 class WriteResult:
     written: int
     seconds: float
-    late_s: float  # the most any writer's transaction was behind its schedule
+    late_s: float  # the most any connection's transaction was behind its schedule
+    commit_ms: float  # a transaction's mean round trip (its INSERT, committed)
 
 
 class WriterPool:
@@ -210,7 +226,7 @@ class WriterPool:
         start = time.time() + 0.2
         for go in self.go:
             go.put((start, rate / self.connections, seconds))
-        written, done, late = 0, 0, 0.0
+        written, done, late, transactions, in_commit = 0, 0, 0.0, 0, 0.0
         deadline = time.monotonic() + seconds + READY_TIMEOUT_S
         while done < len(self.procs):
             message = self._next(deadline)
@@ -221,9 +237,12 @@ class WriterPool:
             elif message[0] == "done":
                 done += 1
                 late = max(late, message[3])
+                transactions += message[4]
+                in_commit += message[5]
             elif message[0] == "error":
                 raise RuntimeError(f"bench e2e: writer {message[1]} failed: {message[2]}")
-        return WriteResult(written, max(time.time() - start, 1e-9), late)
+        commit_ms = in_commit / transactions * 1000 if transactions else 0.0
+        return WriteResult(written, max(time.time() - start, 1e-9), late, commit_ms)
 
     def close(self) -> None:
         for p in self.procs:

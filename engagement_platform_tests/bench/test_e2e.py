@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from engagement_platform.bench.e2e import RateSearch, Timeline, cpu_line, process_pids, stage_figures
+from engagement_platform.bench.e2e import (
+    Outcome,
+    RateSearch,
+    Timeline,
+    behind_line,
+    cpu_line,
+    process_pids,
+    stage_figures,
+)
 from engagement_platform_tests.harness import StackHandle, set_up_stack
 
 
@@ -66,6 +74,22 @@ def test_processes_are_named_as_a_reader_knows_them() -> None:
     assert "cdc" not in named and "warehouse" not in named
     line = cpu_line({"kafka": {"cpu_percent": 20.0}, "connect": {"cpu_percent": 35.4}})
     assert line == "connect 35, kafka 20"
+
+
+def outcome(written: int, connections: int, commit_ms: float) -> Outcome:
+    return Outcome(1060, written, 20.0, {}, True, "", {}, 1, connections, 10.4, commit_ms)
+
+
+def test_writers_that_fell_behind_say_whether_the_commits_or_the_cores_held_them() -> None:
+    slow_commits = outcome(11_000, 22, 40.0)  # 22 connections at 40 ms: 550 transactions/s
+    assert not slow_commits.kept_up and not slow_commits.held
+    assert behind_line(slow_commits) == (
+        "the writers could not keep up: 550 of 1,060 events/s asked (at worst 10.4 s behind; a commit "
+        "took 40.0 ms: 22 connections commit at most ~550 of the 1,060 transactions/s asked; more "
+        "--connections)"
+    )
+    assert behind_line(outcome(11_000, 22, 2.0)).endswith("the writers' cores were taken)")
+    assert outcome(19_100, 22, 2.0).kept_up  # 955/s: 90% of the rate
 
 
 @pytest.fixture(scope="module")
