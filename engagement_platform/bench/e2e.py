@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connections",
         type=positive_int,
-        help="Postgres connections writing, over up to one process per core (default: one per 50 "
+        help="Postgres connections writing, over up to one process per core (default: one per 25 "
         "transactions/s asked, 2 to 64)",
     )
     parser.add_argument(

@@ -111,7 +111,7 @@ def test_every_event_committed_alone_reaches_every_stage_before_and_after_tuning
     assert list(figures) == ["before", "after"]
     for variant, run in figures.items():
         assert run["written"] > 1000, (variant, run)
-        assert (run["tx_size"], run["connections"]) == (1, 6), run
+        assert (run["tx_size"], run["connections"]) == (1, 12), run
         for stage in ("cdc", "enriched", "redis", "clickhouse"):
             got = run["latency_ms"][stage]
             assert (got["events"], got["missing"]) == (run["written"], 0), (variant, stage, got)

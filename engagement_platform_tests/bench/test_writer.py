@@ -28,7 +28,7 @@ def test_connections_spread_evenly_over_at_most_one_process_per_core() -> None:
 
 
 def test_connections_follow_the_transactions_asked() -> None:
-    assert connections_for(1000, 1, None) == 20  # 1,000 transactions/s
+    assert connections_for(1000, 1, None) == 40  # 1,000 transactions/s
     assert connections_for(1000, 50, None) == 2  # 20 transactions/s: the floor
     assert connections_for(100_000, 1, None) == 64  # the ceiling
     assert connections_for(1000, 1, 3) == 3  # asked for
