@@ -204,8 +204,8 @@ class KafkaWatcher(Watcher):
     def poll(self) -> None:
         stamps: dict[str, dict[int, float]] = {stage: {} for _field, stage in self.FIELDS.values()}
         for msg in self.consumer.consume(num_messages=10_000, timeout=0.1):
-            if msg.error() is None and (value := msg.value()):
-                key, stage = self.FIELDS[msg.topic()]
+            if msg.error() is None and (value := msg.value()) and (topic := msg.topic()) in self.FIELDS:
+                key, stage = self.FIELDS[topic]
                 event_id = orjson.loads(value).get(key)
                 if isinstance(event_id, int):
                     stamps[stage].setdefault(event_id, msg.timestamp()[1] / 1000)
