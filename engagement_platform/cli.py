@@ -1,7 +1,8 @@
 """The `engagement-platform` command.
 
 Bad arguments and expected failures end with one line on stderr and exit code 2 (usage)
-or 1 (a service or the data said no); tracebacks are for bugs only.
+or 1 (a service or the data said no); tracebacks are for bugs only. A command that needs
+services (``needs``) checks they answer first: one line names the one that does not.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from engagement_platform.settings import Settings, SettingsError
 if TYPE_CHECKING:  # loaded only by the subcommands that use them
     from engagement_platform.local_stack.supervisor import Supervisor
     from engagement_platform.migrations.files import Migration
+    from engagement_platform.reachability import Service
 
 PROG = "engagement-platform"
 
@@ -219,6 +221,9 @@ def cmd_migrate_new(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from engagement_platform.reachability import require
+
+    require(settings, ["clickhouse" if args.warehouse else "kafka"])
     if args.warehouse:
         from engagement_platform.warehouse import reparse
 
@@ -245,6 +250,17 @@ CONSUMERS = {
         "insert enriched events into ClickHouse (local mode's bridge)",
     ),
 }
+# The services each of them needs (checked before it starts: one line when one is down)
+NEEDS: dict[str, tuple[Service, ...]] = {
+    "consume enrich": ("kafka",),
+    "consume leaderboard": ("kafka", "redis"),
+    "consume warehouse": ("kafka", "clickhouse"),
+    "bench enrich": ("kafka",),
+    "bench leaderboard": ("kafka", "redis"),
+    "bench warehouse": ("kafka", "clickhouse"),
+    "bench e2e": ("postgres", "kafka", "cdc", "redis", "clickhouse"),
+    "bench soak": ("postgres", "kafka", "cdc", "redis", "clickhouse"),
+}
 BENCHMARKS = {
     "enrich": ("engagement_platform.bench.enrich", "enrichment: ours vs baseline vs the transport ceiling"),
     "leaderboard": ("engagement_platform.bench.leaderboard", "leaderboard: ours vs baseline vs ceiling"),
@@ -258,6 +274,7 @@ def _add_module_commands(
     sub: argparse._SubParsersAction[_Parser],
     modules: dict[str, tuple[str, str]],
     selected: str | None,
+    command: str,
 ) -> None:
     import importlib
 
@@ -269,7 +286,8 @@ def _add_module_commands(
         summary = (module.__doc__ or "").strip().split("\n\n")[0]  # the first paragraph
         parser = sub.add_parser(name, help=help_text, description=summary)
         module.add_arguments(parser)
-        parser.set_defaults(func=module.run)
+        # an always-on consumer waits for its services; a one-off command stops with one line
+        parser.set_defaults(func=module.run, needs=NEEDS[f"{command} {name}"], waits=command == "consume")
 
 
 def _named_after(argv: Sequence[str], command: str) -> str | None:
@@ -332,14 +350,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "the known four keep their usual mix, any other gets a small weight and no duration, like a "
         "click; a type Postgres' CHECK refuses stops the run before anything is written",
     )
-    sim.set_defaults(func=cmd_simulate)
+    sim.set_defaults(func=cmd_simulate, needs=("postgres",))
 
     consume = sub.add_parser("consume", help="run an always-on consumer (Ctrl-C drains and exits)")
     consume_sub = consume.add_subparsers(dest="consumer", required=True, parser_class=_Parser)
-    _add_module_commands(consume_sub, CONSUMERS, _named_after(argv, "consume"))
+    _add_module_commands(consume_sub, CONSUMERS, _named_after(argv, "consume"), "consume")
     bench = sub.add_parser("bench", help="measure a consumer against its baseline, in one run")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
-    _add_module_commands(bench_sub, BENCHMARKS, _named_after(argv, "bench"))
+    _add_module_commands(bench_sub, BENCHMARKS, _named_after(argv, "bench"), "bench")
     dlq = sub.add_parser("dlq", help="dead letters: replay them once their cause is fixed")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
     replay = dlq_sub.add_parser(
@@ -373,7 +391,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "json: JSON Lines, one JSON object per row (column name -> value)",
     )
     sql.add_argument("-d", "--database", help="database to run in (default: CLICKHOUSE_DATABASE)")
-    sql.set_defaults(func=cmd_sql)
+    sql.set_defaults(func=cmd_sql, needs=("clickhouse",))
 
     migrate = sub.add_parser(
         "migrate",
@@ -387,7 +405,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "status", help="applied and pending versions per database; exit 1 when any is pending or edited"
     )
     m_status.add_argument("--json", action="store_true", help="machine-readable output")
-    m_status.set_defaults(func=cmd_migrate_status)
+    m_status.set_defaults(func=cmd_migrate_status, needs=("postgres", "clickhouse"))
     m_up = migrate_sub.add_parser(
         "up",
         help="apply what is pending, Postgres first, one line per file",
@@ -395,7 +413,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "before applying anything when an applied file was edited. Waits for another run's lock. "
         "ClickHouse files run with ingestion paused when the consume view exists.",
     )
-    m_up.set_defaults(func=cmd_migrate_up)
+    m_up.set_defaults(func=cmd_migrate_up, needs=("postgres", "clickhouse"))
     m_new = migrate_sub.add_parser(
         "new", help="create the next numbered empty migration file; print its path"
     )
@@ -431,6 +449,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = settings_module.load()
+        if needs := getattr(args, "needs", ()):
+            from engagement_platform import reachability
+
+            if getattr(args, "waits", False):
+                reachability.wait(settings, needs, say=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
+            else:
+                reachability.require(settings, needs)
         return int(args.func(args, settings))
     except (UsageError, SettingsError, LookupError) as exc:
         print(f"{PROG}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
-"""End to end, per event: Postgres commit -> engagement_enriched -> Redis -> ClickHouse.
+"""End to end, per event: Postgres commit -> CDC topic -> engagement_enriched -> Redis -> ClickHouse.
 
-Writes live events into Postgres at ``--rate`` and watches the three sinks at once; needs the
+Writes live events into Postgres at ``--rate``, ``--tx-size`` per transaction (1: as an
+application writes them), and watches the CDC topic and the three sinks at once; needs the
 stack up with the set-up applied, and starts the platform's consumers itself (stop ``up``'s
 first). How it measures, and the figures: docs/performance.md.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import os
 import statistics
 import subprocess
 import threading
@@ -24,25 +27,28 @@ import orjson
 import psutil
 import redis
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
-from psycopg2.extras import execute_values
 
-from engagement_platform.argtypes import positive_float
+from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.bench import report
+from engagement_platform.bench.writer import Committed, WriteResult, WriterPool, connections_for, kept_up
 from engagement_platform.kafka_config import client_config
 from engagement_platform.local_stack.apps import CLI, CONSUMERS
 from engagement_platform.local_stack.supervisor import Supervisor
 from engagement_platform.settings import Settings, child_env
-from engagement_platform.source.simulator import EventGenerator, Simulator
 from engagement_platform.streaming import topics
-from engagement_platform.streaming.leaderboard import Keys, bucket_of
+from engagement_platform.streaming.leaderboard import Keys
 from engagement_platform.streaming.leaderboard_runner import counted
 from engagement_platform.warehouse.ddl import connect_settings
 
-STAGES = ("enriched", "redis", "clickhouse")
-BURST_EVERY_S = 0.02
+STAGES = ("cdc", "enriched", "redis", "clickhouse")
+STAGE_LABELS = {"cdc": f"CDC ({topics.EVENTS_FLAT})", "enriched": "enriched"}
 DRAIN_S = 10.0  # the whole backlog must be visible in ClickHouse this soon after the last insert
-SATURATED = 0.9  # of the asked rate: a writer below it shares two cores with the whole stack
+SATURATED = 0.9  # of the asked rate: writers below it did not keep up (the rate is not held)
 FIND_MAX_RATES = (1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000)
+FIND_MAX_PRECISION = 0.1  # bisect until the highest held and lowest failed rates are this close
+# the platform's processes by the names a reader knows them by (the stack's service or consumer
+# name otherwise): the Connect worker runs Debezium, the warehouse consumer is the bridge
+PROCESS_NAMES = {"cdc": "connect", "warehouse": "bridge"}
 
 # The consumers' settings before tuning, for `--variant before`: each consume() call waited for
 # a full batch until its poll timeout, and the warehouse gathered a second's worth per insert
@@ -52,11 +58,6 @@ BEFORE = {
     "warehouse": ["--fill-wait", "0.5", "--max-wait", "1.0"],
 }
 
-INSERT = (
-    "INSERT INTO engagement_events "
-    "(content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload) VALUES %s RETURNING id"
-)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -64,11 +65,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", type=positive_float, default=60.0, help="seconds to write (default 60)")
     parser.add_argument(
+        "--tx-size",
+        type=positive_int,
+        default=1,
+        help="events per Postgres transaction (default 1, as an application writes them; 20: the "
+        "bursts of earlier figures)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=positive_int,
+        help="Postgres connections writing, over up to one process per core (default: one per 25 "
+        "transactions/s asked, 2 to 64)",
+    )
+    parser.add_argument(
         "--find-max",
         action="store_true",
-        help=f"raise the rate ({', '.join(f'{r:,}' for r in FIND_MAX_RATES)} events/s, --duration each) "
-        "until the lag is no longer bounded or the writer falls below 90%% of the rate asked; report "
-        "the highest held",
+        help=f"probe rates ({', '.join(f'{r:,}' for r in FIND_MAX_RATES)} events/s, then bisecting; "
+        "--duration each) until the lag is no longer bounded or the writers fall below 90%% of the "
+        "rate asked; then hold the highest for --hold seconds and print CPU per process there",
+    )
+    parser.add_argument(
+        "--hold",
+        type=positive_float,
+        default=300.0,
+        help="--find-max: seconds the highest rate must be held with bounded lag (default 300)",
     )
     parser.add_argument(
         "--variant",
@@ -98,10 +118,11 @@ class Timeline:
     backlog: list[tuple[float, int]] = field(default_factory=list)  # (time, not yet in ClickHouse)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, ids: Sequence[int], minutes: Sequence[str], at: float) -> None:
+    def add(self, ids: Sequence[int], minutes: Sequence[str], at: Sequence[float]) -> None:
+        """Events committed: their ids, minute buckets and each one's commit time."""
         with self.lock:
-            for event_id, minute in zip(ids, minutes, strict=True):
-                self.committed[event_id] = at
+            for event_id, minute, when in zip(ids, minutes, at, strict=True):
+                self.committed[event_id] = when
                 self.minute[event_id] = minute
             for stage in STAGES:
                 self.unseen[stage].update(i for i in ids if i not in self.seen[stage])
@@ -158,7 +179,10 @@ class Watcher(threading.Thread):
 
 
 class KafkaWatcher(Watcher):
-    """The enriched record's own timestamp (set when the enricher produced it)."""
+    """Each record's own timestamp (set when it was produced): on the CDC topic, when Connect
+    produced the change (Debezium sets none); on engagement_enriched, when the enricher did."""
+
+    FIELDS = {topics.EVENTS_FLAT: ("id", "cdc"), topics.ENRICHED: ("event_id", "enriched")}
 
     def __init__(self, timeline: Timeline, settings: Settings) -> None:
         super().__init__(timeline, 0.0)
@@ -172,17 +196,22 @@ class KafkaWatcher(Watcher):
                 },
             )
         )
-        metadata = self.consumer.list_topics(topics.ENRICHED, timeout=10).topics[topics.ENRICHED]
-        self.consumer.assign([TopicPartition(topics.ENRICHED, p, OFFSET_END) for p in metadata.partitions])
+        assigned = []
+        for topic in self.FIELDS:
+            metadata = self.consumer.list_topics(topic, timeout=10).topics[topic]
+            assigned += [TopicPartition(topic, p, OFFSET_END) for p in metadata.partitions]
+        self.consumer.assign(assigned)
 
     def poll(self) -> None:
-        stamps: dict[int, float] = {}
+        stamps: dict[str, dict[int, float]] = {stage: {} for _field, stage in self.FIELDS.values()}
         for msg in self.consumer.consume(num_messages=10_000, timeout=0.1):
-            if msg.error() is None and (value := msg.value()):
-                event_id = orjson.loads(value).get("event_id")
+            if msg.error() is None and (value := msg.value()) and (topic := msg.topic()) in self.FIELDS:
+                key, stage = self.FIELDS[topic]
+                event_id = orjson.loads(value).get(key)
                 if isinstance(event_id, int):
-                    stamps.setdefault(event_id, msg.timestamp()[1] / 1000)
-        self.timeline.mark_each("enriched", stamps)
+                    stamps[stage].setdefault(event_id, msg.timestamp()[1] / 1000)
+        for stage, found in stamps.items():
+            self.timeline.mark_each(stage, found)
 
     def run(self) -> None:
         try:
@@ -230,34 +259,13 @@ class ClickHouseWatcher(Watcher):
         self.timeline.mark("clickhouse", [r[0] for r in rows], time.time())
 
 
-def drive(settings: Settings, timeline: Timeline, rate: float, duration: float, bar: report.Bar) -> int:
-    """Commit events at ``rate`` for ``duration`` s, small bursts every 20 ms; returns the count."""
-    sim = Simulator(settings.postgres_dsn, log=lambda _m: None)
-    try:
-        generator = EventGenerator(sim.ensure_content(50), seed=11)
-        per_burst = max(1, round(rate * BURST_EVERY_S))
-        interval = per_burst / rate
-        start = next_at = time.monotonic()
-        written = 0
-        with sim.conn.cursor() as cur:
-            while time.monotonic() - start < duration:
-                events = generator.batch(per_burst, lambda: datetime.now(UTC))
-                rows = [
-                    (str(e.content_id), str(e.user_id), e.event_type, e.event_ts, e.duration_ms, e.device,
-                     orjson.dumps(e.raw_payload).decode())
-                    for e in events
-                ]  # fmt: skip
-                ids = [r[0] for r in execute_values(cur, INSERT, rows, fetch=True)]
-                sim.conn.commit()
-                minutes = [bucket_of(e.event_ts) for e in events]
-                timeline.add(ids, minutes, time.time())
-                written += len(ids)
-                bar.update(written)
-                next_at += interval
-                time.sleep(max(next_at - time.monotonic(), 0.0))
-        return written
-    finally:
-        sim.close()
+def drive(pool: WriterPool, timeline: Timeline, rate: float, duration: float, bar: report.Bar) -> WriteResult:
+    """Commit events at ``rate`` for ``duration`` s through the writers, into ``timeline``."""
+
+    def committed(chunk: Committed) -> None:
+        timeline.add(chunk.ids, chunk.minutes, chunk.at)
+
+    return pool.write(rate, duration, committed, bar.update)
 
 
 @dataclass(frozen=True)
@@ -269,15 +277,34 @@ class Outcome:
     bounded: bool
     note: str
     processes: dict[str, dict[str, float]]
+    tx_size: int = 1
+    writers: int = 1
+    late_s: float = 0.0
+    commit_ms: float = 0.0
 
     @property
     def achieved(self) -> float:
         return self.written / self.seconds if self.seconds else 0.0
 
+    @property
+    def kept_up(self) -> bool:
+        """Whether the writers reached the rate asked (SATURATED of it)."""
+        return kept_up(self.written, self.rate, self.seconds, SATURATED)
+
+    @property
+    def held(self) -> bool:
+        """The rate asked was written and the platform kept up with it."""
+        return self.bounded and self.kept_up
+
     def as_json(self) -> dict[str, Any]:
         return {
             "rate": self.rate,
             "achieved_rate": round(self.achieved, 1),
+            "tx_size": self.tx_size,
+            "connections": self.writers,
+            "writer_kept_up": self.kept_up,
+            "writer_late_s": round(self.late_s, 3),
+            "commit_ms": round(self.commit_ms, 2),
             "written": self.written,
             "seconds": round(self.seconds, 2),
             "latency_ms": self.stages,
@@ -288,6 +315,7 @@ class Outcome:
 
 
 def stage_figures(latencies: Sequence[float], written: int) -> dict[str, float]:
+    """One stage's line: how many events it saw of those written, and their latency (ms)."""
     return {
         "events": len(latencies),
         "missing": written - len(latencies),
@@ -317,16 +345,18 @@ def bounded_lag(timeline: Timeline, end: float, rate: float) -> tuple[bool, str]
 
 
 class ProcessSampler:
-    """CPU (share of one core, averaged over the run) and peak RSS of the platform's processes."""
+    """CPU (share of one core, averaged over the run) and peak RSS of the platform's processes,
+    each name with its processes' children (``named``: name -> the pids it stands for)."""
 
-    def __init__(self, named: dict[str, int]) -> None:
+    def __init__(self, named: Mapping[str, Sequence[int]]) -> None:
         self.procs: dict[str, list[psutil.Process]] = {}
-        for name, pid in named.items():
-            try:
-                parent = psutil.Process(pid)
-                self.procs[name] = [parent, *parent.children(recursive=True)]
-            except psutil.Error:
-                continue
+        for name, pids in named.items():
+            for pid in pids:
+                try:
+                    parent = psutil.Process(pid)
+                    self.procs.setdefault(name, []).extend([parent, *parent.children(recursive=True)])
+                except psutil.Error:
+                    continue
         self.rss: dict[str, float] = dict.fromkeys(self.procs, 0.0)
         for procs in self.procs.values():
             for p in procs:
@@ -421,13 +451,26 @@ def caught_up(settings: Settings, timeout: float = 120.0) -> None:
     raise RuntimeError(f"the consumers did not join their groups and catch up within {timeout:g} s")
 
 
-def measure(settings: Settings, rate: float, duration: float, extra: dict[str, list[str]]) -> Outcome:
+def process_pids(
+    stack: Mapping[str, int], consumers: Mapping[str, int], writers: Sequence[int]
+) -> dict[str, list[int]]:
+    """The processes to sample, by the names the report shows: the stack's services and the
+    consumers (PROCESS_NAMES renamed), the writer processes and this command (its watchers)."""
+    named = {PROCESS_NAMES.get(name, name): [pid] for name, pid in {**stack, **consumers}.items()}
+    return {**named, "writers": list(writers), "bench": [os.getpid()]}
+
+
+def measure(
+    settings: Settings, rate: float, duration: float, extra: dict[str, list[str]], tx_size: int, writers: int
+) -> Outcome:
     consumers = ConsumerProcesses(settings, extra)
+    pool: WriterPool | None = None
     try:
+        pool = WriterPool(settings.postgres_dsn, writers, tx_size)
         caught_up(settings)
         stack = Supervisor(settings)
         named = {s.name: r.pid for s in stack.services if (r := stack.running(s.name)) is not None}
-        sampler = ProcessSampler({**named, **consumers.pids()})
+        sampler = ProcessSampler(process_pids(named, consumers.pids(), pool.pids()))
         timeline = Timeline()
         since = datetime.now(UTC)
         watchers = [
@@ -439,7 +482,8 @@ def measure(settings: Settings, rate: float, duration: float, extra: dict[str, l
             w.start()
         began = time.monotonic()
         with report.progress(f"{rate:,.0f} events/s", int(rate * duration)) as bar:
-            written = drive(settings, timeline, rate, duration, bar)
+            wrote = drive(pool, timeline, rate, duration, bar)
+        written = wrote.written
         seconds = time.monotonic() - began
         end = time.time()
         sampler.sample()
@@ -452,26 +496,133 @@ def measure(settings: Settings, rate: float, duration: float, extra: dict[str, l
         processes = sampler.finish()
         stages = {s: stage_figures(timeline.latencies_ms(s), written) for s in STAGES}
         ok, note = bounded_lag(timeline, end, rate)
-        return Outcome(rate, written, seconds, stages, ok, note, processes)
+        return Outcome(
+            rate,
+            written,
+            seconds,
+            stages,
+            ok,
+            note,
+            processes,
+            tx_size,
+            writers,
+            wrote.late_s,
+            wrote.commit_ms,
+        )
     finally:
+        if pool is not None:
+            pool.close()
         consumers.stop()
 
 
 # --------------------------------------------------------------------------- output
 
 
-def print_outcome(label: str, o: Outcome) -> None:
+def print_outcome(label: str, o: Outcome, processes: bool = True) -> None:
     report.print_table(
-        f"{label}: {o.written:,} events at {o.achieved:,.0f}/s (asked {o.rate:,.0f}/s) for "
-        f"{o.seconds:.0f} s; lag {'bounded' if o.bounded else 'NOT bounded'} ({o.note})",
+        f"{label}: {o.written:,} events at {o.achieved:,.0f}/s (asked {o.rate:,.0f}/s, {o.tx_size} per "
+        f"transaction, {o.writers} connections) for {o.seconds:.0f} s; lag "
+        f"{'bounded' if o.bounded else 'NOT bounded'} ({o.note})",
         ["Postgres commit ->", "events", "missing", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-        [[stage, *o.stages[stage].values()] for stage in STAGES],
+        [[STAGE_LABELS.get(stage, stage), *o.stages[stage].values()] for stage in STAGES],
     )
-    report.print_table(
-        "processes (CPU: % of one core, averaged over the run; RSS: peak MiB)",
-        ["process", "CPU %", "RSS MiB"],
-        [[name, f["cpu_percent"], f["rss_mib"]] for name, f in sorted(o.processes.items())],
+    if not o.kept_up:
+        report.say(f"{label}: {behind_line(o)}")
+    if processes:
+        report.print_table(
+            "processes (CPU: % of one core, averaged over the run; RSS: peak MiB)",
+            ["process", "CPU %", "RSS MiB"],
+            [[name, f["cpu_percent"], f["rss_mib"]] for name, f in sorted(o.processes.items())],
+        )
+
+
+def behind_line(o: Outcome) -> str:
+    """Why the writers fell behind: Postgres's commit round trip caps what ``o.writers``
+    connections can commit (more of them help), else the machine's cores were taken."""
+    tx_asked = o.rate / o.tx_size
+    ceiling = o.writers * 1000 / o.commit_ms if o.commit_ms > 0 else math.inf
+    why = (
+        f"a commit took {o.commit_ms:.1f} ms: {o.writers} connections commit at most ~{ceiling:,.0f} "
+        f"of the {tx_asked:,.0f} transactions/s asked; more --connections"
+        if ceiling < tx_asked / SATURATED
+        else "the commits were fast enough: the writers' cores were taken"
     )
+    return (
+        f"the writers could not keep up: {o.achieved:,.0f} of {o.rate:,.0f} events/s asked "
+        f"(at worst {o.late_s:.1f} s behind; {why})"
+    )
+
+
+@dataclass
+class RateSearch:
+    """Which rate ``--find-max`` tries next: up ``ladder`` until a rate is not held, then the
+    middle of the highest held and the lowest not held, until they are within ``precision``
+    of each other (``None``: done; ``best`` is the answer to hold)."""
+
+    ladder: Sequence[float] = FIND_MAX_RATES
+    precision: float = FIND_MAX_PRECISION
+    held: list[float] = field(default_factory=list)
+    failed: list[float] = field(default_factory=list)
+
+    def record(self, rate: float, held: bool) -> None:
+        (self.held if held else self.failed).append(rate)
+
+    def best(self) -> float | None:
+        """The highest rate held below every rate that failed."""
+        ceiling = min(self.failed, default=math.inf)
+        return max((r for r in self.held if r < ceiling), default=None)
+
+    def next(self) -> float | None:
+        low, high = self.best(), min(self.failed, default=None)
+        if high is None:  # nothing failed yet: up the ladder
+            return next((r for r in self.ladder if low is None or r > low), None)
+        if low is None:  # the first rate failed: halve it, down to a tenth of the ladder's first
+            half = high / 2
+            return half if half >= self.ladder[0] / 10 else None
+        if high / low <= 1 + self.precision:
+            return None
+        return float(round((low + high) / 2, -1))
+
+
+def find_max(
+    settings: Settings, args: argparse.Namespace, extra: dict[str, list[str]], label: str
+) -> dict[str, Any]:
+    """Probe rates (``--duration`` each) with RateSearch, then hold the best for ``--hold``
+    seconds; a hold that fails counts as a failed rate and the search goes on below it."""
+    search = RateSearch()
+    steps: list[dict[str, Any]] = []
+    held: Outcome | None = None
+    while held is None:
+        rate = search.next()
+        hold = rate is None
+        if rate is None and (rate := search.best()) is None:
+            break
+        seconds = args.hold if hold else args.duration
+        writers = connections_for(rate, args.tx_size, args.connections)
+        outcome = measure(settings, rate, seconds, extra, args.tx_size, writers)
+        kind = f"hold {seconds:g} s" if hold else "probe"
+        print_outcome(f"{label}, find-max {kind}", outcome, processes=hold)
+        steps.append({"step": kind, **outcome.as_json()})
+        search.record(rate, outcome.held)
+        if hold and outcome.held:
+            held = outcome
+    best = held.achieved if held else 0.0
+    report.say(
+        f"{label}: highest rate held for {args.hold:g} s with bounded lag, {args.tx_size} per "
+        f"transaction: {best:,.0f} events/s"
+        + (f"; CPU there (% of one core): {cpu_line(held.processes)}" if held else "")
+    )
+    return {
+        "find_max": steps,
+        "highest_rate_held": round(best, 1),
+        "processes_at_highest": held.processes if held else {},
+    }
+
+
+def cpu_line(processes: Mapping[str, Mapping[str, float]]) -> str:
+    """``name CPU%`` per process, the busiest first."""
+    ordered = sorted(processes.items(), key=lambda item: -item[1]["cpu_percent"])
+    return ", ".join(f"{name} {f['cpu_percent']:.0f}" for name, f in ordered)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -482,29 +633,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for variant in chosen:
         extra = variants[variant]
         if args.find_max:
-            held: Outcome | None = None
-            steps = []
-            for rate in FIND_MAX_RATES:
-                outcome = measure(settings, rate, args.duration, extra)
-                print_outcome(f"{variant}, find-max", outcome)
-                steps.append(outcome.as_json())
-                if not outcome.bounded:
-                    break
-                held = outcome
-                if outcome.achieved < SATURATED * rate:  # asking for more only measures the writer
-                    report.say(
-                        f"{variant}: the writer reached {outcome.achieved:,.0f} of {rate:,.0f} events/s "
-                        "asked: this command's writer tops out here, beside the whole stack on this "
-                        "machine's cores, so a higher rate would measure the writer, not the platform"
-                    )
-                    break
-            best = held.achieved if held else 0.0
-            report.say(
-                f"{variant}: highest rate held for {args.duration:g} s with bounded lag: {best:,.0f} events/s"
-            )
-            results[variant] = {"find_max": steps, "highest_rate_held": round(best, 1)}
+            results[variant] = find_max(settings, args, extra, variant)
         else:
-            outcome = measure(settings, args.rate, args.duration, extra)
+            writers = connections_for(args.rate, args.tx_size, args.connections)
+            outcome = measure(settings, args.rate, args.duration, extra, args.tx_size, writers)
             print_outcome(variant, outcome)
             results[variant] = outcome.as_json()
     report.write_json(args.json, {"benchmark": "e2e", "results": results})
