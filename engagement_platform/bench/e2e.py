@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import statistics
@@ -28,7 +29,7 @@ import psutil
 import redis
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from engagement_platform.argtypes import positive_float, positive_int
+from engagement_platform.argtypes import UsageError, positive_float, positive_int
 from engagement_platform.bench import report
 from engagement_platform.bench.writer import Committed, WriteResult, WriterPool, connections_for, kept_up
 from engagement_platform.kafka_config import client_config
@@ -45,6 +46,7 @@ STAGE_LABELS = {"cdc": f"CDC ({topics.EVENTS_FLAT})", "enriched": "enriched"}
 DRAIN_S = 10.0  # the whole backlog must be visible in ClickHouse this soon after the last insert
 SATURATED = 0.9  # of the asked rate: writers below it did not keep up (the rate is not held)
 FIND_MAX_RATES = (1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000)
+COLD_WINDOW_S = 60.0  # --cold: the first minute after `stack up`, reported apart
 FIND_MAX_PRECISION = 0.1  # bisect until the highest held and lowest failed rates are this close
 # the platform's processes by the names a reader knows them by (the stack's service or consumer
 # name otherwise): the Connect worker runs Debezium, the warehouse consumer is the bridge
@@ -89,6 +91,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=300.0,
         help="--find-max: seconds the highest rate must be held with bounded lag (default 300)",
+    )
+    parser.add_argument(
+        "--cold",
+        type=positive_float,
+        nargs="?",
+        const=COLD_WINDOW_S,
+        metavar="SECONDS",
+        help="restart the stack first (stack down, stack up, timed) and write at once while the "
+        f"consumers join, as after `make up`: the first SECONDS (default {COLD_WINDOW_S:g}) are reported "
+        "apart from the --duration seconds after them (the steady state), in the same run",
     )
     parser.add_argument(
         "--variant",
@@ -143,10 +155,18 @@ class Timeline:
                     seen[event_id] = at
                     unseen.discard(event_id)
 
-    def latencies_ms(self, stage: str) -> list[float]:
+    def latencies_ms(self, stage: str, window: tuple[float, float] | None = None) -> list[float]:
+        """Each seen event's latency; with ``window`` only events committed within it."""
         with self.lock:
             committed, seen = self.committed, self.seen[stage]
-            return [max(seen[i] - committed[i], 0.0) * 1000 for i in committed if i in seen]
+            ids = self.committed_in(window)
+            return [max(seen[i] - committed[i], 0.0) * 1000 for i in ids if i in seen]
+
+    def committed_in(self, window: tuple[float, float] | None) -> list[int]:
+        if window is None:
+            return list(self.committed)
+        start, end = window
+        return [i for i, at in self.committed.items() if start <= at < end]
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -281,6 +301,9 @@ class Outcome:
     writers: int = 1
     late_s: float = 0.0
     commit_ms: float = 0.0
+    # --cold: the same figures for the first minute and for the steady state after it
+    windows: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    stack_up_s: float | None = None
 
     @property
     def achieved(self) -> float:
@@ -311,6 +334,8 @@ class Outcome:
             "lag_bounded": self.bounded,
             "lag_note": self.note,
             "processes": self.processes,
+            **({"windows": self.windows} if self.windows else {}),
+            **({"stack_up_s": round(self.stack_up_s, 1)} if self.stack_up_s is not None else {}),
         }
 
 
@@ -461,13 +486,23 @@ def process_pids(
 
 
 def measure(
-    settings: Settings, rate: float, duration: float, extra: dict[str, list[str]], tx_size: int, writers: int
+    settings: Settings,
+    rate: float,
+    duration: float,
+    extra: dict[str, list[str]],
+    tx_size: int,
+    writers: int,
+    cold: float = 0.0,
 ) -> Outcome:
+    """One run at ``rate``; with ``cold`` seconds, writing starts at once (the consumers join
+    while events flow) and the first ``cold`` seconds are reported apart from the ``duration``
+    seconds after them."""
     consumers = ConsumerProcesses(settings, extra)
     pool: WriterPool | None = None
     try:
         pool = WriterPool(settings.postgres_dsn, writers, tx_size)
-        caught_up(settings)
+        if not cold:
+            caught_up(settings)
         stack = Supervisor(settings)
         named = {s.name: r.pid for s in stack.services if (r := stack.running(s.name)) is not None}
         sampler = ProcessSampler(process_pids(named, consumers.pids(), pool.pids()))
@@ -480,9 +515,10 @@ def measure(
         ]
         for w in watchers:
             w.start()
-        began = time.monotonic()
-        with report.progress(f"{rate:,.0f} events/s", int(rate * duration)) as bar:
-            wrote = drive(pool, timeline, rate, duration, bar)
+        began, began_at = time.monotonic(), time.time()
+        total = cold + duration
+        with report.progress(f"{rate:,.0f} events/s", int(rate * total)) as bar:
+            wrote = drive(pool, timeline, rate, total, bar)
         written = wrote.written
         seconds = time.monotonic() - began
         end = time.time()
@@ -496,6 +532,16 @@ def measure(
         processes = sampler.finish()
         stages = {s: stage_figures(timeline.latencies_ms(s), written) for s in STAGES}
         ok, note = bounded_lag(timeline, end, rate)
+        windows = {}
+        if cold:
+            for name, window in (
+                ("first", (began_at, began_at + cold)),
+                ("steady", (began_at + cold, end + 1)),
+            ):
+                in_window = len(timeline.committed_in(window))
+                windows[name] = {
+                    s: stage_figures(timeline.latencies_ms(s, window), in_window) for s in STAGES
+                }
         return Outcome(
             rate,
             written,
@@ -508,6 +554,7 @@ def measure(
             writers,
             wrote.late_s,
             wrote.commit_ms,
+            windows,
         )
     finally:
         if pool is not None:
@@ -534,6 +581,32 @@ def print_outcome(label: str, o: Outcome, processes: bool = True) -> None:
             ["process", "CPU %", "RSS MiB"],
             [[name, f["cpu_percent"], f["rss_mib"]] for name, f in sorted(o.processes.items())],
         )
+
+
+def restart_stack(settings: Settings) -> float:
+    """Stop the local stack's services and start them again; the seconds `stack up` took."""
+    supervisor = Supervisor(settings)
+    supervisor.down(log=report.say)
+    began = time.monotonic()
+    supervisor.up(log=report.say)
+    return time.monotonic() - began
+
+
+def print_cold(label: str, o: Outcome) -> None:
+    """The first minute and the steady state side by side, and their ratio at p99."""
+    for name, title in (("first", "right after `stack up`"), ("steady", "the steady state after it")):
+        report.print_table(
+            f"{label}, {title}",
+            ["Postgres commit ->", "events", "missing", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+            [[STAGE_LABELS.get(stage, stage), *o.windows[name][stage].values()] for stage in STAGES],
+        )
+    ratios = ", ".join(
+        f"{STAGE_LABELS.get(s, s)} {o.windows['first'][s]['p99'] / o.windows['steady'][s]['p99']:.1f}x"
+        for s in STAGES
+        if o.windows["steady"][s]["p99"] > 0
+    )
+    up = f"`stack up` took {o.stack_up_s:.1f} s; " if o.stack_up_s is not None else ""
+    report.say(f"{label}: {up}p99 right after it / steady p99: {ratios} (goal < 2x)")
 
 
 def behind_line(o: Outcome) -> str:
@@ -634,6 +707,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         extra = variants[variant]
         if args.find_max:
             results[variant] = find_max(settings, args, extra, variant)
+        elif args.cold:
+            if settings.mode != "local":
+                raise UsageError("--cold restarts the local stack: EP_MODE=local only")
+            stack_up_s = restart_stack(settings)
+            writers = connections_for(args.rate, args.tx_size, args.connections)
+            outcome = measure(
+                settings, args.rate, args.duration, extra, args.tx_size, writers, cold=args.cold
+            )
+            outcome = dataclasses.replace(outcome, stack_up_s=stack_up_s)
+            print_outcome(variant, outcome)
+            print_cold(variant, outcome)
+            results[variant] = outcome.as_json()
         else:
             writers = connections_for(args.rate, args.tx_size, args.connections)
             outcome = measure(settings, args.rate, args.duration, extra, args.tx_size, writers)

@@ -67,6 +67,16 @@ def test_when_the_first_rate_fails_the_search_halves_it() -> None:
     assert search.next() is None  # 62.5: below a tenth of the ladder's first and search.best() is None
 
 
+def test_a_window_holds_the_events_committed_within_it() -> None:
+    timeline = Timeline()
+    timeline.add([1, 2, 3], ["m", "m", "m"], [100.0, 130.0, 161.0])
+    timeline.mark_each("redis", {1: 100.5, 2: 130.05, 3: 161.2})
+    assert timeline.committed_in((100.0, 160.0)) == [1, 2]
+    assert sorted(round(ms) for ms in timeline.latencies_ms("redis", (100.0, 160.0))) == [50, 500]
+    assert [round(ms) for ms in timeline.latencies_ms("redis", (160.0, 200.0))] == [200]
+    assert len(timeline.latencies_ms("redis")) == 3
+
+
 def test_processes_are_named_as_a_reader_knows_them() -> None:
     named = process_pids({"kafka": 1, "cdc": 2, "postgres": 3}, {"enrich": 4, "warehouse": 5}, [6, 7])
     assert named["connect"] == [2] and named["bridge"] == [5] and named["writers"] == [6, 7]
@@ -119,3 +129,25 @@ def test_every_event_committed_alone_reaches_every_stage_before_and_after_tuning
         assert run["lag_bounded"], run["lag_note"]
         assert {"enrich", "leaderboard", "bridge", "kafka", "connect", "writers"} <= set(run["processes"])
     assert "Postgres commit ->" in result.stdout and "CDC (engagement_events.flat)" in result.stdout
+
+
+@pytest.mark.slow
+def test_cold_restarts_the_stack_and_reports_its_first_seconds_apart(
+    platform: StackHandle, tmp_path: Path
+) -> None:
+    out = tmp_path / "cold.json"
+    result = platform.cli(
+        "bench", "e2e", "--cold", "5", "--rate", "200", "--duration", "5", "--json", str(out), timeout=600,
+    )  # fmt: skip
+    run = json.loads(out.read_text())["results"]["after"]
+    assert run["stack_up_s"] > 0
+    assert set(run["windows"]) == {"first", "steady"}
+    for window in run["windows"].values():
+        for stage in ("cdc", "enriched", "redis", "clickhouse"):
+            assert window[stage]["missing"] == 0 and window[stage]["events"] > 0, window
+    firsts = (
+        run["windows"]["first"]["clickhouse"]["events"] + run["windows"]["steady"]["clickhouse"]["events"]
+    )
+    assert firsts == run["written"]  # the two windows split the run
+    assert "kafka: up at" in result.stdout + result.stderr  # the stack was restarted
+    assert "right after `stack up`" in result.stdout and "/ steady p99" in result.stdout + result.stderr
