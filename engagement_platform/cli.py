@@ -123,7 +123,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if args.duration is not None and (args.events is not None or args.backfill_days is not None):
         raise UsageError("--duration applies to rate mode only")
     run(
-        settings.postgres_dsn,
+        settings.postgres_dsn_for("writer"),
         content=args.content,
         events=args.events,
         rate=args.rate if args.rate is not None else 20.0,
