@@ -358,8 +358,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "sql",
         help="run SQL on the warehouse (ClickHouse) and print the rows",
         description="Runs one statement through the ClickHouse HTTP interface of the settings "
-        "(CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE). A query error ends with ClickHouse's "
-        "message on stderr and exit code 1. In a browser: http://CLICKHOUSE_HOST:CLICKHOUSE_PORT/play",
+        "(CLICKHOUSE_HOST/PORT/DATABASE), as the read-only CLICKHOUSE_READER_USER: a write is refused "
+        "with ClickHouse's READONLY error; --admin runs it as the owner (CLICKHOUSE_USER). A query "
+        "error ends with ClickHouse's message on stderr and exit code 1. In a browser: "
+        "http://CLICKHOUSE_HOST:CLICKHOUSE_PORT/play",
     )
     sql.add_argument(
         "query", nargs="?", metavar="SQL", help="the statement; '-' or nothing: read it from stdin"
@@ -372,6 +374,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "json: JSON Lines, one JSON object per row (column name -> value)",
     )
     sql.add_argument("-d", "--database", help="database to run in (default: CLICKHOUSE_DATABASE)")
+    sql.add_argument(
+        "--admin",
+        action="store_true",
+        help="log in as the warehouse's owner (CLICKHOUSE_USER), who may write and change the schema",
+    )
     sql.set_defaults(func=cmd_sql)
 
     migrate = sub.add_parser(

@@ -39,8 +39,9 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 @contextmanager
 def warehouse(settings: Settings) -> Iterator[Client]:
-    """A ClickHouse client for one run of a section (clients are not shared between sessions)."""
-    client = connect_settings(settings, connect_timeout=TIMEOUT_S, send_receive_timeout=30)
+    """A ClickHouse client for one run of a section (clients are not shared between sessions),
+    logged in as the read-only reader."""
+    client = connect_settings(settings, role="reader", connect_timeout=TIMEOUT_S, send_receive_timeout=30)
     try:
         yield client
     finally:

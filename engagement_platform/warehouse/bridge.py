@@ -50,7 +50,9 @@ class WarehouseBridge(sink.SinkConsumer[list[bytes], int]):
     def __init__(self, settings: Settings, config: Config, client: Client | None = None) -> None:
         super().__init__(settings, config)
         self.config: Config = config
-        self.client = client if client is not None else ddl.connect_settings(settings, config.database)
+        self.client = (
+            client if client is not None else ddl.connect_settings(settings, config.database, role="writer")
+        )
         self.inserted = 0  # messages acknowledged by ClickHouse (and then committed)
         self.gate = IngestGate(settings.ep_home)  # paused while migrations run
 

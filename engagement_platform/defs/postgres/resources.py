@@ -29,12 +29,20 @@ class PostgresResource(dg.ConfigurableResource):
     migrations_dir: str = ""
 
     def connect(self) -> PgConnection:
+        """The owner's connection (the set-up assets)."""
+        return self._connect(self.user, self.password)
+
+    def reader_connect(self) -> PgConnection:
+        """The read-only role's connection (checks and sensors)."""
+        return self._connect(self.reader_user, self.reader_password)
+
+    def _connect(self, user: str, password: str) -> PgConnection:
         return psycopg2.connect(
             host=self.host,
             port=self.port,
             dbname=self.dbname,
-            user=self.user,
-            password=self.password,
+            user=user,
+            password=password,
             connect_timeout=10,
             application_name="engagement-platform-dagster",
         )
