@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 from engagement_platform import settings as settings_module
 from engagement_platform.argtypes import UsageError, non_negative_float, positive_float, positive_int
 from engagement_platform.replay import add_arguments as replay_arguments
-from engagement_platform.settings import Settings, SettingsError
+from engagement_platform.settings import Settings, SettingsError, masked
 
 if TYPE_CHECKING:  # loaded only by the subcommands that use them
     from engagement_platform.local_stack.supervisor import Supervisor
@@ -60,7 +60,7 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
         for s in statuses:
             state = "healthy" if s.healthy else "UNHEALTHY" if s.pid else "CRASHED" if s.crashed else "down"
             pid = str(s.pid) if s.pid else "-"
-            print(f"{s.name:<11} {state:<10} pid {pid:<8} {s.endpoint}")
+            print(f"{s.name:<11} {state:<10} pid {pid:<8} {masked(s.endpoint)}")  # --json: whole
     return 0 if all(s.healthy for s in statuses) else 1
 
 
