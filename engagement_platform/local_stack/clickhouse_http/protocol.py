@@ -299,7 +299,7 @@ def authenticate(presented: tuple[str, str] | None, accounts: Iterable[Account])
     for account in accounts:
         ok_user = hmac.compare_digest(given_user.encode(), account.user.encode())
         ok_password = hmac.compare_digest(given_password.encode(), account.password.encode())
-        if ok_user and ok_password:
+        if ok_user and ok_password and found is None:  # the first listed wins: the owner
             found = account
     if found is not None:
         return found
