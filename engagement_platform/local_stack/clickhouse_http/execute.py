@@ -217,6 +217,8 @@ def _check_writer_statement(
     except Exception as exc:
         raise error_from_engine(exc) from exc
     root, tables, table_function = ast_tables(explained.bytes().decode("utf-8", errors="replace"))
+    if keyword != "INSERT" and root not in ("SelectWithUnionQuery", "DescribeQuery"):
+        raise _denied(account, f"SHOW ON {database}.*")  # SHOW CREATE, EXISTS...: metadata it lacks
     if table_function:
         raise _denied(account, "CREATE TEMPORARY TABLE ON *.*")
     for table in (_qualified(t, database) for t in tables):

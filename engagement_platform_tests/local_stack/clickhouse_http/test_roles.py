@@ -92,6 +92,7 @@ def test_the_writer_inserts_into_the_queue_with_the_bridges_client(server: Serve
         ("INSERT INTO engagement_enriched FORMAT TSV\nx\n", "INSERT ON"),
         ("INSERT INTO engagement_enriched_queue SELECT raw FROM engagement_enriched", "SELECT ON"),
         ("INSERT INTO FUNCTION file('x.tsv', 'TSV', 'raw String') VALUES ('x')", "INSERT ON"),
+        ("SHOW CREATE TABLE engagement_enriched", "SHOW ON"),
     ],
 )
 def test_the_bridge_cannot_select_from_engagement_enriched_or_drop_anything(
