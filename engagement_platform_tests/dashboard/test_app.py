@@ -144,29 +144,33 @@ def test_hostile_url_parameters_never_reach_a_query_unbound_and_the_page_renders
     """Every parameter at once carries the value: the page renders its default view (or, for a
     word such as Unicode, filters by it), and the value reaches ClickHouse only as a bound
     ``param_*``, never inside a statement's text."""
-    from clickhouse_connect.driver.httpclient import HttpClient
+    from clickhouse_connect.driver._backend.http_sync import HttpSyncBackend
 
-    sent: list[tuple[str, dict[str, str]]] = []
-    raw_request = HttpClient._raw_request
+    sent: list[tuple[str, dict[str, object]]] = []
+    request = HttpSyncBackend.request
 
     def spy(
-        self: HttpClient, data: object, params: dict[str, str], *args: object, **kwargs: object
+        self: HttpSyncBackend, data: object, params: dict[str, str], *args: object, **kwargs: object
     ) -> object:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
         sent.append((text, dict(params)))
-        return raw_request(self, data, params, *args, **kwargs)  # type: ignore[arg-type]
+        return request(self, data, params, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(HttpClient, "_raw_request", spy)
+    monkeypatch.setattr(HttpSyncBackend, "request", spy)  # records, then sends for real
     at = run(dict.fromkeys(PARAMETERS, value))
     assert not at.error, [e.value for e in at.error]
-    assert chart(at, analytics.EVENTS_TITLE) is not None and chart(at, leaderboard.CHART_TITLE) is not None
+    assert chart(at, leaderboard.CHART_TITLE) is not None
+    infos = [i.value for i in at.info]
+    assert any(title.startswith(analytics.EVENTS_TITLE) for title in charts(at)) or (
+        "No events in this range and filter." in infos
+    )
     shown = url(at)
     assert (shown["window"], shown["top"]) == ("10", "10")  # fixed choices: the defaults
     assert sent, "the page sent no query"
     for text, params in sent:
         assert value not in text and value.strip() not in text
         for name, bound in params.items():
-            if value in bound:
+            if value in str(bound):
                 assert name.startswith("param_"), name
     filtered = shown.get("type")
     assert filtered in (None, value)  # kept only when it is a plain word, then bound
