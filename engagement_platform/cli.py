@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 from engagement_platform import settings as settings_module
 from engagement_platform.argtypes import UsageError, non_negative_float, positive_float, positive_int
 from engagement_platform.replay import add_arguments as replay_arguments
-from engagement_platform.settings import Settings, SettingsError
+from engagement_platform.settings import Settings, SettingsError, masked
 
 if TYPE_CHECKING:  # loaded only by the subcommands that use them
     from engagement_platform.local_stack.supervisor import Supervisor
@@ -62,7 +62,7 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
         for s in statuses:
             state = "healthy" if s.healthy else "UNHEALTHY" if s.pid else "CRASHED" if s.crashed else "down"
             pid = str(s.pid) if s.pid else "-"
-            print(f"{s.name:<11} {state:<10} pid {pid:<8} {s.endpoint}")
+            print(f"{s.name:<11} {state:<10} pid {pid:<8} {masked(s.endpoint)}")  # --json: whole
     return 0 if all(s.healthy for s in statuses) else 1
 
 
@@ -125,7 +125,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if args.duration is not None and (args.events is not None or args.backfill_days is not None):
         raise UsageError("--duration applies to rate mode only")
     run(
-        settings.postgres_dsn,
+        settings.postgres_dsn_for("writer"),
         content=args.content,
         events=args.events,
         rate=args.rate if args.rate is not None else 20.0,
@@ -377,8 +377,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "sql",
         help="run SQL on the warehouse (ClickHouse) and print the rows",
         description="Runs one statement through the ClickHouse HTTP interface of the settings "
-        "(CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE). A query error ends with ClickHouse's "
-        "message on stderr and exit code 1. In a browser: http://CLICKHOUSE_HOST:CLICKHOUSE_PORT/play",
+        "(CLICKHOUSE_HOST/PORT/DATABASE), as the read-only CLICKHOUSE_READER_USER: a write is refused "
+        "with ClickHouse's READONLY error; --admin runs it as the owner (CLICKHOUSE_USER). A query "
+        "error ends with ClickHouse's message on stderr and exit code 1. In a browser: "
+        "http://CLICKHOUSE_HOST:CLICKHOUSE_PORT/play",
     )
     sql.add_argument(
         "query", nargs="?", metavar="SQL", help="the statement; '-' or nothing: read it from stdin"
@@ -391,6 +393,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "json: JSON Lines, one JSON object per row (column name -> value)",
     )
     sql.add_argument("-d", "--database", help="database to run in (default: CLICKHOUSE_DATABASE)")
+    sql.add_argument(
+        "--admin",
+        action="store_true",
+        help="log in as the warehouse's owner (CLICKHOUSE_USER), who may write and change the schema",
+    )
     sql.set_defaults(func=cmd_sql, needs=("clickhouse",))
 
     migrate = sub.add_parser(

@@ -60,6 +60,8 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 MetricsPort = Annotated[int, Field(ge=0, le=65535)]  # 0: off
 Secret = Annotated[str, Field(repr=False)]  # never in a repr, a log line or an error
 AtLeastOne = Annotated[int, Field(ge=1)]
+# Who a component logs in as (issue 20): the schema owner, its component's writer, or the reader.
+Role = Literal["owner", "writer", "reader"]
 
 
 def _var(name: str, default: Any, description: str, shown: str | None = None) -> Any:
@@ -112,6 +114,16 @@ class Settings(BaseSettings):
     postgres_password: Secret = _var("POSTGRES_PASSWORD", "postgres", "the owner's password")
     cdc_user: str = _var("POSTGRES_CDC_USER", "debezium", "the role Debezium replicates as")
     cdc_password: Secret = _var("POSTGRES_CDC_PASSWORD", "debezium", "the CDC role's password")
+    postgres_writer_user: str = _var(
+        "POSTGRES_WRITER_USER",
+        "ep_writer",
+        "the simulator's role: INSERT on events, INSERT/UPDATE on content",
+    )
+    postgres_writer_password: Secret = _var("POSTGRES_WRITER_PASSWORD", "ep_writer", "its password")
+    postgres_reader_user: str = _var(
+        "POSTGRES_READER_USER", "ep_reader", "the read-only role of the dashboard and the checks"
+    )
+    postgres_reader_password: Secret = _var("POSTGRES_READER_PASSWORD", "ep_reader", "its password")
 
     kafka_bootstrap_servers: Annotated[str, AfterValidator(_host_port)] = _var(
         "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "the Kafka brokers, `HOST:PORT[,HOST:PORT...]`"
@@ -133,14 +145,40 @@ class Settings(BaseSettings):
 
     clickhouse_host: str = _var("CLICKHOUSE_HOST", "127.0.0.1", "ClickHouse's HTTP host")
     clickhouse_port: Port = _var("CLICKHOUSE_PORT", 8123, "ClickHouse's HTTP port")
-    clickhouse_user: str = _var("CLICKHOUSE_USER", "default", "the ClickHouse user")
+    clickhouse_user: str = _var(
+        "CLICKHOUSE_USER",
+        "default",
+        "the warehouse's owner (DDL: `migrate`, the set-up assets, `sql --admin`)",
+    )
     clickhouse_password: Secret = _var("CLICKHOUSE_PASSWORD", "clickhouse", "its password")
+    clickhouse_writer_user: str = _var(
+        "CLICKHOUSE_WRITER_USER", "ep_writer", "the warehouse bridge's user: INSERT on the queue table only"
+    )
+    clickhouse_writer_password: Secret = _var("CLICKHOUSE_WRITER_PASSWORD", "ep_writer", "its password")
+    clickhouse_reader_user: str = _var(
+        "CLICKHOUSE_READER_USER", "ep_reader", "the read-only user of the dashboard, the checks and `sql`"
+    )
+    clickhouse_reader_password: Secret = _var("CLICKHOUSE_READER_PASSWORD", "ep_reader", "its password")
     clickhouse_database: str = _var("CLICKHOUSE_DATABASE", "engagement", "the warehouse's database")
 
     redis_host: str = _var("REDIS_HOST", "127.0.0.1", "Redis, where the leaderboard is served from")
     redis_port: Port = _var("REDIS_PORT", 6379, "Redis's port")
     redis_db: Annotated[int, Field(ge=0)] = _var("REDIS_DB", 0, "the Redis database number")
-    redis_password: Secret = _var("REDIS_PASSWORD", "", "Redis's password; empty: none")
+    redis_password: Secret = _var(
+        "REDIS_PASSWORD", "redis", "the password of Redis's `default` user (the owner)"
+    )
+    redis_writer_user: str = _var(
+        "REDIS_WRITER_USER",
+        "ep_writer",
+        "the leaderboard consumer's Redis ACL user: its keys and scripts only",
+    )
+    redis_writer_password: Secret = _var("REDIS_WRITER_PASSWORD", "ep_writer", "its password")
+    redis_reader_user: str = _var(
+        "REDIS_READER_USER",
+        "ep_reader",
+        "the dashboard's and `top_content`'s Redis user: reads the leaderboard",
+    )
+    redis_reader_password: Secret = _var("REDIS_READER_PASSWORD", "ep_reader", "its password")
     leaderboard_key_prefix: str = _var(
         "LEADERBOARD_KEY_PREFIX",
         "",
@@ -220,13 +258,24 @@ class Settings(BaseSettings):
         """The port of a consumer's /metrics: ``given`` (a flag) when set, else its setting."""
         return given if given is not None else int(getattr(self, f"{consumer}_metrics_port"))
 
-    @property
-    def postgres_dsn(self) -> str:
+    def postgres_login(self, role: Role = "owner") -> tuple[str, str]:
+        """(user, password) of ``role`` in Postgres: the owner, the simulator's writer or the reader."""
+        if role == "owner":
+            return self.postgres_user, self.postgres_password
+        return getattr(self, f"postgres_{role}_user"), getattr(self, f"postgres_{role}_password")
+
+    def postgres_dsn_for(self, role: Role) -> str:
+        """The source database's URL, logged in as ``role``."""
+        user, password = self.postgres_login(role)
         return (
-            f"postgresql://{quote(self.postgres_user, safe='')}:"
-            f"{quote(self.postgres_password, safe='')}@{self.postgres_host}:"
+            f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{self.postgres_host}:"
             f"{self.postgres_port}/{self.postgres_db}"
         )
+
+    @property
+    def postgres_dsn(self) -> str:
+        """The owner's URL (migrations, set-up); components use :meth:`postgres_dsn_for`."""
+        return self.postgres_dsn_for("owner")
 
     @property
     def kafka_port(self) -> int:
@@ -242,6 +291,12 @@ class Settings(BaseSettings):
         assert port is not None  # validated on load
         return port
 
+    def clickhouse_login(self, role: Role = "owner") -> tuple[str, str]:
+        """(user, password) of ``role`` in ClickHouse: the owner, the bridge's writer or the reader."""
+        if role == "owner":
+            return self.clickhouse_user, self.clickhouse_password
+        return getattr(self, f"clickhouse_{role}_user"), getattr(self, f"clickhouse_{role}_password")
+
     @property
     def clickhouse_url(self) -> str:
         return (
@@ -255,10 +310,34 @@ class Settings(BaseSettings):
         """The Dagster UI as links should point at it."""
         return (self.dagster_ui_url or f"http://127.0.0.1:{self.dagster_port}").rstrip("/")
 
+    def redis_login(self, role: Role = "owner") -> tuple[str | None, str]:
+        """(ACL user, password) of ``role`` in Redis; the owner is the ``default`` user (None)."""
+        if role == "owner":
+            return None, self.redis_password
+        return getattr(self, f"redis_{role}_user"), getattr(self, f"redis_{role}_password")
+
+    def redis_url_for(self, role: Role) -> str:
+        """Redis's URL, logged in as ``role``."""
+        user, password = self.redis_login(role)
+        name = quote(user, safe="") if user else ""
+        auth = f"{name}:{quote(password, safe='')}@" if password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
     @property
     def redis_url(self) -> str:
-        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
-        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        """The owner's URL (the server's health probe); components use :meth:`redis_url_for`."""
+        return self.redis_url_for("owner")
+
+
+def masked(url: str) -> str:
+    """``url`` with its password shown as ``***`` (``postgresql://postgres:***@host:5432/db``): what
+    people read (``up``'s endpoint list, ``stack status``, the dashboard's notices)."""
+    parts = urlsplit(url)
+    if parts.password is None or "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hostport}").geturl()
 
 
 def _env_name(field_name: str) -> str:

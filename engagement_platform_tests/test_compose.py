@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,7 +13,14 @@ from engagement_platform.settings import ENV_VARS, PROJECT_ROOT
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 INFRA = {"postgres", "kafka", "connect", "clickhouse", "redis"}
 # variables that only the local embedded stack uses
-LOCAL_ONLY = {"EP_JAVA_HOME", "KAFKA_CONTROLLER_PORT", "KAFKA_HEAP_OPTS", "CONNECT_HEAP_OPTS", "EP_INSTANCES"}
+LOCAL_ONLY = {
+    "EP_JAVA_HOME",
+    "EP_JVM_AOT",
+    "KAFKA_CONTROLLER_PORT",
+    "KAFKA_HEAP_OPTS",
+    "CONNECT_HEAP_OPTS",
+    "EP_INSTANCES",
+}
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +116,51 @@ def test_compose_connect_worker_matches_the_local_one() -> None:
         "COPY engagement_platform/local_stack/jvm/connect-worker.compose.properties"
         in (PROJECT_ROOT / "Dockerfile").read_text()
     )
+
+
+def test_redis_gets_the_same_acl_users_as_local_mode(compose: dict, tmp_path: Path) -> None:
+    """The compose command's shell script, run here with the ACL file in a temporary folder,
+    writes exactly the lines local mode writes (engagement_platform/serving/redis_acl.py)."""
+    import os
+    import subprocess
+
+    from engagement_platform.serving.redis_acl import acl_lines
+    from engagement_platform.settings import load
+
+    redis = compose["services"]["redis"]
+    assert redis["command"][:2] == ["sh", "-c"]
+    script = redis["command"][2].replace("$$", "$").replace("/data/", f"{tmp_path}/")
+    script = script.replace("exec redis-server", "exit 0 #")
+    env = {"PATH": os.environ["PATH"], "REDIS_PASSWORD": "o", "REDIS_WRITER_PASSWORD": "w p"}
+    env |= {"REDIS_WRITER_USER": "lb", "REDIS_READER_USER": "dash", "REDIS_READER_PASSWORD": "r'"}
+    subprocess.run(["sh", "-c", script], env=env, check=True)
+    written = tmp_path / "users.acl"
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert written.read_text().splitlines() == acl_lines(load(env))
+    assert "--aclfile /data/users.acl" in redis["command"][2]
+    assert "redis-cli ping" in redis["healthcheck"]["test"][1]
+
+
+def test_clickhouse_gets_the_bridge_and_reader_users(compose: dict) -> None:
+    """users.d XML mounted into the official image: passwords and grants from its environment."""
+    import xml.etree.ElementTree as ET
+
+    clickhouse = compose["services"]["clickhouse"]
+    source, target, _ = next(v for v in clickhouse["volumes"] if "users.d" in v).split(":")
+    assert target == "/etc/clickhouse-server/users.d/roles.xml"
+    users = ET.parse(PROJECT_ROOT / source).getroot().find("users")
+    assert users is not None
+    env = clickhouse["environment"]
+    app_env = compose["services"]["dashboard"]["environment"]
+    for role, profile in (("WRITER", "default"), ("READER", "readonly")):
+        user = users.find(app_env[f"CLICKHOUSE_{role}_USER"])
+        assert user is not None, role
+        assert user.findtext("profile") == profile
+        password = user.find("password")
+        assert password is not None and password.get("from_env") == f"CLICKHOUSE_{role}_PASSWORD"
+        assert env[f"CLICKHOUSE_{role}_PASSWORD"] == app_env[f"CLICKHOUSE_{role}_PASSWORD"]
+        grant = user.find("grants/query")
+        assert grant is not None and grant.get("from_env") in env
+    assert env["EP_CLICKHOUSE_WRITER_GRANT"].startswith("GRANT INSERT ON ")
+    assert env["EP_CLICKHOUSE_WRITER_GRANT"].endswith(".engagement_enriched_queue")
+    assert env["EP_CLICKHOUSE_READER_GRANT"].startswith("GRANT SELECT ON ")

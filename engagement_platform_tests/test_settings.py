@@ -12,6 +12,7 @@ from engagement_platform.settings import (
     default,
     load,
     markdown_table,
+    masked,
 )
 
 
@@ -25,8 +26,22 @@ def test_defaults_are_the_standard_local_ports() -> None:
         6379,
     )
     assert s.postgres_dsn == "postgresql://postgres:postgres@127.0.0.1:5432/engagement"
-    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert s.redis_url == "redis://:redis@127.0.0.1:6379/0"
     assert s.mode == "local"
+
+
+def test_each_role_has_its_own_login_and_endpoints_mask_passwords() -> None:
+    s = load({"POSTGRES_READER_PASSWORD": "r:d@/", "REDIS_WRITER_USER": "lb"})
+    assert s.postgres_dsn_for("writer") == "postgresql://ep_writer:ep_writer@127.0.0.1:5432/engagement"
+    assert s.postgres_dsn_for("reader") == "postgresql://ep_reader:r%3Ad%40%2F@127.0.0.1:5432/engagement"
+    assert s.clickhouse_login("owner") == ("default", "clickhouse")
+    assert s.clickhouse_login("reader") == ("ep_reader", "ep_reader")
+    assert s.redis_url_for("writer") == "redis://lb:ep_writer@127.0.0.1:6379/0"
+    assert masked(s.postgres_dsn) == "postgresql://postgres:***@127.0.0.1:5432/engagement"
+    assert masked(s.postgres_dsn_for("reader")) == "postgresql://ep_reader:***@127.0.0.1:5432/engagement"
+    assert masked(s.redis_url) == "redis://:***@127.0.0.1:6379/0"
+    assert masked(s.clickhouse_url) == "http://default:***@127.0.0.1:8123"
+    assert masked(s.connect_url) == s.connect_url  # nothing to hide
 
 
 def test_overrides_and_round_trip_through_env() -> None:

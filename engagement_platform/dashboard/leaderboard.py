@@ -83,7 +83,7 @@ def section(settings: Settings, view: View) -> None:
     """Re-runs alone every few seconds: the rest of the page is not reloaded."""
     label = METRIC_LABELS[view.metric]
     st.subheader(f"Top content in the last {view.window} minutes, by {label}")
-    with services.unavailable("Redis", settings.redis_url, "the live leaderboard"):
+    with services.unavailable("Redis", settings.redis_url_for("reader"), "the live leaderboard"):
         rows = fetch(services.redis_client(settings), settings, view)
         if not rows:
             st.info(f"No engagement in the last {view.window} minutes yet. Is the simulator running?")

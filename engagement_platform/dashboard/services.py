@@ -13,7 +13,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import KafkaException
 
 from engagement_platform.cdc.connect_client import ConnectError
-from engagement_platform.settings import Settings
+from engagement_platform.settings import Settings, masked
 from engagement_platform.warehouse.ddl import connect_settings
 
 # what each service's client raises when the service is down or refuses (OSError: sockets)
@@ -33,13 +33,15 @@ def _redis(url: str) -> redis.Redis:
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return _redis(settings.redis_url)
+    """The page's Redis client, as the read-only ACL user (REDIS_READER_USER)."""
+    return _redis(settings.redis_url_for("reader"))
 
 
 @contextmanager
 def warehouse(settings: Settings) -> Iterator[Client]:
-    """A ClickHouse client for one run of a section (clients are not shared between sessions)."""
-    client = connect_settings(settings, connect_timeout=TIMEOUT_S, send_receive_timeout=30)
+    """A ClickHouse client for one run of a section (clients are not shared between sessions),
+    logged in as the read-only reader."""
+    client = connect_settings(settings, role="reader", connect_timeout=TIMEOUT_S, send_receive_timeout=30)
     try:
         yield client
     finally:
@@ -54,11 +56,12 @@ def describe(exc: BaseException) -> str:
 
 @contextmanager
 def unavailable(service: str, endpoint: str, what: str) -> Iterator[None]:
-    """Run a section; if ``service`` fails, say so in place of ``what`` and carry on."""
+    """Run a section; if ``service`` fails, say so in place of ``what`` and carry on (the
+    endpoint shown with its password masked)."""
     try:
         yield
     except ERRORS[service] as exc:
         st.warning(
-            f"**{service} is unavailable** ({endpoint}), so {what} cannot be shown right now. "
+            f"**{service} is unavailable** ({masked(endpoint)}), so {what} cannot be shown right now. "
             f"The rest of the page is live.\n\n`{describe(exc)}`"
         )

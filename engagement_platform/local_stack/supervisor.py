@@ -20,7 +20,7 @@ from engagement_platform.local_stack.kafka import KafkaService
 from engagement_platform.local_stack.postgres import PostgresService
 from engagement_platform.local_stack.redis import RedisService
 from engagement_platform.local_stack.service import Service
-from engagement_platform.settings import Settings, child_env
+from engagement_platform.settings import Settings, child_env, masked
 
 
 class StackError(RuntimeError):
@@ -121,7 +121,7 @@ class Supervisor:
             self._wait_healthy(svc, min_uptime=svc.min_uptime if svc in started else 0.0, cancelled=cancelled)
             svc.after_start()
             if svc in started:
-                log(f"{svc.name}: up at {svc.endpoint}")
+                log(f"{svc.name}: up at {masked(svc.endpoint)}")
 
     def _start(self, svc: Service) -> process.PidRecord:
         self.service_dir(svc.name).mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from typing import TextIO
 from engagement_platform.local_stack.apps import AppPlan, app_services, dagster_env
 from engagement_platform.local_stack.pulse import Pulse
 from engagement_platform.local_stack.supervisor import StackError, Supervisor
-from engagement_platform.settings import Settings
+from engagement_platform.settings import Settings, masked
 
 # what must exist before consumers and the simulator start
 SETUP_ASSETS = "postgres/schema,cdc/connector,clickhouse/schema"
@@ -143,7 +143,7 @@ def run_up(
             statuses = stack.status() + apps.status()
             width = max(len(s.name) for s in statuses)
             for status in statuses:
-                say(f"  {status.name:<{width}}  {status.endpoint}")
+                say(f"  {status.name:<{width}}  {masked(status.endpoint)}")
             say(f"State, data and logs: {settings.ep_home}  (engagement-platform stack logs SERVICE)")
             say("Stop with Ctrl-C here, or `make down` from another shell.")
             pulse = Pulse(settings)

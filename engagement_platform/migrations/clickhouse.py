@@ -109,7 +109,7 @@ def locked(
         if time.monotonic() >= deadline:
             raise MigrationError(
                 f"the ClickHouse migration lock is held by {who} (waited {timeout:.0f}s); if no "
-                f"migration runs there, clear it: engagement-platform sql 'DROP TABLE {LOCK_TABLE}'"
+                f"migration runs there, clear it: engagement-platform sql --admin 'DROP TABLE {LOCK_TABLE}'"
             )
         if not said:
             on_wait(f"clickhouse: waiting for the migration lock held by {who}")

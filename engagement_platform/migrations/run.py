@@ -17,9 +17,28 @@ from engagement_platform.settings import Settings
 from engagement_platform.warehouse import ddl
 
 
-def postgres_session(cdc_user: str, cdc_password: str) -> dict[str, str]:
-    """The session settings init.sql reads (more roles will add theirs here)."""
-    return {"ep.cdc_user": cdc_user, "ep.cdc_password": cdc_password}
+def postgres_session(
+    cdc: tuple[str, str], writer: tuple[str, str], reader: tuple[str, str]
+) -> dict[str, str]:
+    """The session settings the Postgres migrations read, from (user, password) pairs: init.sql's
+    CDC role, 002's writer (the simulator) and reader. Secrets: never logged."""
+    return {
+        "ep.cdc_user": cdc[0],
+        "ep.cdc_password": cdc[1],
+        "ep.writer_user": writer[0],
+        "ep.writer_password": writer[1],
+        "ep.reader_user": reader[0],
+        "ep.reader_password": reader[1],
+    }
+
+
+def settings_session(settings: Settings) -> dict[str, str]:
+    """:func:`postgres_session` with every role as ``settings`` names it."""
+    return postgres_session(
+        (settings.cdc_user, settings.cdc_password),
+        settings.postgres_login("writer"),
+        settings.postgres_login("reader"),
+    )
 
 
 def _clickhouse_database_exists(settings: Settings) -> bool:
@@ -52,7 +71,7 @@ def up(
     """
     for s in status(settings):
         s.refuse_edited()
-    session = postgres_session(settings.cdc_user, settings.cdc_password) if session is None else session
+    session = settings_session(settings) if session is None else session
     layout = Layout.of(settings.migrations_dir)
     with closing(psycopg2.connect(settings.postgres_dsn)) as conn:
         pg_done, _ = postgres.apply(

@@ -36,11 +36,13 @@ def _client(client: redis.Redis | None, settings: Settings | None) -> tuple[redi
     if client is not None:
         return client, False
     s = settings if settings is not None else settings_module.load()
+    user, password = s.redis_login("reader")  # the read API's own ACL user
     made = redis.Redis(
         host=s.redis_host,
         port=s.redis_port,
         db=s.redis_db,
-        password=s.redis_password or None,
+        username=user,
+        password=password or None,
         socket_connect_timeout=5,
         socket_timeout=10,
     )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg2
 import psycopg2.errors
+from psycopg2 import sql
 
 from engagement_platform.domain import (
     CONTENT_TYPES,
@@ -248,20 +249,27 @@ class Simulator:
     def check_event_types(self, event_types: Sequence[str]) -> None:
         """Raise :class:`EventTypeRefused` before writing anything if Postgres' CHECK
         refuses one of ``event_types``: each is tried on a temporary copy of the table's
-        constraints, so nothing reaches the table, its id sequence or the CDC stream."""
+        constraints, so nothing reaches the table, its id sequence or the CDC stream. The CHECK
+        is copied from the catalogue (readable by every role): the simulator's role may insert
+        into the table but not read it, which ``LIKE`` would need."""
         refused = []
         with self.conn, self.conn.cursor() as cur:
             cur.execute(
-                "CREATE TEMP TABLE simulate_type_probe (LIKE engagement_events INCLUDING CONSTRAINTS) "
-                "ON COMMIT DROP"
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'engagement_events'::regclass AND conname = %s",
+                (EVENT_TYPE_CHECK,),
+            )
+            row = cur.fetchone()
+            check = sql.SQL(row[0]) if row else sql.SQL("CHECK (true)")  # the catalogue's own text
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE simulate_type_probe (event_type text, CONSTRAINT {} {}) ON COMMIT DROP"
+                ).format(sql.Identifier(EVENT_TYPE_CHECK), check)
             )
             for event_type in event_types:
                 cur.execute("SAVEPOINT probe")
                 try:
-                    cur.execute(
-                        "INSERT INTO simulate_type_probe (id, event_type, event_ts) VALUES (0, %s, now())",
-                        (event_type,),
-                    )
+                    cur.execute("INSERT INTO simulate_type_probe (event_type) VALUES (%s)", (event_type,))
                 except psycopg2.errors.CheckViolation as exc:
                     if exc.diag.constraint_name != EVENT_TYPE_CHECK:
                         raise

@@ -252,11 +252,14 @@ def counted(client: redis.Redis, keys: Keys, event_ids: Sequence[int]) -> list[b
 
 
 def redis_client(settings: Settings) -> redis.Redis:
+    """The consumer's client, logged in as its own ACL user (REDIS_WRITER_USER)."""
+    user, password = settings.redis_login("writer")
     return redis.Redis(
         host=settings.redis_host,
         port=settings.redis_port,
         db=settings.redis_db,
-        password=settings.redis_password or None,
+        username=user,
+        password=password or None,
         socket_connect_timeout=5,
         socket_timeout=30,
         health_check_interval=30,

@@ -53,7 +53,9 @@ class WarehouseBridge(sink.SinkConsumer[list[bytes], int]):
         # uncompressed: the bridge runs beside its server (local mode), where lz4 only spends
         # both ends' CPU; a 20,000-row insert took 356 ms compressed, 120 ms not (docs/performance.md)
         self.client = (
-            client if client is not None else ddl.connect_settings(settings, config.database, compress=False)
+            client
+            if client is not None
+            else ddl.connect_settings(settings, config.database, role="writer", compress=False)
         )
         self.inserted = 0  # messages acknowledged by ClickHouse (and then committed)
         self.gate = IngestGate(settings.ep_home)  # paused while migrations run

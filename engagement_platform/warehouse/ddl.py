@@ -16,7 +16,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.settings import Settings
+from engagement_platform.settings import Role, Settings
 
 # The tables the rest of the platform reads or writes (names used in code, not only in SQL).
 QUEUE = "engagement_enriched_queue"
@@ -111,12 +111,17 @@ def connect(
     )
 
 
-def connect_settings(settings: Settings, database: str | None = None, **kwargs: Any) -> Client:
+def connect_settings(
+    settings: Settings, database: str | None = None, *, role: Role = "owner", **kwargs: Any
+) -> Client:
+    """A client logged in as ``role`` (issue 20): the owner for DDL, the bridge's ``writer``,
+    the read-only ``reader``."""
+    user, password = settings.clickhouse_login(role)
     return connect(
         settings.clickhouse_host,
         settings.clickhouse_port,
-        settings.clickhouse_user,
-        settings.clickhouse_password,
+        user,
+        password,
         database if database is not None else settings.clickhouse_database,
         **kwargs,
     )

@@ -2,9 +2,10 @@
 
 The product promised ClickHouse's CLI; chdb has none, and a second process can't open
 its data. So the query goes where every other process sends it: the ClickHouse HTTP
-interface named by the settings (CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE), through
-clickhouse-connect. The server formats the rows (ClickHouse's own CSV and JSON rules);
-this module only picks the format and prints.
+interface named by the settings (CLICKHOUSE_HOST/PORT/DATABASE), through clickhouse-connect,
+as the read-only reader unless ``--admin`` asks for the owner: a shell's typo cannot drop a
+table. The server formats the rows (ClickHouse's own CSV and JSON rules); this module only
+picks the format and prints.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from typing import IO, Any
 
 from engagement_platform.argtypes import UsageError
-from engagement_platform.settings import Settings
+from engagement_platform.settings import Role, Settings
 
 # --format (the choices cli.py offers) -> the ClickHouse output format asked for. It goes
 # as X-ClickHouse-Format, not a FORMAT clause, so statements without output (DDL) still run.
@@ -32,6 +33,7 @@ _MESSAGE_RE = re.compile(r"Code: \d+\..*", re.DOTALL)
 _ERRNO_RE = re.compile(r"\[Errno \d+\] [^\"')]+")
 # the server's version trailer, and what clickhouse-connect adds after it ("(for url ...)")
 _TRAILER_RE = re.compile(r"\s*\(version [^)]*\).*$", re.DOTALL)
+READONLY_HINT = " (sql runs as the read-only CLICKHOUSE_READER_USER; --admin runs it as the owner)"
 
 
 class QueryFailed(RuntimeError):
@@ -57,19 +59,20 @@ def clickhouse_message(exc: BaseException) -> str:
     return " ".join(_TRAILER_RE.sub("", text).split())
 
 
-def fetch(settings: Settings, database: str | None, sql: str, fmt: str) -> bytes:
-    """Run ``sql`` and return the server's output in ClickHouse format ``fmt``."""
+def fetch(settings: Settings, database: str | None, sql: str, fmt: str, role: Role = "reader") -> bytes:
+    """Run ``sql`` as ``role`` and return the server's output in ClickHouse format ``fmt``."""
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import Error, OperationalError
 
     # errors are reported here, in one line; the driver would also log them on stderr
     logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     try:
+        username, password = settings.clickhouse_login(role)
         client = clickhouse_connect.get_client(
             host=settings.clickhouse_host,
             port=settings.clickhouse_port,
-            username=settings.clickhouse_user,
-            password=settings.clickhouse_password,
+            username=username,
+            password=password,
             database=database or settings.clickhouse_database,
             connect_timeout=10,
         )
@@ -88,7 +91,9 @@ def fetch(settings: Settings, database: str | None, sql: str, fmt: str) -> bytes
             f"cannot reach ClickHouse at {where}: {reason.group(0) if reason else clickhouse_message(exc)}"
         ) from None
     except Error as exc:
-        raise QueryFailed(clickhouse_message(exc)) from None
+        message = clickhouse_message(exc)
+        readonly = role == "reader" and message.startswith("Code: 164.")
+        raise QueryFailed(message + (READONLY_HINT if readonly else "")) from None
 
 
 def _cell(value: Any) -> str:
@@ -122,7 +127,7 @@ def print_table(body: bytes, out: IO[str]) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     sql = read_query(args.query, sys.stdin)
-    body = fetch(settings, args.database, sql, FORMATS[args.format])
+    body = fetch(settings, args.database, sql, FORMATS[args.format], "owner" if args.admin else "reader")
     if args.format == "table":
         print_table(body, sys.stdout)
     else:

@@ -125,3 +125,54 @@ def test_a_service_down_is_named_and_the_rest_renders(
     assert "Traceback" not in "\n".join(m.value for m in at.markdown)
     if service in ("Redis", "ClickHouse"):
         assert f"{service} is unavailable" in warnings(at)
+
+
+HOSTILE = {
+    "sql-injection": "video' OR '1'='1'; DROP TABLE engagement_enriched; --",
+    "sql-comment": "10) UNION SELECT * FROM system.users --",
+    "oversized": "9" * 200_000,
+    "unicode": "vidéo_日本語",
+    "control-characters": "video\x00\r\n\u202e",
+}
+PARAMETERS = ("window", "metric", "top", "from", "to", "type", "device")
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_url_parameters_never_reach_a_query_unbound_and_the_page_renders(
+    app_env: Seeded, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Every parameter at once carries the value: the page renders its default view (or, for a
+    word such as Unicode, filters by it), and the value reaches ClickHouse only as a bound
+    ``param_*``, never inside a statement's text."""
+    from clickhouse_connect.driver._backend.http_sync import HttpSyncBackend
+
+    sent: list[tuple[str, dict[str, object]]] = []
+    request = HttpSyncBackend.request
+
+    def spy(
+        self: HttpSyncBackend, data: object, params: dict[str, str], *args: object, **kwargs: object
+    ) -> object:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        sent.append((text, dict(params)))
+        return request(self, data, params, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HttpSyncBackend, "request", spy)  # records, then sends for real
+    at = run(dict.fromkeys(PARAMETERS, value))
+    assert not at.error, [e.value for e in at.error]
+    assert chart(at, leaderboard.CHART_TITLE) is not None
+    infos = [i.value for i in at.info]
+    assert any(title.startswith(analytics.EVENTS_TITLE) for title in charts(at)) or (
+        "No events in this range and filter." in infos
+    )
+    shown = url(at)
+    assert (shown["window"], shown["top"]) == ("10", "10")  # fixed choices: the defaults
+    assert sent, "the page sent no query"
+    for text, params in sent:
+        assert value not in text and value.strip() not in text
+        for name, bound in params.items():
+            if value in str(bound):
+                assert name.startswith("param_"), name
+    filtered = shown.get("type")
+    assert filtered in (None, value)  # kept only when it is a plain word, then bound
+    if filtered:
+        assert any(params.get("param_content_type") == value for _, params in sent)

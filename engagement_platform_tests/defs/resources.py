@@ -23,6 +23,10 @@ def postgres(s: Settings) -> PostgresResource:
         password=s.postgres_password,
         cdc_user=s.cdc_user,
         cdc_password=s.cdc_password,
+        writer_user=s.postgres_writer_user,
+        writer_password=s.postgres_writer_password,
+        reader_user=s.postgres_reader_user,
+        reader_password=s.postgres_reader_password,
     )
 
 
@@ -45,6 +49,8 @@ def clickhouse(s: Settings, database: str, mode: str = "local") -> ClickHouseRes
         port=s.clickhouse_port,
         username=s.clickhouse_user,
         password=s.clickhouse_password,
+        reader_username=s.clickhouse_reader_user,
+        reader_password=s.clickhouse_reader_password,
         database=database,
         mode=mode,
         ep_home=str(s.ep_home),
@@ -52,4 +58,7 @@ def clickhouse(s: Settings, database: str, mode: str = "local") -> ClickHouseRes
 
 
 def redis(s: Settings) -> RedisResource:
-    return RedisResource(host=s.redis_host, port=s.redis_port, db=s.redis_db, password=s.redis_password)
+    user, password = s.redis_login("reader")
+    return RedisResource(
+        host=s.redis_host, port=s.redis_port, db=s.redis_db, username=user or "", password=password
+    )

@@ -7,11 +7,13 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 
 from engagement_platform.local_stack import process
 from engagement_platform.local_stack.process import is_alive
-from engagement_platform_tests.harness import start_stack, stop_stack
+from engagement_platform.settings import ENV_VARS, Settings
+from engagement_platform_tests.harness import StackHandle, make_ep_home, stack_env, start_stack, stop_stack
 
 SUBSET = ("postgres", "kafka", "redis")
 
@@ -46,7 +48,7 @@ def test_status_json_shape(small_stack) -> None:
     assert services["clickhouse"]["endpoint"] == (
         f"http://{s.clickhouse_user}:{s.clickhouse_password}@127.0.0.1:{s.clickhouse_port}"
     )
-    assert services["redis"]["endpoint"] == f"redis://127.0.0.1:{s.redis_port}/0"
+    assert services["redis"]["endpoint"] == f"redis://:{s.redis_password}@127.0.0.1:{s.redis_port}/0"
     for name in SUBSET:
         assert services[name]["healthy"] is True
         assert isinstance(services[name]["pid"], int)
@@ -88,3 +90,46 @@ def test_down_stops_every_process_it_started() -> None:
     stop_stack(handle)
     assert not any(is_alive(r) for r in records)
     assert process.group_members(pgid) == []
+
+
+def test_no_password_is_printed_on_a_command_line_or_in_a_log() -> None:
+    """Every secret set to a value of its own: `stack up` and `stack status` print endpoints with
+    ``***``, no service's processes carry one in their argv, no service log holds one; the
+    ``--json`` status keeps whole endpoints (for tools)."""
+    passwords = {
+        name: f"pw-{name.lower().replace('_', '-')}-{os.getpid()}"
+        for name, field in ENV_VARS.items()
+        if name.endswith("_PASSWORD") and not Settings.model_fields[field].repr
+    }
+    services = ("postgres", "redis", "clickhouse")
+    handle = StackHandle({**stack_env(make_ep_home("ep-test-secrets-")), **passwords})
+    try:
+        up = handle.cli("stack", "up", *services)
+        assert up.stdout.count(":***@") == 3, up.stdout  # "postgres: up at postgresql://...:***@..."
+        text = handle.cli("stack", "status", check=False).stdout
+        s = handle.settings
+        assert f"postgresql://{s.postgres_user}:***@127.0.0.1:{s.postgres_port}/" in text
+        assert f"http://{s.clickhouse_user}:***@127.0.0.1:{s.clickhouse_port}" in text
+        assert f"redis://:***@127.0.0.1:{s.redis_port}/0" in text
+        assert status(handle)["postgres"]["endpoint"] == s.postgres_dsn
+        argv = [
+            " ".join(p.cmdline())
+            for name in services
+            for p in _family(handle.supervisor.running(name).pid)  # type: ignore[union-attr]
+        ]
+        logs = [handle.supervisor.log_file(name).read_text(errors="replace") for name in services]
+        for variable, secret in passwords.items():
+            for where, content in (
+                ("up", up.stdout + up.stderr),
+                ("status", text),
+                *(("argv", a) for a in argv),
+            ):
+                assert secret not in content, f"{variable} in {where}"
+            assert not any(secret in log for log in logs), f"{variable} in a service log"
+    finally:
+        stop_stack(handle)
+
+
+def _family(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]

@@ -48,6 +48,10 @@ def test_up_runs_the_platform_and_down_stops_it() -> None:
         wait_for_line("State, data and logs:", 10)  # printed after every endpoint line
         for name in ("dagster", "dashboard"):
             assert any(line.split()[:1] == [name] for line in lines), "".join(lines)
+        printed, s = "".join(lines), handle.settings  # endpoints for people: passwords masked
+        assert f"postgresql://{s.postgres_user}:***@127.0.0.1:{s.postgres_port}/" in printed, printed
+        for secret in (s.postgres_password, s.clickhouse_password, s.redis_password):
+            assert f":{secret}@" not in printed, printed
         # records flow: CDC -> enrich; the pulse line counts enriched records
         wait_for_line(r"engagement_events\.flat \+[1-9].*engagement_enriched \+[1-9]", 120)
         wait_for_line(r"leaderboard \(10 min\): #1 ", 60)

@@ -135,7 +135,7 @@ def test_a_live_holder_elsewhere_times_out_saying_how_to_clear_it(
         clickhouse.apply(client, "local", scratch.ep_home, dirs.clickhouse_files(), lock_timeout=1)
     message = str(info.value)
     assert "held by another-host pid 1" in message and "\n" not in message
-    assert f"engagement-platform sql 'DROP TABLE {clickhouse.LOCK_TABLE}'" in message
+    assert f"engagement-platform sql --admin 'DROP TABLE {clickhouse.LOCK_TABLE}'" in message
     assert (
         count(client, "SELECT count() FROM system.tables WHERE database = currentDatabase()") == 1
     )  # nothing ran

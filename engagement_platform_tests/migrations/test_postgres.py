@@ -12,7 +12,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from engagement_platform.migrations import postgres
 from engagement_platform.migrations.files import MigrationError
-from engagement_platform.migrations.run import postgres_session
+from engagement_platform.migrations.run import settings_session
 from engagement_platform.settings import Settings
 from engagement_platform_tests.migrations.conftest import Dirs
 
@@ -24,7 +24,7 @@ def conn(scratch: Settings) -> Iterator[PgConnection]:
 
 
 def session(s: Settings) -> dict[str, str]:
-    return postgres_session(s.cdc_user, s.cdc_password)
+    return settings_session(s)
 
 
 def rows(conn: PgConnection, sql: str) -> list[tuple]:

@@ -42,7 +42,7 @@ from engagement_platform_tests.harness import Child, StackHandle
 
 @pytest.fixture
 def r(stack: StackHandle) -> Iterator[redis.Redis]:
-    client = redis.Redis(host="127.0.0.1", port=stack.settings.redis_port)
+    client = redis.Redis.from_url(stack.settings.redis_url)  # the owner: the tests clean up
     yield client
     client.close()
 

@@ -104,10 +104,21 @@ def test_reads_the_query_from_stdin(server: Server) -> None:
     assert sql(server, "--format", "csv", stdin="SELECT count() FROM people\n").stdout == '"count()"\n3\n'
 
 
-def test_a_statement_without_output_runs(server: Server) -> None:
-    result = sql(server, "CREATE TABLE IF NOT EXISTS scratch (a UInt8) ENGINE = Memory")
+def test_a_statement_without_output_runs_with_admin(server: Server) -> None:
+    result = sql(server, "--admin", "CREATE TABLE IF NOT EXISTS scratch (a UInt8) ENGINE = Memory")
     assert (result.returncode, result.stdout.strip()) == (0, "Ok.")
     assert http(server, "/?query=EXISTS%20TABLE%20scratch")[2] == b"1\n"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["DROP TABLE people", "INSERT INTO people VALUES (9, 'x', 1)", "ALTER TABLE people DELETE WHERE 1"],
+)
+def test_sql_is_read_only_by_default_and_refuses_writes_in_one_line(server: Server, statement: str) -> None:
+    line = one_error_line(sql(server, statement), 1)
+    assert line.startswith("engagement-platform: Code: 164. DB::Exception:")
+    assert "(READONLY)" in line and "--admin" in line
+    assert sql(server, "--format", "csv", "SELECT count() FROM people").stdout == '"count()"\n3\n'
 
 
 def test_a_bad_query_fails_with_clickhouse_message(server: Server) -> None:
@@ -118,7 +129,7 @@ def test_a_bad_query_fails_with_clickhouse_message(server: Server) -> None:
 
 
 def test_wrong_password_and_no_server_fail_cleanly(server: Server) -> None:
-    line = one_error_line(sql(server, "SELECT 1", CLICKHOUSE_PASSWORD="wrong"), 1)
+    line = one_error_line(sql(server, "SELECT 1", CLICKHOUSE_READER_PASSWORD="wrong"), 1)
     assert "Code: 516" in line and "AUTHENTICATION_FAILED" in line
     (closed_port,) = free_ports(1)
     line = one_error_line(sql(server, "SELECT 1", CLICKHOUSE_PORT=str(closed_port)), 1)

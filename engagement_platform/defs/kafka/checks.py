@@ -139,7 +139,7 @@ def enrichment_quality_monitor(thresholds: QualityThresholds = QualityThresholds
         now = datetime.now(UTC)
         previous = ctx.state.get("since")
         since = datetime.fromisoformat(previous) if previous else now - BY_HAND_SPAN
-        client = ctx.resources.clickhouse.client()
+        client = ctx.resources.clickhouse.reader_client()
         try:
             measured = quality.measure(
                 client, ctx.resources.kafka.bootstrap_servers, topics.ENRICHED_DLQ, since

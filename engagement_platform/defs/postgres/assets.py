@@ -28,7 +28,11 @@ def postgres_schema(context: dg.AssetExecutionContext, postgres: PostgresResourc
     try:
         applied, status = migrations.apply(
             conn,
-            postgres_session(postgres.cdc_user, postgres.cdc_password),
+            postgres_session(
+                (postgres.cdc_user, postgres.cdc_password),
+                (postgres.writer_user, postgres.writer_password),
+                (postgres.reader_user, postgres.reader_password),
+            ),
             Layout.of(postgres.migrations_dir).postgres(),
             on_applied=lambda m: context.log.info(f"applied {m.label}"),
             on_wait=context.log.info,

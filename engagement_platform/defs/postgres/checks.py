@@ -61,7 +61,7 @@ def slot_monitor(
     def evaluate(ctx: MonitorContext) -> Report:
         r = ctx.resources
         slot = slot_override or slot_name(r.postgres, r.kafka)
-        verdict, state = evaluate_slot(r.postgres.connect, slot, thresholds)
+        verdict, state = evaluate_slot(r.postgres.reader_connect, slot, thresholds)
         return Report([(CHECK_KEY, verdict)], [slot_observation(slot, state)] if state is not None else [])
 
     return Monitor(

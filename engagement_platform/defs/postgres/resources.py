@@ -10,8 +10,9 @@ from engagement_platform.defs.config import setting
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """Owner connection to the source database, plus the CDC role's credentials that
-    `postgres/schema` grants and `cdc/connector` hands to Debezium."""
+    """Owner connection to the source database, plus the credentials of the roles that
+    `postgres/schema` creates: the CDC role (which `cdc/connector` hands to Debezium), the
+    simulator's writer and the read-only reader."""
 
     host: str
     port: int
@@ -20,16 +21,28 @@ class PostgresResource(dg.ConfigurableResource):
     password: str
     cdc_user: str
     cdc_password: str
+    writer_user: str
+    writer_password: str
+    reader_user: str
+    reader_password: str
     # where the schema's versions live (EP_MIGRATIONS_DIR); empty: the repo
     migrations_dir: str = ""
 
     def connect(self) -> PgConnection:
+        """The owner's connection (the set-up assets)."""
+        return self._connect(self.user, self.password)
+
+    def reader_connect(self) -> PgConnection:
+        """The read-only role's connection (checks and sensors)."""
+        return self._connect(self.reader_user, self.reader_password)
+
+    def _connect(self, user: str, password: str) -> PgConnection:
         return psycopg2.connect(
             host=self.host,
             port=self.port,
             dbname=self.dbname,
-            user=self.user,
-            password=self.password,
+            user=user,
+            password=password,
             connect_timeout=10,
             application_name="engagement-platform-dagster",
         )
@@ -44,5 +57,9 @@ def postgres_resource() -> PostgresResource:
         password=setting("postgres_password"),
         cdc_user=setting("cdc_user"),
         cdc_password=setting("cdc_password"),
+        writer_user=setting("postgres_writer_user"),
+        writer_password=setting("postgres_writer_password"),
+        reader_user=setting("postgres_reader_user"),
+        reader_password=setting("postgres_reader_password"),
         migrations_dir=setting("migrations_dir"),
     )

@@ -21,7 +21,7 @@ def leaderboard_reconciliation_monitor(
         end = (datetime.now(UTC) - settle).replace(second=0, microsecond=0)
         start = end - look_back
         minutes = reconcile.minutes_between(start, end)
-        client = ctx.resources.clickhouse.client()
+        client = ctx.resources.clickhouse.reader_client()
         redis_client = ctx.resources.redis.client()
         try:
             expected = reconcile.window_minute_counts_clickhouse(client, start, end)

@@ -9,9 +9,12 @@ from engagement_platform.defs.config import setting
 
 
 class RedisResource(dg.ConfigurableResource):
+    """Redis for the leaderboard's checks and sensors: they only read, as REDIS_READER_USER."""
+
     host: str
     port: int
     db: int = 0
+    username: str = ""  # an ACL user; empty: Redis's `default`
     password: str = ""
 
     def client(self) -> redis.Redis:
@@ -20,6 +23,7 @@ class RedisResource(dg.ConfigurableResource):
             host=self.host,
             port=self.port,
             db=self.db,
+            username=self.username or None,
             password=self.password or None,
             socket_connect_timeout=5,
             socket_timeout=10,
@@ -31,5 +35,6 @@ def redis_resource() -> RedisResource:
         host=setting("redis_host"),
         port=setting("redis_port"),
         db=setting("redis_db"),
-        password=setting("redis_password"),
+        username=setting("redis_reader_user"),
+        password=setting("redis_reader_password"),
     )

@@ -138,8 +138,8 @@ def reconciliation_monitor(look_back: timedelta = LOOK_BACK, settle: timedelta =
     def evaluate(ctx: MonitorContext) -> Report:
         end = datetime.now(UTC) - settle
         start = end - look_back
-        conn = ctx.resources.postgres.connect()
-        client = ctx.resources.clickhouse.client()
+        conn = ctx.resources.postgres.reader_connect()
+        client = ctx.resources.clickhouse.reader_client()
         try:
             source = reconcile.window_ids_postgres(conn, start, end)
             sink = reconcile.window_ids_clickhouse(client, start, end)

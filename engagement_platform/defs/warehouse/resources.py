@@ -16,12 +16,17 @@ from engagement_platform.warehouse import ddl
 
 class ClickHouseResource(dg.ConfigurableResource):
     """Every query goes through ``command``/``rows`` with a ``parameters`` mapping
-    (``{name:Type}`` placeholders, bound server-side), so no value is ever formatted into SQL."""
+    (``{name:Type}`` placeholders, bound server-side), so no value is ever formatted into SQL.
+
+    ``client``/``command`` log in as the owner (the set-up assets' DDL); ``reader_client`` and
+    ``rows``, which checks and sensors use, as the read-only reader."""
 
     host: str
     port: int
     username: str
     password: str
+    reader_username: str = ""  # empty: the owner's login
+    reader_password: str = ""
     database: str
     # which clickhouse_ddl/ files apply: "local" (Null queue fed by the bridge) or "compose" (Kafka engine)
     mode: str = "local"
@@ -39,6 +44,17 @@ class ClickHouseResource(dg.ConfigurableResource):
             self.username,
             self.password,
             self.database if database is None else database,
+            send_receive_timeout=self.send_receive_timeout_s,
+        )
+
+    def reader_client(self) -> Client:
+        """A new client on the configured database as the read-only reader; the caller closes it."""
+        return ddl.connect(
+            self.host,
+            self.port,
+            self.reader_username or self.username,
+            self.reader_password if self.reader_username else self.password,
+            self.database,
             send_receive_timeout=self.send_receive_timeout_s,
         )
 
@@ -64,7 +80,7 @@ class ClickHouseResource(dg.ConfigurableResource):
             client.close()
 
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
-        client = self.client()
+        client = self.reader_client()
         try:
             return client.query(sql, parameters=dict(parameters or {})).result_rows
         finally:
@@ -77,6 +93,8 @@ def clickhouse_resource() -> ClickHouseResource:
         port=setting("clickhouse_port"),
         username=setting("clickhouse_user"),
         password=setting("clickhouse_password"),
+        reader_username=setting("clickhouse_reader_user"),
+        reader_password=setting("clickhouse_reader_password"),
         database=setting("clickhouse_database"),
         mode=setting("mode"),
         ep_home=setting("ep_home"),

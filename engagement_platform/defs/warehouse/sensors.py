@@ -36,7 +36,7 @@ def measure(ctx: MonitorContext) -> Readings:
     [consumed] = lag.measure_lag(kafka.bootstrap_servers, [warehouse_group], with_age=False)
     caught_up = bool(consumed.committed) and consumed.total == 0
     committed = {"committed_offsets": {str(p): o for p, o in sorted(consumed.committed.items())}}
-    client = clickhouse.client()
+    client = clickhouse.reader_client()
     try:
         # rows merge away in these engines, so "written" counts what the group consumed
         enriched = table_activity(client, ddl.ENRICHED, "count()", "max(event_ts)")

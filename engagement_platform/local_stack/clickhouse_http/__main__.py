@@ -24,7 +24,7 @@ import chdb
 import uvicorn
 
 from engagement_platform import settings as ep_settings
-from engagement_platform.local_stack.clickhouse_http.app import KEEP_ALIVE_TIMEOUT_S, create_app
+from engagement_platform.local_stack.clickhouse_http.app import KEEP_ALIVE_TIMEOUT_S, accounts, create_app
 from engagement_platform.local_stack.clickhouse_http.engine import Engine
 
 LOG = logging.getLogger("engagement_platform.clickhouse_server")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         engine.close()
         _fail(f"cannot listen on {LISTEN_HOST}:{cfg.clickhouse_port}: {exc}")
-    app, query_endpoint = create_app(engine, cfg.clickhouse_user, cfg.clickhouse_password)
+    app, query_endpoint = create_app(engine, accounts(cfg))
     server = _Server(
         uvicorn.Config(
             app,

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -35,12 +35,15 @@ from engagement_platform.local_stack.clickhouse_http.protocol import (
     AUTHENTICATION_FAILED,
     CANNOT_READ_ALL_DATA,
     UNKNOWN_EXCEPTION,
+    Account,
     ClickHouseError,
     RequestOptions,
-    check_credentials,
+    authenticate,
     request_credentials,
     request_options,
 )
+from engagement_platform.settings import Settings
+from engagement_platform.warehouse.ddl import QUEUE
 
 LOG = logging.getLogger("engagement_platform.clickhouse_server")
 
@@ -121,10 +124,9 @@ class QueryEndpoint:
     """``/`` and the probes: a raw ASGI endpoint, so the body streams, the reply leaves in
     slices, and every answer carries ClickHouse's headers, spelled as ClickHouse does."""
 
-    def __init__(self, engine: Engine, user: str, password: str) -> None:
+    def __init__(self, engine: Engine, accounts: Sequence[Account]) -> None:
         self.engine = engine
-        self.user = user
-        self.password = password
+        self.accounts = tuple(accounts)
         self.display_name = socket.gethostname()
         self._inflight = 0
         self._inflight_lock = threading.Lock()
@@ -161,7 +163,7 @@ class QueryEndpoint:
             if scope["path"] in PROBE_PATHS or (body_is_empty(headers) and "query" not in params):
                 return Reply(body=b"Ok.\n", headers=dict(OK_HEADERS))
             items = params.multi_items()
-            check_credentials(request_credentials(headers, dict(items)), self.user, self.password)
+            account = authenticate(request_credentials(headers, dict(items)), self.accounts)
             opts = request_options(items, headers)
             encoding, accept = headers.get("Content-Encoding", ""), headers.get("Accept-Encoding", "")
             receiver = BodyReceiver(receive)
@@ -169,14 +171,14 @@ class QueryEndpoint:
             # from the thread, and no read-ahead.
             first = await receiver.next_batch()
             if receiver.done:
-                return await self._in_thread(opts, method, (first,), encoding, accept)
+                return await self._in_thread(opts, method, (first,), encoding, accept, account)
             send, batches = anyio.create_memory_object_stream[bytes | ClickHouseError](READ_AHEAD_BATCHES)
             with batches:
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(receiver.read_ahead, send)
                     try:
                         body = itertools.chain((first,), _from_loop(batches))
-                        return await self._in_thread(opts, method, body, encoding, accept)
+                        return await self._in_thread(opts, method, body, encoding, accept, account)
                     finally:
                         tasks.cancel_scope.cancel()  # the statement may end before its body
             raise AssertionError("unreachable: the task group returns the reply or raises")
@@ -189,12 +191,18 @@ class QueryEndpoint:
             )
 
     async def _in_thread(
-        self, opts: RequestOptions, method: str, body: Iterable[bytes], encoding: str, accept: str
+        self,
+        opts: RequestOptions,
+        method: str,
+        body: Iterable[bytes],
+        encoding: str,
+        accept: str,
+        account: Account,
     ) -> Reply:
         # Abandoned only when a shutdown times out: the statement then runs on in chdb
         # (``inflight`` says so) instead of holding the process past its deadline.
         return await anyio.to_thread.run_sync(
-            lambda: self._execute(opts, method, body, encoding, accept), abandon_on_cancel=True
+            lambda: self._execute(opts, method, body, encoding, accept, account), abandon_on_cancel=True
         )
 
     def _execute(self, *args: Any) -> Reply:
@@ -257,9 +265,20 @@ async def _no_handle(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(f"{getattr(exc, 'detail', 'Error')}\n", status)
 
 
-def create_app(engine: Engine, user: str, password: str) -> tuple[Starlette, QueryEndpoint]:
+def accounts(settings: Settings) -> list[Account]:
+    """The users the server lets in (issue 20): the owner, the bridge's writer (inserts into
+    the queue table only, of any database: tests and benchmarks run the bridge on scratch
+    ones) and the read-only reader, with the settings' names and passwords."""
+    return [
+        Account(*settings.clickhouse_login("owner"), role="owner"),
+        Account(*settings.clickhouse_login("writer"), role="writer", table=QUEUE),
+        Account(*settings.clickhouse_login("reader"), role="reader"),
+    ]
+
+
+def create_app(engine: Engine, users: Sequence[Account]) -> tuple[Starlette, QueryEndpoint]:
     """The app, and its query endpoint (which knows how many statements are in flight)."""
-    query = QueryEndpoint(engine, user, password)
+    query = QueryEndpoint(engine, users)
     routes = [
         *(Route(path, query, methods=["GET", "POST", "HEAD"]) for path in ("/", *PROBE_PATHS)),
         Route("/play", _play, methods=["GET", "HEAD"]),

@@ -21,6 +21,7 @@ from engagement_platform.local_stack.clickhouse_http.protocol import (
     SESSION_IS_LOCKED,
     SESSION_NOT_FOUND,
     UNKNOWN_DATABASE,
+    Account,
     ClickHouseError,
     RequestOptions,
     error_from_engine,
@@ -45,9 +46,10 @@ def quote_value(value: str) -> str:
 class Handle:
     """One chdb connection and the session state this server knows it carries."""
 
-    def __init__(self, conn: Any, session_id: str | None = None) -> None:
+    def __init__(self, conn: Any, session_id: str | None = None, role: str = "owner") -> None:
         self.conn = conn
-        self.session_id = session_id
+        self.session_id = session_id  # the key of its session: the user's name, then the id
+        self.role = role  # whose connection it is: a reader's is in readonly mode for good
         self.lock = threading.Lock()
         self.database: str | None = None  # what USE last set on this connection
         self.session_database: str | None = None  # a session's own USE, if it issued one
@@ -84,7 +86,7 @@ class Engine:
         # connection closes, and reopening costs ~0.3 s.
         self._primary = chdb.connect(str(data_dir))
         self._connect_lock = threading.Lock()
-        self._pool: list[Handle] = []
+        self._pools: dict[str, list[Handle]] = {}  # per role: a reader's connections stay read-only
         self._pool_lock = threading.Lock()
         self._sessions: dict[str, Handle] = {}
         self._sessions_lock = threading.Lock()
@@ -98,14 +100,24 @@ class Engine:
     def _scalar_row(self, sql: str) -> list[str]:
         return self._primary.query(sql, "TabSeparated").bytes().decode().rstrip("\n").split("\t")
 
-    def _new_handle(self, session_id: str | None = None) -> Handle:
+    def _new_handle(self, session_id: str | None = None, role: str = "owner") -> Handle:
         with self._connect_lock:
-            return Handle(chdb.connect(str(self.data_dir)), session_id)
+            conn = chdb.connect(str(self.data_dir))
+        if role == "reader":
+            # ClickHouse's own read-only mode: a statement's SETTINGS readonly=0 cannot lift it
+            conn.query("SET readonly = 1", "TabSeparated")
+        return Handle(conn, session_id, role)
 
     @contextmanager
-    def borrow(self, opts: RequestOptions) -> Iterator[Handle]:
-        """Lend a connection for one request: the session's own, or a pooled one."""
-        handle = self._session_handle(opts) if opts.session_id else self._pooled_handle()
+    def borrow(self, opts: RequestOptions, account: Account | None = None) -> Iterator[Handle]:
+        """Lend a connection of ``account``'s role for one request (the owner's when None): the
+        session's own (sessions are per user), or a pooled one."""
+        role = account.role if account is not None else "owner"
+        if opts.session_id:
+            user = account.user if account is not None else ""
+            handle = self._session_handle(opts, f"{user}\0{opts.session_id}", role)
+        else:
+            handle = self._pooled_handle(role)
         try:
             yield handle
         finally:
@@ -115,30 +127,32 @@ class Engine:
             else:
                 self._return_pooled(handle)
 
-    def _pooled_handle(self) -> Handle:
+    def _pooled_handle(self, role: str) -> Handle:
         with self._pool_lock:
-            if self._pool:
-                return self._pool.pop()
-        return self._new_handle()
+            pool = self._pools.get(role)
+            if pool:
+                return pool.pop()
+        return self._new_handle(role=role)
 
     def _return_pooled(self, handle: Handle) -> None:
         if not handle.discard:
             with self._pool_lock:
-                if len(self._pool) < IDLE_POOL_SIZE:
-                    self._pool.append(handle)
+                pool = self._pools.setdefault(handle.role, [])
+                if len(pool) < IDLE_POOL_SIZE:
+                    pool.append(handle)
                     return
         handle.close()
 
-    def _session_handle(self, opts: RequestOptions) -> Handle:
+    def _session_handle(self, opts: RequestOptions, key: str, role: str) -> Handle:
         session_id = opts.session_id or ""
         with self._sessions_lock:
-            handle = self._sessions.get(session_id)
+            handle = self._sessions.get(key)
             if handle is None:
                 if opts.session_check:
                     raise ClickHouseError.make(SESSION_NOT_FOUND, f"Session {session_id} not found")
                 self._evict_sessions_locked()
-                handle = self._new_handle(session_id)
-                self._sessions[session_id] = handle
+                handle = self._new_handle(key, role)
+                self._sessions[key] = handle
             if not handle.lock.acquire(blocking=False):
                 raise ClickHouseError.make(
                     SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client"
@@ -224,7 +238,8 @@ class Engine:
     def close(self) -> None:
         """Close every idle connection, then the engine."""
         with self._pool_lock:
-            pooled, self._pool = self._pool, []
+            pooled = [handle for pool in self._pools.values() for handle in pool]
+            self._pools = {}
         with self._sessions_lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for handle in pooled + sessions:

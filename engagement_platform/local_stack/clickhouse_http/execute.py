@@ -16,10 +16,12 @@ from typing import Any
 
 from engagement_platform.local_stack.clickhouse_http.engine import Engine, Handle
 from engagement_platform.local_stack.clickhouse_http.protocol import (
+    ACCESS_DENIED,
     MIN_COMPRESS_BYTES,
     READONLY,
     SUPPORT_IS_DISABLED,
     SYNTAX_ERROR,
+    Account,
     ClickHouseError,
     RequestOptions,
     choose_response_encoding,
@@ -31,17 +33,21 @@ from engagement_platform.local_stack.clickhouse_http.protocol import (
 )
 from engagement_platform.local_stack.clickhouse_http.sql_scan import (
     InsertSplit,
+    ast_tables,
     creates_kafka_table,
     first_keyword,
+    insert_target,
     normalize_sql,
     split_insert,
     trailing_format,
+    without_trailing_format,
 )
 
 LOG = logging.getLogger("engagement_platform.clickhouse_server")
 
 # chdb's inserter is several times faster with ~1 MiB appends than with 64 KiB ones.
 INSERT_APPEND_BYTES = 1 << 20
+OWNER = Account("default", "")  # who runs a statement when no account is given: no limits
 
 
 @dataclass
@@ -58,17 +64,27 @@ class Reply:
 
 
 def execute(
-    engine: Engine, opts: RequestOptions, method: str, body: Iterable[bytes], encoding: str, accept: str
+    engine: Engine,
+    opts: RequestOptions,
+    method: str,
+    body: Iterable[bytes],
+    encoding: str,
+    accept: str,
+    account: Account = OWNER,
 ) -> Reply:
-    """Run the request's statement (URL ``query`` + body, as ClickHouse concatenates them)."""
+    """Run the request's statement (URL ``query`` + body, as ClickHouse concatenates them) as
+    ``account``: a reader's connection is in ClickHouse's ``readonly=1``, whatever the request
+    asks; a writer's statement must be an insert into its one table."""
+    if account.role == "reader":
+        opts.readonly = 1  # a URL's readonly=0 cannot lift it
     chunks = decode_body(body, encoding)
     prefix = (opts.query + "\n").encode() if opts.query else b""
     head, split = read_statement(prefix, chunks)
-    with engine.borrow(opts) as handle:
+    with engine.borrow(opts, account) as handle:
         if split is not None:
-            reply = run_insert(engine, handle, head, split, chunks, opts, method)
+            reply = run_insert(engine, handle, head, split, chunks, opts, method, account)
         else:
-            reply = run_query(engine, handle, head, opts, method)
+            reply = run_query(engine, handle, head, opts, method, account)
     _maybe_compress(reply, opts, accept)
     return reply
 
@@ -161,7 +177,59 @@ def _check_allowed(normalized: str, verdict: dict[str, Any] | None, readonly: in
     raise ClickHouseError.make(READONLY, f"Cannot execute query in readonly mode.{hint}")
 
 
-def run_query(engine: Engine, handle: Handle, sql: bytes, opts: RequestOptions, method: str) -> Reply:
+def _denied(account: Account, grant: str) -> ClickHouseError:
+    return ClickHouseError.make(
+        ACCESS_DENIED,
+        f"{account.user}: Not enough privileges. "
+        f"To execute this query, it's necessary to have the grant {grant}",
+    )
+
+
+def _qualified(name: str, database: str) -> str:
+    return name if "." in name else f"{database}.{name}"
+
+
+def _check_insert_target(account: Account, statement: bytes, database: str) -> None:
+    """A writer inserts into its one table (``account.table``) and nowhere else."""
+    target = insert_target(statement)
+    if target is None or target[1] != account.table:
+        where = f"{target[0] or database}.{target[1]}" if target else "the target"
+        raise _denied(account, f"INSERT ON {where}")
+
+
+def _check_writer_statement(
+    handle: Handle, account: Account, text: str, keyword: str, klass: str, opts: RequestOptions
+) -> None:
+    """What a writer may run besides its inserts: reads of ``system`` tables (what a client asks
+    when it connects), ``DESCRIBE`` of its own table, ``USE`` and ``SET``. ClickHouse's own
+    parser (``EXPLAIN AST``) names the tables a statement reads."""
+    database = handle.database or ""
+    if keyword in ("USE", "SET") and klass == "CONTROL":
+        return
+    if keyword == "INSERT":
+        _check_insert_target(account, text.encode(), database)
+    elif klass != "READ_ONLY":
+        raise _denied(account, f"{' '.join(text.split()[:2]).upper()} ON {database}.*")
+    try:
+        explained = handle.conn.query(
+            "EXPLAIN AST " + without_trailing_format(text), "TabSeparatedRaw", params=opts.query_params
+        )
+    except Exception as exc:
+        raise error_from_engine(exc) from exc
+    root, tables, table_function = ast_tables(explained.bytes().decode("utf-8", errors="replace"))
+    if keyword != "INSERT" and root not in ("SelectWithUnionQuery", "DescribeQuery"):
+        raise _denied(account, f"SHOW ON {database}.*")  # SHOW CREATE, EXISTS...: metadata it lacks
+    if table_function:
+        raise _denied(account, "CREATE TEMPORARY TABLE ON *.*")
+    for table in (_qualified(t, database) for t in tables):
+        if table.startswith("system.") or (root == "DescribeQuery" and table.endswith(f".{account.table}")):
+            continue
+        raise _denied(account, f"SELECT ON {table}")
+
+
+def run_query(
+    engine: Engine, handle: Handle, sql: bytes, opts: RequestOptions, method: str, account: Account = OWNER
+) -> Reply:
     """Execute a complete statement and return its materialised result."""
     text = _statement_text(sql)
     normalized = normalize_sql(sql)
@@ -170,6 +238,9 @@ def run_query(engine: Engine, handle: Handle, sql: bytes, opts: RequestOptions, 
     verdict = handle.classify(text)
     _check_allowed(normalized, verdict, opts.readonly, method)
     engine.prepare(handle, opts)
+    if account.role == "writer":
+        klass = getattr((verdict or {}).get("query_class"), "name", "")
+        _check_writer_statement(handle, account, text, first_keyword(normalized), klass, opts)
     fmt = opts.default_format or "TabSeparated"
     try:
         result = handle.conn.query(sql, fmt, params=opts.query_params)
@@ -201,6 +272,7 @@ def run_insert(
     body: Iterator[bytes],
     opts: RequestOptions,
     method: str,
+    account: Account = OWNER,
 ) -> Reply:
     """Stream an ``INSERT ... FORMAT`` body into chdb without holding it in memory."""
     statement = _statement_text(split.statement)
@@ -209,6 +281,8 @@ def run_insert(
     if method == "GET":
         raise ClickHouseError.make(READONLY, "Cannot execute INSERT over HTTP GET")
     engine.prepare(handle, opts)
+    if account.role == "writer":
+        _check_insert_target(account, split.statement, handle.database or "")
     try:
         inserter = handle.conn.send_insert(statement, split.format_name)
     except Exception as exc:

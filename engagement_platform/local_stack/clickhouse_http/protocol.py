@@ -87,6 +87,7 @@ SESSION_NOT_FOUND = 372
 SESSION_IS_LOCKED = 373
 INVALID_SESSION_TIMEOUT = 374
 AUTHENTICATION_FAILED = 516
+ACCESS_DENIED = 497
 CANNOT_READ_ALL_DATA = 33
 
 _ERROR_NAMES = {
@@ -101,6 +102,7 @@ _ERROR_NAMES = {
     SESSION_IS_LOCKED: "SESSION_IS_LOCKED",
     INVALID_SESSION_TIMEOUT: "INVALID_SESSION_TIMEOUT",
     AUTHENTICATION_FAILED: "AUTHENTICATION_FAILED",
+    ACCESS_DENIED: "ACCESS_DENIED",
     CANNOT_READ_ALL_DATA: "CANNOT_READ_ALL_DATA",
     UNKNOWN_EXCEPTION: "UNKNOWN_EXCEPTION",
 }
@@ -278,19 +280,40 @@ def request_credentials(headers: Mapping[str, str], params: Mapping[str, str]) -
     return None
 
 
-def check_credentials(presented: tuple[str, str] | None, user: str, password: str) -> None:
-    """Reject what real ClickHouse would: 401 with nothing presented, 403 if wrong."""
+@dataclass(frozen=True)
+class Account:
+    """A user the server lets in, and what it may do: ``owner`` anything, ``writer`` insert into
+    the queue table only, ``reader`` read only (ClickHouse's ``readonly=1``)."""
+
+    user: str
+    password: str = field(repr=False)
+    role: str = "owner"
+    table: str = ""  # a writer's one table, in whichever database (tests use scratch ones)
+
+
+def authenticate(presented: tuple[str, str] | None, accounts: Iterable[Account]) -> Account:
+    """The account whose user and password were presented; else what real ClickHouse does:
+    401 with nothing presented, 403 if wrong. Every account is compared, in constant time."""
     given_user, given_password = presented if presented is not None else ("default", "")
-    ok_user = hmac.compare_digest(given_user.encode(), user.encode())
-    ok_password = hmac.compare_digest(given_password.encode(), password.encode())
-    if ok_user and ok_password:
-        return
+    found: Account | None = None
+    for account in accounts:
+        ok_user = hmac.compare_digest(given_user.encode(), account.user.encode())
+        ok_password = hmac.compare_digest(given_password.encode(), account.password.encode())
+        if ok_user and ok_password and found is None:  # the first listed wins: the owner
+            found = account
+    if found is not None:
+        return found
     raise ClickHouseError.make(
         AUTHENTICATION_FAILED,
         f"{given_user or 'default'}: Authentication failed: password is incorrect, "
         "or there is no user with such name",
         status=401 if presented is None else 403,
     )
+
+
+def check_credentials(presented: tuple[str, str] | None, user: str, password: str) -> None:
+    """Reject what real ClickHouse would, for a server with the one user ``user``."""
+    authenticate(presented, [Account(user, password)])
 
 
 def format_content_type(fmt: str) -> str:

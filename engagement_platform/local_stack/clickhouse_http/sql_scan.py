@@ -239,3 +239,55 @@ def first_keyword(normalized_sql: str) -> str:
     """The statement's leading keyword, upper-cased ('' for an empty statement)."""
     match = re.match(r"[\s(]*([A-Za-z_]+)", normalized_sql)
     return match.group(1).upper() if match else ""
+
+
+def _identifier(data: bytes, kind: str, start: int, end: int) -> str:
+    text = data[start:end].decode("utf-8", errors="replace")
+    return text[1:-1] if kind == "quoted" else text
+
+
+def insert_target(statement: bytes) -> tuple[str | None, str] | None:
+    """``(database or None, table)`` an ``INSERT INTO`` statement writes to; None for anything
+    else (not an insert, ``INSERT INTO FUNCTION``, a name that does not parse)."""
+    kind, start, end = _next_token(statement, 0, True)
+    if kind != "word" or statement[start:end].upper() != b"INSERT":
+        return None
+    kind, start, end = _next_token(statement, end, True)
+    if kind != "word" or statement[start:end].upper() != b"INTO":
+        return None
+    kind, start, end = _next_token(statement, end, True)
+    if kind == "word" and statement[start:end].upper() == b"FUNCTION":
+        return None
+    if kind == "word" and statement[start:end].upper() == b"TABLE":
+        kind, start, end = _next_token(statement, end, True)
+    if kind not in ("word", "quoted"):
+        return None
+    first = _identifier(statement, kind, start, end)
+    kind, start, end = _next_token(statement, end, True)
+    if kind == "punct" and statement[start] == 0x2E:  # db.table
+        kind, start, end = _next_token(statement, end, True)
+        if kind not in ("word", "quoted"):
+            return None
+        return first, _identifier(statement, kind, start, end)
+    return None, first
+
+
+def ast_tables(explain_ast: str) -> tuple[str, list[str], bool]:
+    """From ``EXPLAIN AST`` output: the root node's name, every table identifier the statement
+    reads (as written: ``db.table`` or ``table``), and whether it calls a table function."""
+    lines = [line.strip() for line in explain_ast.splitlines() if line.strip()]
+    root = lines[0].split()[0] if lines else ""
+    tables: list[str] = []
+    table_function = False
+    for previous, line in zip(["", *lines], lines, strict=False):
+        words = line.split()
+        if words[0] == "TableIdentifier" and len(words) > 1:
+            tables.append(words[1])
+        elif words[0] == "Function" and previous.startswith("TableExpression"):
+            table_function = True
+    return root, tables, table_function
+
+
+def without_trailing_format(sql: str) -> str:
+    """``sql`` without the FORMAT clause that ends it (so ``EXPLAIN`` of it answers in text)."""
+    return _TRAILING_FORMAT_RE.sub("", sql)

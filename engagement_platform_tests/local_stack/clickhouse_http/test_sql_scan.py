@@ -9,6 +9,7 @@ from engagement_platform.local_stack.clickhouse_http.sql_scan import (
     InsertSplit,
     creates_kafka_table,
     first_keyword,
+    insert_target,
     normalize_sql,
     split_insert,
     trailing_format,
@@ -73,3 +74,20 @@ def test_trailing_format_and_first_keyword() -> None:
     assert trailing_format(normalize_sql(b"SELECT 1 FORMAT JSON SETTINGS max_threads=1;")) == "JSON"
     assert trailing_format(normalize_sql(b"SELECT 'FORMAT CSV'")) is None
     assert first_keyword(normalize_sql(b"/* hi */ (select 1)")) == "SELECT"
+
+
+@pytest.mark.parametrize(
+    ("statement", "target"),
+    [
+        (b"INSERT INTO q (raw) FORMAT RowBinary", (None, "q")),
+        (b'insert into TABLE `db`."q x" VALUES (1)', ("db", "q x")),
+        (b"/* c */ INSERT INTO db . q SELECT 1", ("db", "q")),
+        (b"INSERT INTO FUNCTION file('x') VALUES (1)", None),
+        (b"SELECT 1", None),
+        (b"INSERT q VALUES (1)", None),
+    ],
+)
+def test_insert_target_names_the_table_an_insert_writes(
+    statement: bytes, target: tuple[str | None, str] | None
+) -> None:
+    assert insert_target(statement) == target
