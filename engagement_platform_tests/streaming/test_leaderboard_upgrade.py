@@ -24,7 +24,15 @@ from engagement_platform_tests.harness import StackHandle
 
 @pytest.fixture
 def r(stack: StackHandle) -> Iterator[redis.Redis]:
-    client = redis.Redis(host="127.0.0.1", port=stack.settings.redis_port)
+    client = redis.Redis.from_url(stack.settings.redis_url)  # the owner: sets up, checks, cleans up
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def writer(stack: StackHandle) -> Iterator[redis.Redis]:
+    """The leaderboard consumer's own login: its ACL must allow the upgrade and the script."""
+    client = redis.Redis.from_url(stack.settings.redis_url_for("writer"))
     yield client
     client.close()
 
@@ -63,7 +71,9 @@ def expected(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     return Counter((minute_bucket(e["event_ts"]), e["content_id"]) for e in events)
 
 
-def test_an_event_counted_before_the_upgrade_is_not_counted_again(r: redis.Redis, keys: Keys) -> None:
+def test_an_event_counted_before_the_upgrade_is_not_counted_again(
+    r: redis.Redis, writer: redis.Redis, keys: Keys
+) -> None:
     rules = Rules()
     # ids across two bitmaps (2^20 each), over 6 minutes: several old sets per bitmap
     events = events_over(6, 3000, first_id=2**20 - 1500)
@@ -72,7 +82,7 @@ def test_an_event_counted_before_the_upgrade_is_not_counted_again(r: redis.Redis
     other = Keys(keys.prefix + "seconds:")  # the other metric's sets are its own consumer's
     (other_set,) = harness.old_version_state(r, other, rules, old[:1])
 
-    done = upgrade_seen_sets(r, keys, rules)
+    done = upgrade_seen_sets(writer, keys, rules)
 
     assert (done.sets, done.ids) == (len(sets), 2000)
     assert not any(r.exists(s) for s in sets) and r.exists(other_set)
@@ -87,7 +97,7 @@ def test_an_event_counted_before_the_upgrade_is_not_counted_again(r: redis.Redis
         assert abs(r.ttl(bitmap) - (latest - time.time())) <= 2
 
     # the old events again (a replay across the upgrade), with the new ones: only the new count
-    applier = Applier(r, rules, keys)
+    applier = Applier(writer, rules, keys)
     result = applier.apply(harness.aggregate_records(events, rules, datetime.now(UTC)))
     assert (result.applied, result.duplicates) == (1000, 2000)
     assert scores(r, keys) == expected(events)
