@@ -21,10 +21,12 @@ from engagement_platform.streaming.leaderboard import SEEN_BITMAP_PREFIX, TOP_CA
 
 _ANY = Keys("*")
 # what the consumer's APPLY script reads and writes (minute buckets, dedupe bitmaps, titles;
-# TIME: a bitmap's expiry only moves later),
-# the seen sets of before the bitmaps that its start-up upgrade drains, and how redis-py runs it
+# TIME: a bitmap's expiry only moves later), the seen sets of before the bitmaps that its
+# start-up upgrade drains, and how redis-py runs it (MULTI/EXEC: bench leaderboard's baseline)
 WRITER_KEYS = (_ANY.minute("*"), f"*{SEEN_BITMAP_PREFIX}*", _ANY.old_seen_pattern, _ANY.content)
-WRITER_COMMANDS = "-@all +@read +@write -@dangerous +evalsha +eval +script|load +script|exists +time +ping"
+WRITER_COMMANDS = (
+    "-@all +@read +@write -@dangerous +evalsha +eval +script|load +script|exists +time +multi +exec +ping"
+)
 # the read API: minute keys and titles; its cache is the only key it writes
 READER_KEYS = (_ANY.minute("*"), _ANY.content, f"*{TOP_CACHE_PREFIX}*")
 READER_COMMANDS = "-@all +@read -@dangerous +zunionstore +pexpire +multi +exec +ping"

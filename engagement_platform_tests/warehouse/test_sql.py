@@ -133,7 +133,9 @@ def test_wrong_password_and_no_server_fail_cleanly(server: Server) -> None:
     assert "Code: 516" in line and "AUTHENTICATION_FAILED" in line
     (closed_port,) = free_ports(1)
     line = one_error_line(sql(server, "SELECT 1", CLICKHOUSE_PORT=str(closed_port)), 1)
-    assert line.startswith(f"engagement-platform: cannot reach ClickHouse at 127.0.0.1:{closed_port}")
+    assert line.startswith(
+        f"engagement-platform: clickhouse is not reachable at http://127.0.0.1:{closed_port}"
+    )
 
 
 @pytest.mark.parametrize("args", [("--format", "xml", "SELECT 1"), ("SELECT 1", "extra"), ("   ",)])
