@@ -124,18 +124,16 @@ class Timeline:
     long enough to slow the writer below 3,500 events/s)."""
 
     committed: dict[int, float] = field(default_factory=dict)
-    minute: dict[int, str] = field(default_factory=dict)
     seen: dict[str, dict[int, float]] = field(default_factory=lambda: {s: {} for s in STAGES})
     unseen: dict[str, set[int]] = field(default_factory=lambda: {s: set() for s in STAGES})
     backlog: list[tuple[float, int]] = field(default_factory=list)  # (time, not yet in ClickHouse)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, ids: Sequence[int], minutes: Sequence[str], at: Sequence[float]) -> None:
-        """Events committed: their ids, minute buckets and each one's commit time."""
+    def add(self, ids: Sequence[int], at: Sequence[float]) -> None:
+        """Events committed: their ids and each one's commit time."""
         with self.lock:
-            for event_id, minute, when in zip(ids, minutes, at, strict=True):
+            for event_id, when in zip(ids, at, strict=True):
                 self.committed[event_id] = when
-                self.minute[event_id] = minute
             for stage in STAGES:
                 self.unseen[stage].update(i for i in ids if i not in self.seen[stage])
 
@@ -283,7 +281,7 @@ def drive(pool: WriterPool, timeline: Timeline, rate: float, duration: float, ba
     """Commit events at ``rate`` for ``duration`` s through the writers, into ``timeline``."""
 
     def committed(chunk: Committed) -> None:
-        timeline.add(chunk.ids, chunk.minutes, chunk.at)
+        timeline.add(chunk.ids, chunk.at)
 
     return pool.write(rate, duration, committed, bar.update)
 

@@ -67,10 +67,9 @@ def kept_up(written: int, rate: float, seconds: float, enough: float) -> bool:
 
 @dataclass(frozen=True)
 class Committed:
-    """A chunk of one writer's commits: event ids, their minute buckets, commit times (epoch s)."""
+    """A chunk of one writer's commits: event ids and their commit times (epoch s)."""
 
     ids: list[int]
-    minutes: list[str]
     at: list[float]
 
 
@@ -83,18 +82,16 @@ class _Outbox:
         self.out = out
         self.lock = threading.Lock()
         self.ids: list[int] = []
-        self.minutes: list[str] = []
         self.at: list[float] = []
 
-    def add(self, ids: list[int], minutes: list[str], at: float) -> None:
+    def add(self, ids: list[int], at: float) -> None:
         with self.lock:
             self.ids += ids
-            self.minutes += minutes
             self.at += [at] * len(ids)
 
     def flush(self) -> None:
         with self.lock:
-            chunk, self.ids, self.minutes, self.at = Committed(self.ids, self.minutes, self.at), [], [], []
+            chunk, self.ids, self.at = Committed(self.ids, self.at), [], []
         if chunk.ids:
             self.out.put(("commits", chunk))
 
@@ -121,7 +118,6 @@ class _Connection:
         self.in_commit = 0.0  # seconds spent waiting for INSERT ... RETURNING (the commit)
 
     def write(self, outbox: _Outbox, start: float, rate: float, seconds: float) -> None:
-        from engagement_platform.streaming.leaderboard import bucket_of
 
         sql, tx_size = insert_sql(self.tx_size), self.tx_size
         pacer, end = Pacer(rate, tx_size, start), start + seconds
@@ -143,7 +139,7 @@ class _Connection:
                 self.in_commit += committed - began
                 self.transactions += 1
                 got = [r[0] for r in cur.fetchall()]
-                outbox.add(got, [bucket_of(e.event_ts) for e in events], committed)
+                outbox.add(got, committed)
                 self.written += len(got)
                 tx += 1
 

@@ -25,7 +25,7 @@ from engagement_platform_tests.harness import StackHandle, set_up_stack
 
 def test_each_stage_counts_what_it_saw_and_what_it_missed() -> None:
     timeline = Timeline()
-    timeline.add([1, 2, 3], ["202601010000"] * 3, [10.0, 10.0, 10.5])
+    timeline.add([1, 2, 3], [10.0, 10.0, 10.5])
     timeline.mark_each("cdc", {1: 10.05, 2: 10.1})
     timeline.mark_each("cdc", {1: 99.0})  # seen again later: the first sighting counts
     latencies = timeline.latencies_ms("cdc")
@@ -69,7 +69,7 @@ def test_when_the_first_rate_fails_the_search_halves_it() -> None:
 
 def test_a_window_holds_the_events_committed_within_it() -> None:
     timeline = Timeline()
-    timeline.add([1, 2, 3], ["m", "m", "m"], [100.0, 130.0, 161.0])
+    timeline.add([1, 2, 3], [100.0, 130.0, 161.0])
     timeline.mark_each("redis", {1: 100.5, 2: 130.05, 3: 161.2})
     assert timeline.committed_in((100.0, 160.0)) == [1, 2]
     assert sorted(round(ms) for ms in timeline.latencies_ms("redis", (100.0, 160.0))) == [50, 500]
