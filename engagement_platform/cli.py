@@ -124,6 +124,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--backfill-days writes --events historical events; --rate does not apply")
     if args.duration is not None and (args.events is not None or args.backfill_days is not None):
         raise UsageError("--duration applies to rate mode only")
+    from engagement_platform.reachability import require
+
+    require(settings, ["postgres"])  # after the flags: a bad one is a usage error, stack or not
     run(
         settings.postgres_dsn_for("writer"),
         content=args.content,
@@ -223,6 +226,8 @@ def cmd_migrate_new(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     from engagement_platform.reachability import require
 
+    if args.warehouse and args.topic:  # flags first: a bad one is a usage error, stack or not
+        raise UsageError("--topic names a Kafka DLQ; --warehouse replays ClickHouse's errors table")
     require(settings, ["clickhouse" if args.warehouse else "kafka"])
     if args.warehouse:
         from engagement_platform.warehouse import reparse
@@ -350,7 +355,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "the known four keep their usual mix, any other gets a small weight and no duration, like a "
         "click; a type Postgres' CHECK refuses stops the run before anything is written",
     )
-    sim.set_defaults(func=cmd_simulate, needs=("postgres",))
+    sim.set_defaults(func=cmd_simulate)  # checks postgres itself, after its flags
 
     consume = sub.add_parser("consume", help="run an always-on consumer (Ctrl-C drains and exits)")
     consume_sub = consume.add_subparsers(dest="consumer", required=True, parser_class=_Parser)
