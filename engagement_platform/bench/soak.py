@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 import psycopg2
+import redis
 
 from engagement_platform.argtypes import positive_float, positive_int
 from engagement_platform.bench import report
@@ -27,7 +28,6 @@ from engagement_platform.local_stack.apps import AppPlan, app_services
 from engagement_platform.local_stack.supervisor import Supervisor
 from engagement_platform.pg import scalar
 from engagement_platform.settings import Settings
-from engagement_platform.streaming.leaderboard_runner import redis_client
 
 DEFAULT_EVERY_S = 60.0
 DEFAULT_WARMUP = 10  # samples: the 10th minute with the default --every
@@ -183,7 +183,8 @@ class Sampler:
     def __init__(self, settings: Settings, pids: Mapping[str, int]) -> None:
         self.settings = settings
         self.pids = dict(pids)
-        self.redis = redis_client(settings)
+        # INFO is a server command no component role may run: the soak reads it as the owner
+        self.redis = redis.Redis.from_url(settings.redis_url)
         self.pg = psycopg2.connect(settings.postgres_dsn)
         self.pg.autocommit = True
         self.samples = Samples(rss={name: [] for name in pids})

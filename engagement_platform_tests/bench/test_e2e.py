@@ -6,7 +6,6 @@ asserted; speed is for the command to print."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from engagement_platform.bench.e2e import (
     process_pids,
     stage_figures,
 )
-from engagement_platform_tests.harness import StackHandle, set_up_stack
+from engagement_platform_tests.harness import StackHandle
 
 
 def test_each_stage_counts_what_it_saw_and_what_it_missed() -> None:
@@ -100,12 +99,6 @@ def test_writers_that_fell_behind_say_whether_the_commits_or_the_cores_held_them
     )
     assert behind_line(outcome(11_000, 22, 2.0)).endswith("the writers' cores were taken)")
     assert outcome(19_100, 22, 2.0).kept_up  # 955/s: 90% of the rate
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[StackHandle]:
-    with set_up_stack("ep-test-e2e-") as handle:
-        yield handle
 
 
 @pytest.mark.slow

@@ -1,10 +1,14 @@
-"""The soak's growth rule and its Redis arithmetic (pure: the soak itself runs for minutes)."""
+"""The soak's growth rule and its Redis arithmetic (pure), and a short soak on a real stack."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from engagement_platform.bench.soak import Samples, grew, hour_projection_mib, redis_per_1000, verdicts
+from engagement_platform_tests.harness import StackHandle
 
 
 def test_growth_counts_only_after_the_warm_up_sample() -> None:
@@ -50,3 +54,18 @@ def test_redis_per_1000_events_and_the_hour_projection() -> None:
 
 def test_no_events_means_no_redis_figure() -> None:
     assert redis_per_1000(Samples(events=[0, 0], redis_mib=[1.0, 1.5])) is None
+
+
+@pytest.mark.slow
+def test_a_short_soak_samples_every_process_the_disk_and_redis(platform: StackHandle, tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    result = platform.cli(
+        "bench", "soak", "--rate", "100", "--duration", "6", "--every", "2", "--warmup", "1",
+        "--json", str(out), check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr  # 1: a process grew in 6 s of warm-up, allowed here
+    samples = json.loads(out.read_text())["samples"]
+    assert len(samples["redis_used_memory_mib"]) == 4 and min(samples["redis_used_memory_mib"]) > 0
+    assert samples["events"][-1] > 0 and not samples["exited"], samples
+    for name in ("enrich", "leaderboard", "leaderboard_seconds", "warehouse", "simulator", "kafka", "redis"):
+        assert len(samples["rss_mib"][name]) == 4, (name, samples["rss_mib"])
