@@ -8,10 +8,17 @@ stored offsets. ``connector.json`` is registered through the worker's own REST A
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import psycopg2
+
+from engagement_platform.cdc.connect_client import ConnectError
+from engagement_platform.cdc.readiness import wait_streaming
 from engagement_platform.local_stack import jvm
 from engagement_platform.local_stack.service import Service, http_ok
+
+log = logging.getLogger(__name__)
 
 GROUP_ID = "engagement-connect"
 # the same names as the compose Connect worker
@@ -112,3 +119,17 @@ class CdcService(Service):
     def healthy(self) -> bool:
         # /connectors answers once the worker has joined its group and read its config topic
         return http_ok(f"{self.endpoint}/connectors")
+
+    def after_start(self) -> None:
+        # up only once the registered connectors stream again (none on a fresh stack): a restart
+        # otherwise reports the worker up while Debezium has not yet opened its slot
+        try:
+            problems = wait_streaming(self.endpoint, self.settings.postgres_dsn)
+        except (
+            psycopg2.Error,
+            ConnectError,
+            OSError,
+        ) as exc:  # Postgres not up (`stack up cdc` alone): the sensors report it
+            problems = [f"could not check that changes stream ({type(exc).__name__})"]
+        for problem in problems:
+            log.warning("cdc: %s", problem)

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from engagement_platform.cdc.connect_client import ConnectClient, ConnectError
+from engagement_platform.cdc.readiness import slot_active
 from engagement_platform.local_stack import jvm
 from engagement_platform.local_stack.process import is_alive
 from engagement_platform_tests.harness import StackHandle, read_topic, start_stack, stop_stack, wait_for
@@ -305,7 +306,9 @@ def test_clean_restart_resumes_without_loss_or_duplicates(stack: Stack) -> None:
     stack.stop_cdc(signal.SIGTERM)
     insert(stack, "cdc_a", range(20, 30))  # while the service is down
     stack.start_cdc()
-    wait_running(stack, "cdc-a")
+    # `stack up` returned once the connector streams again: its task runs and holds its slot
+    assert [t["state"] for t in status(stack, "cdc-a")["tasks"]] == ["RUNNING"]
+    assert slot_active(stack.handle.settings.postgres_dsn, "cdc_a_slot")
     insert(stack, "cdc_a", range(30, 40))
     expected = {1, 2, 3} | set(range(10, 40))
     ids, _ = read_ids(stack, "cdc.cdc_a", expected)
@@ -341,16 +344,19 @@ def test_kill_9_restart_loses_nothing(stack: Stack) -> None:
     assert set(written) <= set(ids)
 
 
+BROKER_DOWN_ID = 10_000_000  # above any id the kill -9 test's writer reaches
+
+
 def test_broker_restart_keeps_topics_and_resumes_without_resnapshot(stack: Stack) -> None:
     with stack.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM cdc_a")
         before = {r[0] for r in cur.fetchall()}
     ids_before, _ = read_ids(stack, "cdc.cdc_a", before)
     stack.handle.cli("stack", "down", "kafka")
-    insert(stack, "cdc_a", [5000])  # committed while the broker is down
+    insert(stack, "cdc_a", [BROKER_DOWN_ID])  # committed while the broker is down
     stack.handle.cli("stack", "up", "kafka")  # same log dir: topics and offsets are still there
-    insert(stack, "cdc_a", [5001])  # committed after it came back
-    expected = before | {5000, 5001}
+    insert(stack, "cdc_a", [BROKER_DOWN_ID + 1])  # committed after it came back
+    expected = before | {BROKER_DOWN_ID, BROKER_DOWN_ID + 1}
     ids, _ = read_ids(stack, "cdc.cdc_a", expected, timeout=90)
     assert expected <= set(ids)
     # the topic kept what it had, and nothing was snapshotted again: each row that was already
