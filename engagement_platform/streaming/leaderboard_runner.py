@@ -51,8 +51,10 @@ DEFAULT_BATCH_SIZE = 5000
 # ARGV: mode, #buckets, #content, #bitmaps, content pairs (id, json)...; then per bucket:
 # expire_at, groups as JSON [content_id, #ids, ...], its ids' runs as JSON [bitmap slot, #ids,
 # ...], their bit offsets as a JSON array [, their values as a JSON array], each group's
-# distinct user ids as JSON [[user, ...], ...]; then each bitmap's expiry. Every user id of a
-# group is added, counted or duplicate: PFADD is idempotent, and filtering would cost more.
+# distinct user ids as JSON [[user, ...], ...] and then the bucket's own distinct users (one
+# PFADD of the union into the overall key, not one per content); then each bitmap's expiry.
+# Every user id of a group is added, counted or duplicate: PFADD is idempotent, and filtering
+# would cost more.
 # Offsets travel as one string per bucket and are split with gmatch, which spares the client
 # packing thousands of arguments. Per 1,000 ids, one BITFIELD SET u1 both marks them and
 # says which were new (duplicates inside the batch were dropped before): 2.1 against 4.1 µs an
@@ -114,9 +116,12 @@ for b = 1, nb do
     p = p + 1
   end
   local users = cjson.decode(ARGV[p + 4])
-  p = p + 5
+  local everyone = cjson.decode(ARGV[p + 5])
+  p = p + 6
   local ukey = KEYS[hll_base + b]
-  local any_user = false
+  for u = 1, #everyone, CHUNK do
+    redis.call('PFADD', ukey, unpack(everyone, u, math.min(u + CHUNK - 1, #everyone)))
+  end
   local nn = 0
   local at = 0
   for g = 1, #groups, 2 do
@@ -125,12 +130,9 @@ for b = 1, nb do
     if #list > 0 then
       local ckey = ukey .. ':' .. cid
       for u = 1, #list, CHUNK do
-        local v = math.min(u + CHUNK - 1, #list)
-        redis.call('PFADD', ckey, unpack(list, u, v))
-        redis.call('PFADD', ukey, unpack(list, u, v))
+        redis.call('PFADD', ckey, unpack(list, u, math.min(u + CHUNK - 1, #list)))
       end
       redis.call('EXPIREAT', ckey, expire_at)
-      any_user = true
     end
     local added, inc = 0, 0
     for k = at + 1, at + count do
@@ -149,7 +151,7 @@ for b = 1, nb do
   applied = applied + nn
   dups = dups + n - nn
   redis.call('EXPIREAT', zkey, expire_at)
-  if any_user then redis.call('EXPIREAT', ukey, expire_at) end
+  if #everyone > 0 then redis.call('EXPIREAT', ukey, expire_at) end
 end
 if nr > 0 then
   local now = tonumber(redis.call('TIME')[1])
@@ -233,7 +235,11 @@ class Applier:
             per_bucket += (expire_at, orjson.dumps(headers), *bits.pack(ids, expire_at))
             if not count_mode:
                 per_bucket.append(orjson.dumps([v for g in by_content.values() for v in g.values]))
-            per_bucket.append(orjson.dumps([list(g.users) for g in by_content.values()]))
+            per_group = [g.users for g in by_content.values()]
+            per_bucket += (
+                orjson.dumps(list(map(list, per_group))),
+                orjson.dumps(list(set().union(*per_group))),
+            )
         keys += bits.bitmap_keys
         keys += users
         args: list[Any] = ["count" if count_mode else "sum", len(batch.groups), len(content), len(bits.slots)]
