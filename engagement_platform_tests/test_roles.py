@@ -18,7 +18,8 @@ import pytest
 import redis
 from psycopg2.extensions import connection as PgConnection
 
-from engagement_platform.serving.top_content import top_content
+from engagement_platform.serving.rising import rising_content
+from engagement_platform.serving.top_content import top_content, unique_users
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.leaderboard import Keys
 from engagement_platform_tests.harness import StackHandle
@@ -92,6 +93,8 @@ def leaderboard_keys(stack: StackHandle) -> Iterator[Keys]:
     keys = Keys(f"roles-{uuid.uuid4().hex[:8]}:")
     owner = redis.Redis.from_url(stack.settings.redis_url)
     owner.zincrby(keys.minute("202601010000"), 3, "content-a")
+    owner.pfadd(keys.users("202601010000", "content-a"), "user-1", "user-2")
+    owner.pfadd(keys.users("202601010000"), "user-1", "user-2")
     owner.hset(keys.content, "content-a", '{"title": "A"}')
     yield keys
     for pattern in keys.all_patterns:
@@ -102,19 +105,28 @@ def leaderboard_keys(stack: StackHandle) -> Iterator[Keys]:
 
 @pytest.mark.parametrize(
     "command",
-    [("FLUSHALL",), ("DEL", "{minute}"), ("SET", "{minute}", "x"), ("SET", "other-key", "x")],
-    ids=["FLUSHALL", "DEL", "SET", "SET-elsewhere"],
+    [
+        ("FLUSHALL",),
+        ("DEL", "{minute}"),
+        ("SET", "{minute}", "x"),
+        ("SET", "other-key", "x"),
+        ("PFADD", "{users}", "intruder"),
+        ("PFMERGE", "{users}", "{users}"),
+    ],
+    ids=["FLUSHALL", "DEL", "SET", "SET-elsewhere", "PFADD", "PFMERGE"],
 )
 def test_the_dashboard_redis_user_cannot_flush_delete_or_set(
     stack: StackHandle, leaderboard_keys: Keys, command: tuple[str, ...]
 ) -> None:
     reader = _redis(stack.settings, "reader")
     minute = leaderboard_keys.minute("202601010000")
+    users = leaderboard_keys.users("202601010000", "content-a")
     try:
         assert reader.zrevrange(minute, 0, -1, withscores=True) == [(b"content-a", 3.0)]
         with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions"):
-            reader.execute_command(*(part.format(minute=minute) for part in command))
+            reader.execute_command(*(part.format(minute=minute, users=users) for part in command))
         assert reader.zscore(minute, "content-a") == 3.0  # untouched
+        assert reader.pfcount(users) == 2
     finally:
         reader.close()
 
@@ -125,7 +137,13 @@ def test_top_content_reads_as_the_reader(stack: StackHandle, leaderboard_keys: K
     rows = top_content(
         1, settings=stack.settings, key_prefix=leaderboard_keys.prefix, now=datetime(2026, 1, 1, tzinfo=UTC)
     )
-    assert [(r.content_id, r.score, r.title) for r in rows] == [("content-a", 3.0, "A")]
+    assert [(r.content_id, r.score, r.title, r.unique_users) for r in rows] == [("content-a", 3.0, "A", 2)]
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    assert unique_users(1, settings=stack.settings, key_prefix=leaderboard_keys.prefix, now=at) == 2
+    rising = rising_content(
+        1, min_count=1, settings=stack.settings, key_prefix=leaderboard_keys.prefix, now=at
+    )
+    assert [(r.content_id, r.current, r.previous) for r in rising] == [("content-a", 3.0, 0.0)]
 
 
 @pytest.mark.parametrize(
@@ -137,6 +155,7 @@ def test_the_leaderboard_redis_user_keeps_to_its_keys(
     writer = _redis(stack.settings, "writer")
     try:
         assert writer.zincrby(leaderboard_keys.minute("202601010000"), 1, "content-a") == 4.0
+        assert writer.pfadd(leaderboard_keys.users("202601010000", "content-a"), "user-3") == 1
         with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions"):
             writer.execute_command(*command)
     finally:

@@ -1,7 +1,11 @@
-"""The live leaderboard: Redis through ``serving.top_content``, in rank order, by title and type
-(content ids only in the chart's tooltip and a detail), refreshed in place by a fragment."""
+"""The live leaderboard: Redis through ``serving.top_content`` and ``serving.rising_content``, in
+rank order, by title and type, with each title's unique users and the window's overall unique
+users; refreshed in place by a fragment. Each row links to its title's view, ``?content=<id>``
+(the content id is in the link and the chart's tooltip, not in a column of its own)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import altair as alt
 import pandas as pd
@@ -10,23 +14,51 @@ import streamlit as st
 
 from engagement_platform.dashboard import services
 from engagement_platform.dashboard.view import METRIC_LABELS, View
-from engagement_platform.serving.top_content import TopRow, top_content
+from engagement_platform.serving.rising import DEFAULT_MIN_COUNT, RisingRow, rising_content
+from engagement_platform.serving.top_content import TopRow, top_content, unique_users
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.leaderboard import METRIC_EVENTS, metric_key_prefix
 
 REFRESH_S = 5
 NO_TITLE = "(title not known yet)"
 CHART_TITLE = "Live leaderboard"
+USERS = "unique users"
+LINK = "details"
+# a link per row: the value is ``?content=<id>``, what the cell shows is fixed
+LINKS = {LINK: st.column_config.LinkColumn(LINK, display_text="open", help="this title's own view")}
 
 
-def fetch(client: redis.Redis, settings: Settings, view: View) -> list[TopRow]:
-    """The rows ``top_content`` ranks for the view's window, metric and N."""
-    return top_content(
-        window_minutes=view.window,
-        n=view.top_n,
-        client=client,
-        key_prefix=metric_key_prefix(view.metric, settings.leaderboard_key_prefix),
+@dataclass(frozen=True)
+class Live:
+    """What the live section shows for one view: the top N, the rising titles, and the window's
+    distinct users."""
+
+    top: list[TopRow]
+    rising: list[RisingRow]
+    unique_users: int
+
+
+def min_count(metric: str) -> float:
+    """Least score a rising title needs: ten events, or ten minutes of engagement."""
+    return DEFAULT_MIN_COUNT if metric == METRIC_EVENTS else DEFAULT_MIN_COUNT * 60.0
+
+
+def fetch(client: redis.Redis, settings: Settings, view: View) -> Live:
+    """The rows ``top_content`` and ``rising_content`` rank for the view's window, metric and N,
+    and the window's unique users."""
+    prefix = metric_key_prefix(view.metric, settings.leaderboard_key_prefix)
+    return Live(
+        top=top_content(window_minutes=view.window, n=view.top_n, client=client, key_prefix=prefix),
+        rising=rising_content(
+            view.window, view.top_n, min_count=min_count(view.metric), client=client, key_prefix=prefix
+        ),
+        unique_users=unique_users(view.window, client=client, key_prefix=prefix),
     )
+
+
+def link(content_id: str) -> str:
+    """The URL (relative to the page) of a title's own view."""
+    return f"?content={content_id}"
 
 
 def score_text(score: float, metric: str) -> str:
@@ -34,13 +66,35 @@ def score_text(score: float, metric: str) -> str:
 
 
 def table(rows: list[TopRow], metric: str) -> pd.DataFrame:
-    """What the table shows, in rank order: rank, title, type and the score as text."""
+    """What the table shows, in rank order: rank, title, type, the score as text, unique users
+    and the link to the title's view."""
     return pd.DataFrame(
         {
             "rank": [r.rank for r in rows],
             "title": [r.title or NO_TITLE for r in rows],
             "type": [r.content_type or "" for r in rows],
             METRIC_LABELS[metric]: [score_text(r.score, metric) for r in rows],
+            USERS: [r.unique_users for r in rows],
+            LINK: [link(r.content_id) for r in rows],
+        }
+    ).set_index("rank")
+
+
+def growth_text(row: RisingRow) -> str:
+    return "new" if row.growth_pct is None else f"{row.growth_pct:+,.0f}%"
+
+
+def rising_table(rows: list[RisingRow], metric: str, window: int) -> pd.DataFrame:
+    """Rising titles, fastest first: the score of the last window, of the one before, the growth."""
+    return pd.DataFrame(
+        {
+            "rank": [r.rank for r in rows],
+            "title": [r.title or NO_TITLE for r in rows],
+            "type": [r.content_type or "" for r in rows],
+            f"last {window} min": [score_text(r.current, metric) for r in rows],
+            f"{window} min before": [score_text(r.previous, metric) for r in rows],
+            "growth": [growth_text(r) for r in rows],
+            LINK: [link(r.content_id) for r in rows],
         }
     ).set_index("rank")
 
@@ -84,14 +138,23 @@ def section(settings: Settings, view: View) -> None:
     label = METRIC_LABELS[view.metric]
     st.subheader(f"Top content in the last {view.window} minutes, by {label}")
     with services.unavailable("Redis", settings.redis_url_for("reader"), "the live leaderboard"):
-        rows = fetch(services.redis_client(settings), settings, view)
-        if not rows:
+        live = fetch(services.redis_client(settings), settings, view)
+        if not live.top:
             st.info(f"No engagement in the last {view.window} minutes yet. Is the simulator running?")
             return
-        left, right = st.columns([2, 3])
-        left.table(table(rows, view.metric))
-        right.altair_chart(chart(rows, view.metric), width="stretch")
-        with st.expander("Content ids"):
-            st.table(
-                pd.DataFrame({"rank": [r.rank for r in rows], "content_id": [r.content_id for r in rows]})
-            )
+        st.metric(f"Unique users, last {view.window} minutes", f"{live.unique_users:,}")
+        top, rising = st.tabs([f"Top {view.top_n}", "Rising"])
+        with top:
+            left, right = st.columns([2, 3])
+            left.dataframe(table(live.top, view.metric), column_config=LINKS)
+            right.altair_chart(chart(live.top, view.metric), width="stretch")
+        with rising:
+            if live.rising:
+                st.dataframe(rising_table(live.rising, view.metric, view.window), column_config=LINKS)
+            else:
+                least = score_text(min_count(view.metric), view.metric)
+                least += " events" if view.metric == METRIC_EVENTS else " of engagement"
+                st.info(
+                    f"Nothing is rising: no title has at least {least} in the last {view.window} "
+                    f"minutes and more than in the {view.window} before."
+                )

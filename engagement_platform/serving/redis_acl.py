@@ -20,15 +20,24 @@ from engagement_platform.settings import Role, Settings
 from engagement_platform.streaming.leaderboard import SEEN_BITMAP_PREFIX, TOP_CACHE_PREFIX, Keys
 
 _ANY = Keys("*")
-# what the consumer's APPLY script reads and writes (minute buckets, dedupe bitmaps, titles;
-# TIME: a bitmap's expiry only moves later), the seen sets of before the bitmaps that its
-# start-up upgrade drains, and how redis-py runs it (MULTI/EXEC: bench leaderboard's baseline)
-WRITER_KEYS = (_ANY.minute("*"), f"*{SEEN_BITMAP_PREFIX}*", _ANY.old_seen_pattern, _ANY.content)
+# what the consumer's APPLY script reads and writes (minute buckets, their unique-user
+# HyperLogLogs: PFADD, EXPIREAT; dedupe bitmaps, titles; TIME: a bitmap's expiry only moves
+# later), the seen sets of before the bitmaps that its start-up upgrade drains, and how
+# redis-py runs it (MULTI/EXEC: bench leaderboard's baseline)
+WRITER_KEYS = (
+    _ANY.minute("*"),
+    _ANY.users("*"),
+    f"*{SEEN_BITMAP_PREFIX}*",
+    _ANY.old_seen_pattern,
+    _ANY.content,
+)
 WRITER_COMMANDS = (
     "-@all +@read +@write -@dangerous +evalsha +eval +script|load +script|exists +time +multi +exec +ping"
 )
-# the read API: minute keys and titles; its cache is the only key it writes
-READER_KEYS = (_ANY.minute("*"), _ANY.content, f"*{TOP_CACHE_PREFIX}*")
+# the read API: minute keys, their HyperLogLogs and titles; its cache is the only key it
+# writes. PFCOUNT is a read (@read, flagged read-only) although it may cache its result in the
+# HyperLogLog's header: +@read grants it, and -@dangerous leaves PFADD/PFMERGE (@write) out.
+READER_KEYS = (_ANY.minute("*"), _ANY.users("*"), _ANY.content, f"*{TOP_CACHE_PREFIX}*")
 READER_COMMANDS = "-@all +@read -@dangerous +zunionstore +pexpire +multi +exec +ping"
 
 

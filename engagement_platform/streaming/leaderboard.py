@@ -13,6 +13,9 @@ every key so they never touch a live leaderboard):
 - ``bitmap:eng:seen:<N>``             one bit per event id ``N * 2^20 ... N * 2^20 + 2^20 - 1``:
   set once the event is counted (dedupe; ``SeenBits``). Before, one set of ids per minute,
   ``set:eng:seen:<YYYYMMDDHHMM>``; ``leaderboard_upgrade`` moves those into the bitmaps;
+- ``hll:eng:minute:<YYYYMMDDHHMM>``   HyperLogLog of the user ids of that minute's events, and
+  ``hll:eng:minute:<YYYYMMDDHHMM>:<content_id>`` the same per content (unique users: PFCOUNT
+  over a window's keys merges them); written with the counts, expiring with the minute bucket;
 - ``hash:eng:content``                content_id -> JSON ``{title, content_type, slug}`` for display;
 - ``cache:eng:top:<window>:<YYYYMMDDHHMM>``  short-lived ZUNIONSTORE result of the read API.
 """
@@ -27,6 +30,7 @@ from typing import Annotated, Any
 import msgspec
 
 MINUTE_KEY_PREFIX = "zset:eng:minute:"
+USERS_KEY_PREFIX = "hll:eng:minute:"
 SEEN_BITMAP_PREFIX = "bitmap:eng:seen:"
 SEEN_SET_PREFIX = "set:eng:seen:"  # before the bitmaps: what leaderboard_upgrade moves into them
 CONTENT_HASH_KEY = "hash:eng:content"
@@ -62,6 +66,11 @@ class Keys:
     def minute(self, bucket: str) -> str:
         return f"{self.prefix}{MINUTE_KEY_PREFIX}{bucket}"
 
+    def users(self, bucket: str, content_id: str | None = None) -> str:
+        """The HyperLogLog of a minute's user ids: overall, or of one content."""
+        head = f"{self.prefix}{USERS_KEY_PREFIX}{bucket}"
+        return head if content_id is None else f"{head}:{content_id}"
+
     def seen_bitmap(self, id_range: int) -> str:
         """The bitmap of the event ids ``id_range * 2^20`` to ``id_range * 2^20 + 2^20 - 1``."""
         return f"{self.prefix}{SEEN_BITMAP_PREFIX}{id_range}"
@@ -89,6 +98,7 @@ class Keys:
             f"{self.prefix}{p}*"
             for p in (
                 MINUTE_KEY_PREFIX,
+                USERS_KEY_PREFIX,
                 SEEN_BITMAP_PREFIX,
                 SEEN_SET_PREFIX,
                 CONTENT_HASH_KEY,
@@ -291,10 +301,12 @@ class SeenBits:
 @dataclass
 class Group:
     """The new event ids of one (bucket, content_id) in a batch, with their engagement seconds
-    when that is the metric (counting needs only the ids)."""
+    when that is the metric (counting needs only the ids), and the distinct user ids of those
+    events (for the unique-user HyperLogLogs; an event without one adds none)."""
 
     event_ids: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> float:
@@ -342,6 +354,7 @@ class Counted(msgspec.Struct, gc=False):
     event_id: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # Postgres bigint
     content_id: Annotated[str, msgspec.Meta(min_length=1)]
     event_ts: str
+    user_id: Any = None  # only a string counts as a user; anything else is no user, not invalid
     content_missing: Any = None
     title: Any = None
     content_type: Any = None
@@ -430,6 +443,9 @@ def aggregate(events: Sequence[Decoded], rules: Rules, now: datetime) -> Batch:
         if group is None:
             group = by_content[content_id] = Group()
         group.event_ids.append(event_id)
+        user_id = event.user_id
+        if type(user_id) is str:
+            group.users.add(user_id)
         if not count_metric:
             group.values.append(event.engagement_seconds or 0.0)  # type: ignore[attr-defined]  # Summed
         if content_id not in content and not event.content_missing:

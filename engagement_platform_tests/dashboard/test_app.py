@@ -39,6 +39,11 @@ def tables(at: AppTest) -> list[pd.DataFrame]:
     return [t.value for t in at.table]
 
 
+def boards(at: AppTest) -> list[pd.DataFrame]:
+    """The live section's tables (dataframes, for their link column): the top N, then rising."""
+    return [d.value for d in at.dataframe]
+
+
 def warnings(at: AppTest) -> str:
     return "\n".join(w.value for w in at.warning)
 
@@ -47,18 +52,23 @@ def test_the_page_shows_the_leaderboard_analytics_and_health(app_env: Seeded) ->
     at = run()
     settings = settings_module.load()
     expected = top_content(10, 10, settings=settings, key_prefix=app_env.key_prefix)
-    board = tables(at)[0]
+    board, rising = boards(at)
     assert list(board["title"]) == [r.title for r in expected] == [t for t, _type, _n in CONTENT]
     assert list(board.index) == [r.rank for r in expected]
     assert list(board["type"]) == [r.content_type for r in expected]
+    # the seed's users are event id % 7: each title's first (up to) 7 events bring new ones
+    assert list(board[leaderboard.USERS]) == [r.unique_users for r in expected] == [7, 7, 5, 3]
+    assert "7" in [m.value for m in at.metric]  # the window's unique users
     bars = chart(at, leaderboard.CHART_TITLE)
-    assert list(bars["content_id"]) == [r.content_id for r in expected]  # ids: on hover only
-    assert not any(r.content_id in " ".join(board.astype(str).stack()) for r in expected)
+    assert list(bars["content_id"]) == [r.content_id for r in expected]  # ids: on hover
+    assert list(board[leaderboard.LINK]) == [f"?content={r.content_id}" for r in expected]  # and links
+    # all of it is new in the last 10 minutes; only Alpha's 12 events reach the minimum of 10
+    assert list(rising["title"]) == ["Alpha Podcast"] and list(rising["growth"]) == ["new"]
 
     assert set(chart(at, analytics.EVENTS_TITLE)["event_type"]) == set(EVENT_TYPES)
     assert set(chart(at, analytics.COMPLETION_TITLE)["content_type"]) == {t for _n, t, _c in CONTENT}
     assert set(chart(at, analytics.DEVICES_TITLE)["device"]) == set(DEVICES)
-    top = tables(at)[2]  # after the leaderboard and its ids
+    top = tables(at)[0]
     # two days of the same events: one built into the rollups, today's from FINAL
     assert list(top["title"]) == [t for t, _type, _n in CONTENT]
     assert list(top["events"]) == [f"{2 * n}" for _t, _type, n in CONTENT]
@@ -76,16 +86,16 @@ def test_the_view_is_in_the_url_and_a_filter_changes_the_results(app_env: Seeded
     at.selectbox(key="content_type").select("video").run()
     assert not at.exception
     assert url(at)["type"] == "video"
-    assert list(tables(at)[2]["title"]) == ["Gamma Video", "Delta Video"]
+    assert list(tables(at)[0]["title"]) == ["Gamma Video", "Delta Video"]
     assert set(chart(at, analytics.COMPLETION_TITLE)["content_type"]) == {"video"}
 
     shared = run(url(at) | {"window": "60", "metric": METRIC_ENGAGEMENT_SECONDS})
-    assert list(tables(shared)[2]["title"]) == ["Gamma Video", "Delta Video"]
+    assert list(tables(shared)[0]["title"]) == ["Gamma Video", "Delta Video"]
     assert any("last 60 minutes, by engagement seconds" in h.value for h in shared.subheader)
     settings = settings_module.load()
     prefix = metric_key_prefix(METRIC_ENGAGEMENT_SECONDS, app_env.key_prefix)
     by_seconds = top_content(60, 10, settings=settings, key_prefix=prefix)
-    assert list(tables(shared)[0]["title"]) == [r.title for r in by_seconds]
+    assert list(boards(shared)[0]["title"]) == [r.title for r in by_seconds]
 
 
 def test_the_legend_and_the_filters_offer_what_the_data_holds(app_env: Seeded) -> None:
