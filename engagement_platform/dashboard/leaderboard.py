@@ -47,12 +47,15 @@ def fetch(client: redis.Redis, settings: Settings, view: View) -> Live:
     """The rows ``top_content`` and ``rising_content`` rank for the view's window, metric and N,
     and the window's unique users."""
     prefix = metric_key_prefix(view.metric, settings.leaderboard_key_prefix)
+    users = settings.leaderboard_key_prefix  # the events leaderboard keeps the users of both
     return Live(
-        top=top_content(window_minutes=view.window, n=view.top_n, client=client, key_prefix=prefix),
+        top=top_content(
+            window_minutes=view.window, n=view.top_n, client=client, key_prefix=prefix, users_prefix=users
+        ),
         rising=rising_content(
             view.window, view.top_n, min_count=min_count(view.metric), client=client, key_prefix=prefix
         ),
-        unique_users=unique_users(view.window, client=client, key_prefix=prefix),
+        unique_users=unique_users(view.window, client=client, key_prefix=users),
     )
 
 

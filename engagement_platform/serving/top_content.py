@@ -64,6 +64,7 @@ def top_content(
     client: redis.Redis | None = None,
     settings: Settings | None = None,
     key_prefix: str = "",
+    users_prefix: str | None = None,
     now: datetime | None = None,
     max_age_ms: int = 1000,
 ) -> list[TopRow]:
@@ -72,12 +73,15 @@ def top_content(
     The window includes the current (partial) minute. Ties are ordered as Redis orders them
     (higher content_id first). ``max_age_ms=0`` always re-merges (tests that just wrote).
     Pass a redis ``client`` or ``settings`` (the process environment when neither is given).
+    ``users_prefix``: where the unique-user HyperLogLogs live (the events leaderboard's prefix,
+    which alone writes them); default ``key_prefix``.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     r, owned = reader_client(client, settings)
     try:
         keys = Keys(key_prefix)
+        users = keys if users_prefix is None else Keys(users_prefix)
         buckets = last_buckets(now or utcnow(), window_minutes)
         cache = keys.top_cache(window_minutes, buckets[0])
         rows: list[tuple[bytes, float]] = []
@@ -102,7 +106,7 @@ def top_content(
         pipe = r.pipeline(transaction=False)
         pipe.hmget(keys.content, ids)
         for content_id in ids:
-            pipe.pfcount(*(keys.users(b, content_id) for b in buckets))
+            pipe.pfcount(*(users.users(b, content_id) for b in buckets))
         metas, *uniques = pipe.execute()
         result = []
         for rank, ((_member, score), content_id, meta, users) in enumerate(

@@ -15,7 +15,8 @@ every key so they never touch a live leaderboard):
   ``set:eng:seen:<YYYYMMDDHHMM>``; ``leaderboard_upgrade`` moves those into the bitmaps;
 - ``hll:eng:minute:<YYYYMMDDHHMM>``   HyperLogLog of the user ids of that minute's events, and
   ``hll:eng:minute:<YYYYMMDDHHMM>:<content_id>`` the same per content (unique users: PFCOUNT
-  over a window's keys merges them); written with the counts, expiring with the minute bucket;
+  over a window's keys merges them); written with the counts, expiring with the minute bucket,
+  by the events leaderboard only (users do not depend on the metric: one copy, not two);
 - ``hash:eng:content``                content_id -> JSON ``{title, content_type, slug}`` for display;
 - ``cache:eng:top:<window>:<YYYYMMDDHHMM>``  short-lived ZUNIONSTORE result of the read API.
 """
@@ -444,7 +445,7 @@ def aggregate(events: Sequence[Decoded], rules: Rules, now: datetime) -> Batch:
             group = by_content[content_id] = Group()
         group.event_ids.append(event_id)
         user_id = event.user_id
-        if type(user_id) is str:
+        if count_metric and type(user_id) is str:  # users are kept by the events leaderboard only
             group.users.add(user_id)
         if not count_metric:
             group.values.append(event.engagement_seconds or 0.0)  # type: ignore[attr-defined]  # Summed

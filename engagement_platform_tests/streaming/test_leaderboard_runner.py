@@ -30,10 +30,12 @@ from engagement_platform.serving.top_content import top_content
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.leaderboard import (
     METRIC_ENGAGEMENT_SECONDS,
+    METRIC_EVENTS,
     Keys,
     Rules,
     aggregate,
     decoder,
+    metric_key_prefix,
     minute_bucket,
 )
 from engagement_platform.streaming.leaderboard_runner import Applier, counted
@@ -479,7 +481,10 @@ def test_a_replayed_batch_adds_no_user_twice(r: redis.Redis, names: dict[str, st
     first = hll_state(r, names["prefix"])
     # Redis applied it, the commit was lost: the same batch again leaves every register as it was
     assert applier.apply(harness.aggregate_records(events[:150], rules, now)).applied == 0
-    assert hll_state(r, names["prefix"]) == first
+    again = hll_state(r, names["prefix"])
+    assert {k: v[0] for k, v in again.items()} == {k: v[0] for k, v in first.items()}
+    # and the same expiry (TTL is read in whole seconds, a second apart at most)
+    assert all(abs(again[k][1] - ttl) <= 1 for k, (_, ttl) in first.items())
     applier.apply(harness.aggregate_records(events, rules, now))  # overlapping the first
 
     buckets = {minute_bucket(e["event_ts"]) for e in events}
@@ -495,6 +500,27 @@ def test_a_replayed_batch_adds_no_user_twice(r: redis.Redis, names: dict[str, st
                 assert abs(r.ttl(key) - (rules.expire_at(bucket) - time.time())) <= 2
     everyone = {e["user_id"] for e in events}
     assert r.pfcount(*(keys.users(b) for b in buckets)) == pytest.approx(len(everyone), abs=2)
+
+
+def test_the_seconds_leaderboard_leaves_the_users_to_the_events_one(
+    r: redis.Redis, names: dict[str, str]
+) -> None:
+    """Users do not depend on the metric: one copy of the HyperLogLogs, written by the events
+    leaderboard, and the seconds one's top rows read it through ``users_prefix``."""
+    events_prefix = names["prefix"]
+    seconds_prefix = metric_key_prefix(METRIC_ENGAGEMENT_SECONDS, events_prefix)
+    _, events = synthetic([30, 20], random.Random(5), minutes=2)
+    now = datetime.now(UTC)
+    for prefix, metric in ((seconds_prefix, METRIC_ENGAGEMENT_SECONDS), (events_prefix, METRIC_EVENTS)):
+        rules = Rules(metric=metric)
+        Applier(r, rules, Keys(prefix)).apply(harness.aggregate_records(events, rules, now))
+    assert hll_state(r, seconds_prefix) == {} and hll_state(r, events_prefix)
+    rows = top_content(
+        5, 2, client=r, key_prefix=seconds_prefix, users_prefix=events_prefix, now=now, max_age_ms=0
+    )
+    for row in rows:
+        users = {e["user_id"] for e in events if e["content_id"] == row.content_id}
+        assert row.score > 0 and row.unique_users == pytest.approx(len(users), abs=1)
 
 
 def test_the_hyperloglog_error_on_the_simulators_data_stays_within_2_percent(
