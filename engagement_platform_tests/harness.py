@@ -861,16 +861,15 @@ _REPLACED = {"command", "entrypoint", "test"}
 
 def merge_compose(base: Any, override: Any, key: str = "") -> Any:
     """``override`` merged onto ``base`` as ``docker compose -f base -f override`` does."""
-    if isinstance(override, ComposeTag):
-        return None if override.tag == "!reset" else _untagged(override.value)
+    if isinstance(override, ComposeTag):  # !override: the value replaces the base's
+        return _untagged(override.value)
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for k, v in override.items():
-            value = merge_compose(base.get(k), v, k) if k in base else _untagged(v)
-            if value is None and _is_reset(v):
+            if _is_reset(v):
                 merged.pop(k, None)
             else:
-                merged[k] = value
+                merged[k] = merge_compose(base[k], v, k) if k in base else _untagged(v)
         return merged
     if isinstance(base, list) and isinstance(override, list) and key not in _REPLACED:
         return base + [v for v in _untagged(override) if v not in base]
