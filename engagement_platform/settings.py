@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     mode: Literal["local", "compose"] = _var(
         "EP_MODE", "local", "`local` (the embedded stack) or `compose` (docker-compose services)"
     )
+    warehouse_variant: Literal["single", "cluster"] = _var(
+        "WAREHOUSE_VARIANT",
+        "single",
+        "compose mode: `cluster` applies `clickhouse_ddl/`'s `.cluster.sql` files (replicated tables"
+        " behind a Distributed one: `docker-compose.cluster.yml`)",
+    )
     migrations_dir: str = _var(
         "EP_MIGRATIONS_DIR",
         str(PROJECT_ROOT),
@@ -247,6 +253,17 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return Path(self.dagster_home_override) if self.dagster_home_override else self.ep_home / "dagster"
+
+    @property
+    def ddl_mode(self) -> str:
+        """Which of clickhouse_ddl/'s files apply (migrations.files): the mode's, or the cluster's
+        when WAREHOUSE_VARIANT=cluster, which only compose mode can run (the embedded engine has
+        no Keeper to replicate through)."""
+        if self.warehouse_variant == "single":
+            return self.mode
+        if self.mode != "compose":
+            raise SettingsError("WAREHOUSE_VARIANT=cluster needs EP_MODE=compose (local mode has one server)")
+        return "cluster"
 
     @property
     def listen_host(self) -> str:

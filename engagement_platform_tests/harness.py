@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 import psycopg2
 import redis
+import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -793,3 +794,126 @@ def charts(at: Any) -> dict[str, Any]:
         data = element.proto.datasets[0].data.data
         found[str(title)] = pa.ipc.open_stream(data).read_all().to_pandas()
     return found
+
+
+# --- Compose files, read statically (these machines have no Docker engine) ---------------------
+
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cluster.yml")
+_COMPOSE_VAR = re.compile(r"\$\$|\$\{([A-Za-z0-9_]+)(?::?-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class ComposeTag:
+    """A Compose YAML tag the merge obeys: ``!reset`` (drop the base's value) or ``!override``
+    (replace it instead of merging)."""
+
+    tag: str
+    value: Any
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads Compose's ``!reset`` and ``!override`` tags."""
+
+
+def _compose_tag(loader: yaml.SafeLoader, node: yaml.Node) -> ComposeTag:
+    if isinstance(node, yaml.MappingNode):
+        value: Any = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)  # type: ignore[arg-type]
+    return ComposeTag(node.tag, value)
+
+
+_ComposeLoader.add_constructor("!reset", _compose_tag)
+_ComposeLoader.add_constructor("!override", _compose_tag)
+
+
+def load_compose(name: str) -> dict[str, Any]:
+    """A compose file of the repo as YAML gives it (anchors merged, Compose's tags kept)."""
+    return yaml.load((settings_module.PROJECT_ROOT / name).read_text(), Loader=_ComposeLoader)  # noqa: S506
+
+
+def _untagged(value: Any) -> Any:
+    if isinstance(value, ComposeTag):
+        return _untagged(value.value)
+    if isinstance(value, dict):
+        return {k: _untagged(v) for k, v in value.items() if not _is_reset(v)}
+    if isinstance(value, list):
+        return [_untagged(v) for v in value]
+    return value
+
+
+def _is_reset(value: Any) -> bool:
+    return isinstance(value, ComposeTag) and value.tag == "!reset"
+
+
+def plain_compose(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as Compose reads one file alone: tags applied to nothing (a ``!reset`` key
+    is gone, an ``!override`` is its value)."""
+    return _untagged(document)
+
+
+# Compose's merge rules (docs "Merge Compose files"): mappings merge key by key; these
+# sequences are replaced whole; the other sequences are appended, without duplicates.
+_REPLACED = {"command", "entrypoint", "test"}
+
+
+def merge_compose(base: Any, override: Any, key: str = "") -> Any:
+    """``override`` merged onto ``base`` as ``docker compose -f base -f override`` does."""
+    if isinstance(override, ComposeTag):  # !override: the value replaces the base's
+        return _untagged(override.value)
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for k, v in override.items():
+            if _is_reset(v):
+                merged.pop(k, None)
+            else:
+                merged[k] = merge_compose(base[k], v, k) if k in base else _untagged(v)
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in _REPLACED:
+        return base + [v for v in _untagged(override) if v not in base]
+    return _untagged(override)
+
+
+def interpolate(value: str, env: Mapping[str, str] = {}) -> str:  # noqa: B006 (read only)
+    """Compose's interpolation of ``${VAR}``, ``${VAR:-default}`` and ``$$`` in one string."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1)) or (match.group(2) or "")
+
+    return _COMPOSE_VAR.sub(one, value)
+
+
+def parse_service_command(argv: Sequence[str]) -> object:
+    """Parse a compose service's command with the parser of the program it runs, without running
+    it: the platform's own argparse parser, or the click command behind a console script
+    (dagster, dagster-webserver, dagster-daemon, streamlit). Raises on arguments it rejects."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    import click
+
+    program, *args = argv
+    if program == "engagement-platform":
+        from engagement_platform.cli import build_parser
+
+        try:
+            return build_parser(args).parse_args(args)
+        except SystemExit as exc:
+            raise ValueError(f"engagement-platform rejects {args}") from exc
+    (script,) = entry_points(group="console_scripts", name=program)
+    command = script.load()
+    if not isinstance(command, click.Command):  # a main() function around the module's `cli`
+        command = importlib.import_module(script.module).cli
+    prog: list[str] = [program]
+    while True:
+        context = command.make_context(" ".join(prog), list(args), resilient_parsing=False)
+        if not isinstance(command, click.Group):
+            return context.params
+        name, sub, args = command.resolve_command(context, [*context._protected_args, *context.args])
+        assert sub is not None and name is not None, argv
+        command = sub
+        prog.append(name)

@@ -4,8 +4,11 @@ Postgres: version 1 is the top-level ``init.sql`` (users read it to learn the so
 later versions are ``postgres_migrations/NNN_name.sql`` from 002. ClickHouse: the files of
 ``clickhouse_ddl/``, ``NNN_name.sql`` for both modes or ``NNN_name.local.sql`` /
 ``NNN_name.compose.sql`` for one; only the current EP_MODE's file of a version counts. A
-misnamed ``.sql`` file or two files for one version is an error naming the file: skipped
-silently, it would never be applied.
+``NNN_name.cluster.sql`` replaces a version's file for a replicated warehouse
+(WAREHOUSE_VARIANT=cluster, compose mode): the cluster mode takes a version's ``.cluster.sql``,
+else its ``.compose.sql``, else its shared file. A misnamed ``.sql`` file or two files for one
+version that no mode tells apart is an error naming the file: skipped silently, it would never
+be applied.
 """
 
 from __future__ import annotations
@@ -20,13 +23,21 @@ from engagement_platform.settings import PROJECT_ROOT
 
 Database = Literal["postgres", "clickhouse"]
 DATABASES: tuple[Database, ...] = ("postgres", "clickhouse")
-MODES = ("local", "compose")
+MODES = ("local", "compose", "cluster")
+# the files a mode applies, by preference: a version's file of the first of these it has
+FALLBACK: dict[str, tuple[str | None, ...]] = {
+    "local": ("local", None),
+    "compose": ("compose", None),
+    "cluster": ("cluster", "compose", None),
+}
 INIT_SQL = PROJECT_ROOT / "init.sql"
 POSTGRES_DIR = PROJECT_ROOT / "postgres_migrations"
 CLICKHOUSE_DIR = PROJECT_ROOT / "clickhouse_ddl"
 NAME = re.compile(r"^[a-z0-9_]+$")
 _POSTGRES_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql$")
-_CLICKHOUSE_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+)(?:\.(?P<mode>local|compose))?\.sql$")
+_CLICKHOUSE_FILE = re.compile(
+    r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+)(?:\.(?P<mode>local|compose|cluster))?\.sql$"
+)
 
 
 class MigrationError(RuntimeError):
@@ -102,24 +113,23 @@ def clickhouse_migrations(mode: str, directory: Path = CLICKHOUSE_DIR) -> list[M
         if match is None:
             raise MigrationError(
                 f"{display(path)}: ClickHouse migrations must be named NNN_name.sql, "
-                "NNN_name.local.sql or NNN_name.compose.sql (name: a-z 0-9 _)"
+                "NNN_name.local.sql, NNN_name.compose.sql or NNN_name.cluster.sql (name: a-z 0-9 _)"
             )
         version = int(match["version"])
         for other, other_name, other_mode in by_version.get(version, []):
-            # only a .local/.compose pair of the same name shares a version
-            if (
-                other_name != match["name"]
-                or None in (other_mode, match["mode"])
-                or other_mode == match["mode"]
-            ):
+            # files of one name share a version when each mode can tell which one is its own:
+            # a .local/.compose pair, and a .cluster file beside either a pair or a shared file
+            modes = {other_mode, match["mode"]}
+            shared_beside_one_mode = None in modes and bool(modes & {"local", "compose"})
+            if other_name != match["name"] or other_mode == match["mode"] or shared_beside_one_mode:
                 raise MigrationError(f"{display(path)}: version {version} also has {display(other)}")
         by_version.setdefault(version, []).append((path, match["name"], match["mode"]))
-    found = [
-        Migration(version, name, path, checksum(path))
-        for version, files in by_version.items()
-        for path, name, file_mode in files
-        if file_mode in (None, mode)
-    ]
+    found = []
+    for version, files in by_version.items():
+        by_mode = {file_mode: (path, name) for path, name, file_mode in files}
+        chosen = next((by_mode[m] for m in FALLBACK[mode] if m in by_mode), None)
+        if chosen is not None:
+            found.append(Migration(version, chosen[1], chosen[0], checksum(chosen[0])))
     return sorted(found, key=lambda m: m.version)
 
 
@@ -135,7 +145,8 @@ def new(
 
     Postgres: ``postgres_dir/NNN_name.sql``, NNN = highest + 1 and at least 002. ClickHouse:
     ``clickhouse_dir/NNN_name.sql`` (both modes; rename it to ``.local.sql``/``.compose.sql``
-    and add the other mode's file for a mode-specific version), NNN = highest of any mode + 1.
+    and add the other mode's file for a mode-specific version, and add a ``.cluster.sql`` when
+    it creates a MergeTree-family table), NNN = highest of any mode + 1.
     """
     if database not in DATABASES:
         raise MigrationNameError(f"database must be postgres or clickhouse, got {database!r}")

@@ -4,7 +4,9 @@ The writers of the parse chain wait at the ingest gate (``warehouse.gate``: the 
 ``history_backfill``, ``dlq replay --warehouse``), which the run closes. In compose mode the
 Kafka-engine table consumes by itself, so its view is also detached
 (``DETACH TABLE engagement_enriched_queue_mv`` ... ``ATTACH TABLE``: ClickHouse's documented way
-to stop it; its committed offsets make it resume exactly where it stopped).
+to stop it; its committed offsets make it resume exactly where it stopped). On a cluster (a
+``Replicated`` database) the detach is ``PERMANENTLY``, the kind such a database accepts and
+replicates, so every replica's queue stops.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ def ingest_paused(client: Client, mode: str, ep_home: Path) -> Iterator[None]:
     and attached again after unless the block re-created it.
     """
     with gate.closed(ep_home):
-        if mode != "compose":
+        if mode not in ("compose", "cluster"):
             yield
             return
-        client.command(f"DETACH TABLE {CONSUME_VIEW}")
+        client.command(f"DETACH TABLE {CONSUME_VIEW}" + (" PERMANENTLY" if mode == "cluster" else ""))
         try:
             yield
         finally:

@@ -53,9 +53,9 @@ def status(settings: Settings) -> list[Status]:
         result = [postgres.status(conn, layout.postgres())]
     if _clickhouse_database_exists(settings):
         with closing(ddl.connect_settings(settings)) as client:
-            result.append(clickhouse.status(client, settings.mode, layout.clickhouse(settings.mode)))
+            result.append(clickhouse.status(client, settings.ddl_mode, layout.clickhouse(settings.ddl_mode)))
     else:
-        result.append(Status("clickhouse", pending=layout.clickhouse(settings.mode)))
+        result.append(Status("clickhouse", pending=layout.clickhouse(settings.ddl_mode)))
     return result
 
 
@@ -86,9 +86,9 @@ def up(
     with closing(ddl.connect_settings(settings)) as client:
         ch_done, _ = clickhouse.apply(
             client,
-            settings.mode,
+            settings.ddl_mode,
             settings.ep_home,
-            layout.clickhouse(settings.mode),
+            layout.clickhouse(settings.ddl_mode),
             on_applied=lambda m: on_applied("clickhouse", m),
             on_wait=on_wait,
         )

@@ -41,9 +41,9 @@ def clickhouse_schema(
     try:
         applied, status = migrations.apply(
             client,
-            clickhouse.mode,
+            clickhouse.ddl_mode,
             clickhouse.ep_home_path,
-            Layout.of(clickhouse.migrations_dir).clickhouse(clickhouse.mode),
+            Layout.of(clickhouse.migrations_dir).clickhouse(clickhouse.ddl_mode),
             on_applied=lambda m: context.log.info(f"applied {m.label}"),
             on_wait=context.log.info,
         )
@@ -51,14 +51,14 @@ def clickhouse_schema(
     finally:
         client.close()
     context.log.info(
-        f"{len(applied)} migrations applied ({clickhouse.mode} mode) to {clickhouse.database}; "
+        f"{len(applied)} migrations applied ({clickhouse.ddl_mode} files) to {clickhouse.database}; "
         f"{len(status.applied)} in total, {len(status.pending)} pending"
     )
     return dg.MaterializeResult(
         metadata={
             "database": clickhouse.database,
             "database_created": created,
-            "mode": clickhouse.mode,
+            "mode": clickhouse.ddl_mode,
             "files": dg.MetadataValue.json([m.label for m in applied]),
             "applied_this_run": dg.MetadataValue.json([m.version for m in applied]),
             "versions": dg.MetadataValue.json([a.version for a in status.applied]),

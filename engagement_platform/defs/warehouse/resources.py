@@ -30,6 +30,8 @@ class ClickHouseResource(dg.ConfigurableResource):
     database: str
     # which clickhouse_ddl/ files apply: "local" (Null queue fed by the bridge) or "compose" (Kafka engine)
     mode: str = "local"
+    # WAREHOUSE_VARIANT: "cluster" applies the .cluster.sql files (compose mode only)
+    warehouse_variant: str = "single"
     # local mode's ingest gate lives here (migrations.pause); empty: EP_HOME's default
     ep_home: str = ""
     # where the schema's versions live (EP_MIGRATIONS_DIR); empty: the repo
@@ -69,6 +71,11 @@ class ClickHouseResource(dg.ConfigurableResource):
         return not existed
 
     @property
+    def ddl_mode(self) -> str:
+        """Which clickhouse_ddl/ files apply, as Settings.ddl_mode says."""
+        return settings.load({"EP_MODE": self.mode, "WAREHOUSE_VARIANT": self.warehouse_variant}).ddl_mode
+
+    @property
     def ep_home_path(self) -> Path:
         return Path(self.ep_home or str(settings.default("EP_HOME"))).expanduser().resolve()
 
@@ -97,6 +104,7 @@ def clickhouse_resource() -> ClickHouseResource:
         reader_password=setting("clickhouse_reader_password"),
         database=setting("clickhouse_database"),
         mode=setting("mode"),
+        warehouse_variant=setting("warehouse_variant"),
         ep_home=setting("ep_home"),
         migrations_dir=setting("migrations_dir"),
     )
