@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg2
 
 from engagement_platform.cdc.connect_client import ConnectError
-from engagement_platform.cdc.readiness import wait_streaming
 from engagement_platform.local_stack import jvm
 from engagement_platform.local_stack.service import Service, http_ok
+from engagement_platform.monitoring.cdc_readiness import wait_streaming
 
 log = logging.getLogger(__name__)
 

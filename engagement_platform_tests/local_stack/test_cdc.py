@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from engagement_platform.cdc.connect_client import ConnectClient, ConnectError
-from engagement_platform.cdc.readiness import slot_active
 from engagement_platform.local_stack import jvm
 from engagement_platform.local_stack.process import is_alive
+from engagement_platform.monitoring.cdc_readiness import slot_active
 from engagement_platform_tests.harness import StackHandle, read_topic, start_stack, stop_stack, wait_for
 
 CDC_PASSWORD = "debezium"
