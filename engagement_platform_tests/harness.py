@@ -92,6 +92,41 @@ def stack_env(ep_home: Path) -> dict[str, str]:
     }
 
 
+def free_strided_ports(count: int, stride: int, tries: int = 200) -> int:
+    """A port ``p`` such that ``p``, ``p + stride``, ... (``count`` of them) are all free now: where
+    a local Kafka cluster or a second Connect worker derives its further ports from the first."""
+    for _ in range(tries):
+        (base,) = free_ports(1)
+        sockets = []
+        try:
+            for i in range(count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", base + stride * i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError(f"no {count} free ports {stride} apart after {tries} tries")
+
+
+def cluster_env(ep_home: Path, brokers: int = 3, workers: int = 2) -> dict[str, str]:
+    """``stack_env`` for a local Kafka cluster of ``brokers`` nodes and ``workers`` Connect workers,
+    their derived ports (``PORT_STRIDE`` apart) free too."""
+    from engagement_platform.settings import PORT_STRIDE
+
+    return {
+        **stack_env(ep_home),
+        "KAFKA_BROKERS": str(brokers),
+        "CONNECT_WORKERS": str(workers),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_strided_ports(brokers, PORT_STRIDE)}",
+        "KAFKA_CONTROLLER_PORT": str(free_strided_ports(brokers, PORT_STRIDE)),
+        "CONNECT_URL": f"http://127.0.0.1:{free_strided_ports(workers, PORT_STRIDE)}",
+    }
+
+
 @dataclass
 class StackHandle:
     """A running stack: its settings, the environment that reaches it, and its supervisor."""
