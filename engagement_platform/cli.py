@@ -436,10 +436,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the local embedded services (no Docker)")
     stack_sub = stack.add_subparsers(dest="stack_command", required=True, parser_class=_Parser)
     s_up = stack_sub.add_parser("up", help="start services that are not running; wait until healthy")
-    s_up.add_argument("services", nargs="*", metavar="SERVICE", help="default: all five")
+    s_up.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help="default: all (five; KAFKA_BROKERS=3 adds kafka-2, kafka-3, CONNECT_WORKERS=2 adds cdc-2)",
+    )
     s_up.set_defaults(func=cmd_stack_up)
     s_down = stack_sub.add_parser("down", help="stop the services this stack started")
-    s_down.add_argument("services", nargs="*", metavar="SERVICE", help="default: all five")
+    s_down.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help="default: all (five; KAFKA_BROKERS=3 adds kafka-2, kafka-3, CONNECT_WORKERS=2 adds cdc-2)",
+    )
     s_down.set_defaults(func=cmd_stack_down)
     s_restart = stack_sub.add_parser("restart", help="stop and start one service")
     s_restart.add_argument("service", metavar="SERVICE")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,14 @@ def split_host_port(address: str, name: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit():
         raise SettingsError(f"{name} must look like HOST:PORT, got {address!r}")
     return host, int(port)
+
+
+def replication_defaults(brokers: int, factor: int = 0, min_insync: int = 0) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas), each 0 (unset) taking its default: the factor
+    ``min(3, brokers)``; min.insync 2 when the factor is 3 or more (one broker may be lost
+    without refusing a write), else 1."""
+    factor = factor or min(3, brokers)
+    return factor, min_insync or (2 if factor >= 3 else 1)
 
 
 def _host_port(value: str) -> str:
@@ -55,6 +63,9 @@ def _url_with_port(value: str) -> str:
 def _home(value: Path) -> Path:
     return value.expanduser().resolve()
 
+
+# local mode's Kafka node n and Connect worker n listen on node 1's ports + PORT_STRIDE·(n-1)
+PORT_STRIDE = 100
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 MetricsPort = Annotated[int, Field(ge=0, le=65535)]  # 0: off
@@ -146,7 +157,34 @@ class Settings(BaseSettings):
         "KAFKA_RETENTION_BYTES", 512 * 1024 * 1024, "retention per partition of those topics: 512 MiB"
     )
     connect_url: Annotated[str, AfterValidator(_url_with_port)] = _var(
-        "CONNECT_URL", "http://127.0.0.1:8083", "Kafka Connect's REST API"
+        "CONNECT_URL", "http://127.0.0.1:8083", "Kafka Connect's REST API (local mode: the first worker's)"
+    )
+    kafka_brokers: Annotated[int, Field(ge=1, le=9)] = _var(
+        "KAFKA_BROKERS",
+        1,
+        "local mode: the KRaft nodes (broker + controller each) `stack up` runs; node n listens on"
+        f" the ports of node 1 (`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_CONTROLLER_PORT`) + {PORT_STRIDE}·(n-1),"
+        " and `KAFKA_BOOTSTRAP_SERVERS` then lists every node",
+    )
+    kafka_replication_factor: Annotated[int, Field(ge=0)] = _var(
+        "KAFKA_REPLICATION_FACTOR",
+        0,
+        "replicas of every topic the platform, Debezium and Connect create, and of the broker's own"
+        " offsets and transaction topics (unset: `min(3, KAFKA_BROKERS)`)",
+        shown="`min(3, KAFKA_BROKERS)`",
+    )
+    kafka_min_insync_replicas: Annotated[int, Field(ge=0)] = _var(
+        "KAFKA_MIN_INSYNC_REPLICAS",
+        0,
+        "`min.insync.replicas` of those topics: how many replicas an `acks=all` write needs"
+        " (unset: 2 when the replication factor is 3 or more, else 1)",
+        shown="2 if the factor is ≥ 3, else 1",
+    )
+    connect_workers: Annotated[int, Field(ge=1, le=9)] = _var(
+        "CONNECT_WORKERS",
+        1,
+        "local mode: the Kafka Connect workers `stack up` runs, in one group; worker n's REST API"
+        f" is on `CONNECT_URL`'s port + {PORT_STRIDE}·(n-1)",
     )
 
     clickhouse_host: str = _var("CLICKHOUSE_HOST", "127.0.0.1", "ClickHouse's HTTP host")
@@ -203,11 +241,13 @@ class Settings(BaseSettings):
         shown="`true`",
     )
     kafka_controller_port: Port = _var(
-        "KAFKA_CONTROLLER_PORT", 9093, "local mode: the broker's KRaft controller listener"
+        "KAFKA_CONTROLLER_PORT", 9093, "local mode: the first Kafka node's KRaft controller listener"
     )
-    kafka_heap_opts: str = _var("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: the broker's JVM heap")
+    kafka_heap_opts: str = _var(
+        "KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: each Kafka node's JVM heap"
+    )
     connect_heap_opts: str = _var(
-        "CONNECT_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: the Connect worker's JVM heap"
+        "CONNECT_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: each Connect worker's JVM heap"
     )
 
     dagster_port: Port = _var("DAGSTER_PORT", 3000, "the Dagster UI's port")
@@ -249,6 +289,63 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         env = _ENV.get()
         return (init_settings, env_settings if env is None else _MappingSource(settings_cls, env))
+
+    @model_validator(mode="after")
+    def _cluster(self) -> Settings:
+        """Fill the replication defaults from the broker count, and in local mode make
+        ``KAFKA_BOOTSTRAP_SERVERS`` list every node (clients then survive the first one's loss)."""
+        factor, min_isr = replication_defaults(
+            self.kafka_brokers, self.kafka_replication_factor, self.kafka_min_insync_replicas
+        )
+        if min_isr > factor:
+            raise SettingsError(
+                f"KAFKA_MIN_INSYNC_REPLICAS must be at most the replication factor ({factor}), got {min_isr}"
+            )
+        bootstrap = self.kafka_bootstrap_servers
+        if self.mode == "local":
+            if factor > self.kafka_brokers:
+                raise SettingsError(
+                    f"KAFKA_REPLICATION_FACTOR must be at most KAFKA_BROKERS ({self.kafka_brokers}),"
+                    f" got {factor}"
+                )
+            entries = [e.strip() for e in bootstrap.split(",") if e.strip()]
+            if len(entries) == 1 and self.kafka_brokers > 1:
+                host, port = split_host_port(entries[0], "KAFKA_BOOTSTRAP_SERVERS")
+                entries = [f"{host}:{port + PORT_STRIDE * i}" for i in range(self.kafka_brokers)]
+            if len(entries) != self.kafka_brokers:
+                raise SettingsError(
+                    f"KAFKA_BOOTSTRAP_SERVERS must list 1 or KAFKA_BROKERS ({self.kafka_brokers}) brokers"
+                    f" in local mode, got {len(entries)}"
+                )
+            bootstrap = ",".join(entries)
+        # the model is frozen: the derived values are set once, here, as pydantic's own init does
+        object.__setattr__(self, "kafka_replication_factor", factor)
+        object.__setattr__(self, "kafka_min_insync_replicas", min_isr)
+        object.__setattr__(self, "kafka_bootstrap_servers", bootstrap)
+        if self.mode == "local":
+            ports = [*self.kafka_ports, *self.kafka_controller_ports, *self.connect_ports]
+            if len(set(ports)) != len(ports) or max(ports) > 65535:
+                raise SettingsError(
+                    "KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT and CONNECT_URL give local nodes"
+                    f" ports that overlap or exceed 65535: {sorted(ports)}"
+                )
+        return self
+
+    @property
+    def kafka_ports(self) -> list[int]:
+        """Each local Kafka node's client port, node 1 first (``KAFKA_BOOTSTRAP_SERVERS``' entries)."""
+        entries = self.kafka_bootstrap_servers.split(",")
+        return [split_host_port(e, "KAFKA_BOOTSTRAP_SERVERS")[1] for e in entries if e.strip()]
+
+    @property
+    def kafka_controller_ports(self) -> list[int]:
+        """Each local Kafka node's KRaft controller port, node 1 first."""
+        return [self.kafka_controller_port + PORT_STRIDE * i for i in range(self.kafka_brokers)]
+
+    @property
+    def connect_ports(self) -> list[int]:
+        """Each local Connect worker's REST port, worker 1 (``CONNECT_URL``'s) first."""
+        return [self.connect_port + PORT_STRIDE * i for i in range(self.connect_workers)]
 
     @property
     def dagster_home(self) -> Path:
@@ -376,6 +473,8 @@ def env_name(field_name: str) -> str:
 def _one_line(exc: ValidationError) -> str:
     """The first problem of ``exc`` as ``NAME must ..., got VALUE`` (secrets' values left out)."""
     err = exc.errors()[0]
+    if not err["loc"] and isinstance((err.get("ctx") or {}).get("error"), SettingsError):
+        return str(err["ctx"]["error"])  # a check across variables names them itself
     name = str(err["loc"][0]) if err["loc"] else "settings"
     field = ENV_VARS.get(name)
     secret = field is not None and not Settings.model_fields[field].repr

@@ -93,6 +93,48 @@ def stack_env(ep_home: Path) -> dict[str, str]:
     }
 
 
+def free_strided_ports(count: int, stride: int, tries: int = 200) -> int:
+    """A port ``p`` such that ``p``, ``p + stride``, ... (``count`` of them) are all free now: where
+    a local Kafka cluster or a second Connect worker derives its further ports from the first.
+
+    Drawn below the kernel's ephemeral range: a node of a cluster is down now and then, and the
+    others keep connecting to its ports meanwhile; in the ephemeral range one of those attempts
+    can get the port itself as its local end (a TCP self-connect) and the node cannot bind again.
+    """
+    import random
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(tries):
+        base = random.randrange(10_000, low - stride * count)  # noqa: S311 - not a secret
+        sockets = []
+        try:
+            for i in range(count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", base + stride * i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError(f"no {count} free ports {stride} apart after {tries} tries")
+
+
+def cluster_env(brokers: int = 3, workers: int = 2) -> dict[str, str]:
+    """What turns ``stack_env`` into a local Kafka cluster of ``brokers`` nodes with ``workers``
+    Connect workers, their derived ports (``PORT_STRIDE`` apart) free too."""
+    from engagement_platform.settings import PORT_STRIDE
+
+    return {
+        "KAFKA_BROKERS": str(brokers),
+        "CONNECT_WORKERS": str(workers),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_strided_ports(brokers, PORT_STRIDE)}",
+        "KAFKA_CONTROLLER_PORT": str(free_strided_ports(brokers, PORT_STRIDE)),
+        "CONNECT_URL": f"http://127.0.0.1:{free_strided_ports(workers, PORT_STRIDE)}",
+    }
+
+
 @dataclass
 class StackHandle:
     """A running stack: its settings, the environment that reaches it, and its supervisor."""
@@ -683,6 +725,104 @@ def running_platform(prefix: str, extra: Mapping[str, str] | None = None) -> Ite
             yield Platform(handle, up)
         finally:
             assert up.stop(timeout=120) == 0, up.output()[-3000:]
+
+
+def caught_up_after(platform: Platform, since: float, timeout: float = 180) -> float:
+    """Seconds from ``since`` until ClickHouse holds every event Postgres holds now."""
+    mark = newest_event_id(platform.settings)
+    pg = psycopg2.connect(platform.settings.postgres_dsn)
+    ch = connect_settings(platform.settings)
+    try:
+        wanted = {i for i in postgres_ids(pg) if i <= mark}
+
+        def there() -> bool:
+            return wanted <= clickhouse_ids(ch)
+
+        try:
+            wait_for(there, timeout, f"ClickHouse to catch up to event {mark}", step=0.5)
+        except AssertionError as exc:
+            trace = where_missing(platform.settings, wanted - clickhouse_ids(ch))
+            raise AssertionError(f"{exc}\n{trace}\n{platform.handle.tails()}") from None
+        return time.monotonic() - since
+    finally:
+        pg.close()
+        ch.close()
+
+
+class Arrivals:
+    """While a ``with`` block runs, a thread counts every ``step`` seconds the events ClickHouse
+    holds (``count()``, duplicates included) and those Redis counted in the last minutes; the
+    longest time between two rises of a count is the longest stall a reader of that sink saw."""
+
+    def __init__(self, settings: Settings, step: float = 0.2) -> None:
+        import threading
+
+        self.settings = settings
+        self.step = step
+        self.rises: dict[str, list[float]] = {"clickhouse": [], "redis": []}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from engagement_platform.streaming.leaderboard import last_buckets, utcnow
+
+        ch = connect_settings(self.settings)
+        rd = redis.Redis.from_url(self.settings.redis_url)
+        last = {"clickhouse": -1, "redis": -1}
+        try:
+            while not self._stop.wait(self.step):
+                now = time.monotonic()
+                counts = {}
+                with contextlib.suppress(Exception):  # a sink's hiccup is a sample without a rise
+                    counts["clickhouse"] = int(ch.command("SELECT count() FROM engagement_enriched"))
+                with contextlib.suppress(Exception):
+                    minutes = last_buckets(utcnow(), 3)
+                    counts["redis"] = sum(reconcile.redis_minute_counts(rd, minutes).values())
+                for sink, count in counts.items():
+                    if count > last[sink] >= 0:
+                        self.rises[sink].append(now)
+                    last[sink] = max(last[sink], count)
+        finally:
+            ch.close()
+            rd.close()
+
+    def __enter__(self) -> Arrivals:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def longest_gap(self, sink: str) -> float:
+        """The longest time between two rises of ``sink``'s count (0 with fewer than two)."""
+        rises = self.rises[sink]
+        return max((b - a for a, b in zip(rises, rises[1:], strict=False)), default=0.0)
+
+    def line(self) -> str:
+        return ", ".join(f"{sink} {self.longest_gap(sink):.1f} s" for sink in self.rises)
+
+
+def partition_leaders(bootstrap: str) -> dict[int, int]:
+    """Partitions each broker leads now, over every topic (the broker's own included)."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    led: dict[int, int] = dict.fromkeys(metadata.brokers, 0)
+    for topic in metadata.topics.values():
+        for partition in topic.partitions.values():
+            led[partition.leader] = led.get(partition.leader, 0) + 1
+    return led
+
+
+def under_replicated(bootstrap: str) -> list[str]:
+    """``topic[partition]`` of every partition whose in-sync replicas are not all its replicas,
+    as the cluster's metadata says now (empty: every replica is in sync)."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    return [
+        f"{name}[{p}]"
+        for name, topic in metadata.topics.items()
+        for p, partition in topic.partitions.items()
+        if partition.leader < 0 or set(partition.isrs) != set(partition.replicas)
+    ]
 
 
 def in_step(platform: Platform, timeout: float = 180) -> None:

@@ -81,6 +81,55 @@ def test_an_error_is_one_line_and_reads_only_the_given_mapping(monkeypatch: pyte
     assert str(caught.value) == "POSTGRES_PORT must be an integer, got 'not-a-port'"
 
 
+def test_one_broker_by_default_with_one_replica() -> None:
+    s = load({})
+    assert (s.kafka_brokers, s.kafka_replication_factor, s.kafka_min_insync_replicas) == (1, 1, 1)
+    assert s.kafka_bootstrap_servers == "127.0.0.1:9092" and s.connect_ports == [8083]
+
+
+def test_a_local_cluster_derives_its_ports_and_lists_every_broker() -> None:
+    s = load({"KAFKA_BROKERS": "3", "CONNECT_WORKERS": "2", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:4000"})
+    assert s.kafka_bootstrap_servers == "127.0.0.1:4000,127.0.0.1:4100,127.0.0.1:4200"
+    assert s.kafka_ports == [4000, 4100, 4200]
+    assert s.kafka_controller_ports == [9093, 9193, 9293]
+    assert s.connect_ports == [8083, 8183]
+    assert (s.kafka_replication_factor, s.kafka_min_insync_replicas) == (3, 2)
+    assert load(as_env(s)) == s  # a child process sees the same cluster
+    explicit = load({"KAFKA_BROKERS": "2", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:5000,127.0.0.1:5007"})
+    assert explicit.kafka_ports == [5000, 5007]
+    assert (explicit.kafka_replication_factor, explicit.kafka_min_insync_replicas) == (2, 1)
+
+
+def test_compose_mode_takes_the_bootstrap_list_as_given() -> None:
+    s = load(
+        {"EP_MODE": "compose", "KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092", "KAFKA_REPLICATION_FACTOR": "3"}
+    )
+    assert s.kafka_bootstrap_servers == "kafka-1:9092"
+    assert (s.kafka_replication_factor, s.kafka_min_insync_replicas) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"KAFKA_BROKERS": "2", "KAFKA_REPLICATION_FACTOR": "3"},
+            "KAFKA_REPLICATION_FACTOR must be at most KAFKA_BROKERS",
+        ),
+        (
+            {"KAFKA_MIN_INSYNC_REPLICAS": "2"},
+            "KAFKA_MIN_INSYNC_REPLICAS must be at most the replication factor",
+        ),
+        ({"KAFKA_BROKERS": "3", "KAFKA_BOOTSTRAP_SERVERS": "a:1,a:2"}, "must list 1 or KAFKA_BROKERS"),
+        ({"KAFKA_BROKERS": "3", "KAFKA_CONTROLLER_PORT": "9192"}, "ports that overlap"),
+        ({"KAFKA_BROKERS": "0"}, "KAFKA_BROKERS must be at least 1"),
+    ],
+)
+def test_a_cluster_that_cannot_work_is_refused_in_one_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as caught:
+        load(env)
+    assert "\n" not in str(caught.value)
+
+
 def test_empty_values_take_the_default() -> None:
     assert load({"POSTGRES_PORT": "", "EP_MODE": ""}) == load({})
 

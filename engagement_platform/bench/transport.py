@@ -23,7 +23,12 @@ from engagement_platform.kafka_config import client_config
 from engagement_platform.settings import Settings
 from engagement_platform.streaming import kafka_io
 from engagement_platform.streaming.checkpoint import next_offsets
-from engagement_platform.streaming.topics import TopicSpec, ensure_topics, settings_bounds
+from engagement_platform.streaming.topics import (
+    TopicSpec,
+    ensure_topics,
+    settings_bounds,
+    settings_replication,
+)
 
 Records = Iterable[tuple[bytes | None, bytes | None]]
 
@@ -46,6 +51,7 @@ class Scratch:
                 self.settings.kafka_bootstrap_servers,
                 [TopicSpec(name, self.settings.topic_partitions, config or {})],
                 bounds=settings_bounds(self.settings),
+                replication=settings_replication(self.settings),
             )
         self.topics.append(name)
         return name

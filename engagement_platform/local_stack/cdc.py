@@ -1,9 +1,11 @@
-"""CDC: a Kafka Connect worker in distributed mode with Debezium's Postgres connector as a plugin.
+"""CDC: Kafka Connect workers in distributed mode with Debezium's Postgres connector as a plugin.
 
-The worker keeps connector configs, source offsets and statuses in its topics on the broker
-(as in compose mode), so a restart of the worker -- clean or ``kill -9`` -- resumes from the
-stored offsets. ``connector.json`` is registered through the worker's own REST API by the
-``cdc/connector`` asset.
+The workers keep connector configs, source offsets and statuses in their topics on the broker
+(as in compose mode), so a restart of a worker -- clean or ``kill -9`` -- resumes from the
+stored offsets. ``connector.json`` is registered through the first worker's REST API by the
+``cdc/connector`` asset. ``CONNECT_WORKERS=2`` runs a second worker (the service ``cdc-2``, its
+REST API on ``CONNECT_URL``'s port + ``PORT_STRIDE``) in the same group: when one dies, the
+group gives its connector and task to the other, which resumes from the stored offsets.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import psycopg2
 
 from engagement_platform.cdc.connect_client import ConnectError
 from engagement_platform.local_stack import jvm
+from engagement_platform.local_stack.kafka import node_name
 from engagement_platform.local_stack.service import Service, http_ok
 from engagement_platform.monitoring.cdc_readiness import wait_streaming
+from engagement_platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +49,24 @@ a test keeps the two in step."""
 
 
 def worker_properties(
-    bootstrap_servers: str, rest_host: str, rest_port: int, plugin_path: Path | str, advertised_host: str = ""
+    bootstrap_servers: str,
+    rest_host: str,
+    rest_port: int,
+    plugin_path: Path | str,
+    advertised_host: str = "",
+    replication_factor: int = 1,
 ) -> dict[str, object]:
-    """The worker configuration, the same in both modes but for where things are."""
+    """The worker configuration, the same in both modes but for where things are and how many
+    replicas its topics have (their min.insync.replicas is the broker's default)."""
     return {
         "bootstrap.servers": bootstrap_servers,
         "group.id": GROUP_ID,
         "config.storage.topic": CONFIG_TOPIC,
         "offset.storage.topic": OFFSET_TOPIC,
         "status.storage.topic": STATUS_TOPIC,
-        "config.storage.replication.factor": 1,
-        "offset.storage.replication.factor": 1,
-        "status.storage.replication.factor": 1,
+        "config.storage.replication.factor": replication_factor,
+        "offset.storage.replication.factor": replication_factor,
+        "status.storage.replication.factor": replication_factor,
         "offset.storage.partitions": 3,
         "status.storage.partitions": 1,
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -70,8 +80,8 @@ def worker_properties(
         # source offsets reach Kafka (and Debezium confirms the LSN to Postgres) every second,
         # so a kill -9 replays about a second of changes, not a minute
         "offset.flush.interval.ms": 1000,
-        # one worker: when it comes back after a crash, take its tasks at once instead of
-        # waiting up to 5 minutes for the "lost" worker to return
+        # when a worker is lost (or comes back after a crash), hand its tasks out at once
+        # instead of waiting up to 5 minutes for the "lost" worker to return
         "scheduled.rebalance.max.delay.ms": 0,
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 2000,
@@ -84,14 +94,25 @@ def compose_worker_properties() -> dict[str, object]:
     )
 
 
+def worker_name(worker: int) -> str:
+    """The service name of Connect worker ``worker`` (1-based): ``cdc``, ``cdc-2``, ..."""
+    return "cdc" if worker == 1 else f"cdc-{worker}"
+
+
 class CdcService(Service):
-    name = "cdc"
     start_timeout = 120.0
-    needs = ("kafka",)
+
+    def __init__(self, settings: Settings, worker: int = 1) -> None:
+        super().__init__(settings)
+        self.worker = worker
+        self.name = worker_name(worker)
+        self.port = settings.connect_ports[worker - 1]
+        # its topics need as many brokers as their replicas
+        self.needs = tuple(node_name(n + 1) for n in range(settings.kafka_brokers))
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.settings.connect_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def argv(self, data_dir: Path) -> list[str]:
         service_dir = data_dir.parent
@@ -101,7 +122,7 @@ class CdcService(Service):
             [str(service_dir / "connect.properties")],
             heap_opts=self.settings.connect_heap_opts,
             log4j_config=service_dir / "log4j2.properties",
-            aot=jvm.prepared_aot(self.settings, self.name, self.settings.connect_heap_opts),
+            aot=jvm.prepared_aot(self.settings, "cdc", self.settings.connect_heap_opts),
         )
 
     def prepare(self, data_dir: Path) -> None:
@@ -110,8 +131,9 @@ class CdcService(Service):
         properties = worker_properties(
             self.settings.kafka_bootstrap_servers,
             "127.0.0.1",
-            self.settings.connect_port,
+            self.port,
             jvm.CONNECT_PLUGINS,
+            replication_factor=self.settings.kafka_replication_factor,
         )
         jvm.write_properties(service_dir / "connect.properties", properties)
         jvm.write_log4j2(service_dir / "log4j2.properties", LOGGERS)
@@ -125,11 +147,7 @@ class CdcService(Service):
         # otherwise reports the worker up while Debezium has not yet opened its slot
         try:
             problems = wait_streaming(self.endpoint, self.settings.postgres_dsn)
-        except (
-            psycopg2.Error,
-            ConnectError,
-            OSError,
-        ) as exc:  # Postgres not up (`stack up cdc` alone): the sensors report it
+        except (psycopg2.Error, ConnectError, OSError) as exc:  # e.g. `stack up cdc` without Postgres
             problems = [f"could not check that changes stream ({type(exc).__name__})"]
         for problem in problems:
-            log.warning("cdc: %s", problem)
+            log.warning("%s: %s", self.name, problem)

@@ -53,13 +53,14 @@ class ServiceStatus:
 
 
 def stack_services(settings: Settings) -> list[Service]:
-    """The five services, in start order (cdc last: it talks to Postgres and Kafka)."""
+    """The five services, in start order (cdc last: it talks to Postgres and Kafka); a Kafka
+    cluster's further nodes follow ``kafka`` (``kafka-2``...), further Connect workers ``cdc``."""
     return [
         PostgresService(settings),
-        KafkaService(settings),
+        *(KafkaService(settings, n) for n in range(1, settings.kafka_brokers + 1)),
         RedisService(settings),
         ClickHouseService(settings),
-        CdcService(settings),
+        *(CdcService(settings, n) for n in range(1, settings.connect_workers + 1)),
     ]
 
 

@@ -178,7 +178,10 @@ class EnrichRunner(Stage):
             topics.TopicSpec(o.dlq_topic, n),
         ]
         created = topics.ensure_topics(
-            self.settings.kafka_bootstrap_servers, specs, bounds=topics.settings_bounds(self.settings)
+            self.settings.kafka_bootstrap_servers,
+            specs,
+            bounds=topics.settings_bounds(self.settings),
+            replication=topics.settings_replication(self.settings),
         )
         if created:
             log.info("created topics %s", ", ".join(created))

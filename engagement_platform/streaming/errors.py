@@ -44,7 +44,10 @@ class DeadLetters:
         if self.producer is None:
             spec = topics.TopicSpec(self.topic, self.settings.topic_partitions)
             bounds = topics.settings_bounds(self.settings)
-            topics.ensure_topics(self.settings.kafka_bootstrap_servers, [spec], bounds=bounds)
+            replication = topics.settings_replication(self.settings)
+            topics.ensure_topics(
+                self.settings.kafka_bootstrap_servers, [spec], bounds=bounds, replication=replication
+            )
             self.producer = Producer(kafka_io.producer_config(self.settings))
         value, headers = dlq.dlq_record_of(msg, reason)
         kafka_io.produce(self.producer, self.topic, value, msg.key(), headers=headers)

@@ -117,7 +117,12 @@ class ConsumerRuntime:
         s = self.settings
         if self.create_topic:
             spec = topics.TopicSpec(self.topic, s.topic_partitions)
-            topics.ensure_topics(s.kafka_bootstrap_servers, [spec], bounds=topics.settings_bounds(s))
+            topics.ensure_topics(
+                s.kafka_bootstrap_servers,
+                [spec],
+                bounds=topics.settings_bounds(s),
+                replication=topics.settings_replication(s),
+            )
         overrides = {"fetch.wait.max.ms": self.options.fetch_wait_ms, **self.stage.client_config()}
         consumer = Consumer(kafka_io.consumer_config(s, self.options.group, **overrides))
         consumer.subscribe(

@@ -2,7 +2,8 @@
 
 The local broker never auto-creates topics (a broker default would pick partitions and
 retention for us), so the code that owns a topic creates it before anything writes to it,
-with bounded retention by time and size.
+with bounded retention by time and size, and with the cluster's replication: the factor and
+``min.insync.replicas`` from the settings, so an ``acks=all`` write survives a broker's loss.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ class TopicSpec:
         return "compact" in self.config.get("cleanup.policy", "")
 
 
+@dataclass(frozen=True)
+class Replication:
+    """How many brokers hold each partition, and how many must have a write before ``acks=all``
+    succeeds (``KAFKA_REPLICATION_FACTOR``, ``KAFKA_MIN_INSYNC_REPLICAS``)."""
+
+    factor: int = 1
+    min_insync: int = 1
+
+
+def settings_replication(settings: Settings) -> Replication:
+    return Replication(settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
+
+
 def retention_bounds(retention_ms: int, retention_bytes: int) -> dict[str, str]:
     """Time and size bounds of a topic (``retention.bytes`` is per partition)."""
     return {"retention.ms": str(retention_ms), "retention.bytes": str(retention_bytes)}
@@ -51,12 +65,18 @@ def flat_topic_specs(partitions: int) -> list[TopicSpec]:
 
 
 def ensure_topics(
-    bootstrap_servers: str, specs: Iterable[TopicSpec], *, bounds: Mapping[str, str], timeout: float = 30.0
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec],
+    *,
+    bounds: Mapping[str, str],
+    replication: Replication = Replication(),
+    timeout: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Idempotent.
 
     Every topic but a compacted changelog (which keeps the last record per key, whatever
-    its age) gets ``bounds`` unless its spec sets its own.
+    its age) gets ``bounds`` unless its spec sets its own; every topic gets ``replication`` (the
+    platform's code passes ``settings_replication``; one replica suits a one-broker test only).
     """
     admin = AdminClient(client_config(bootstrap_servers))
     existing = set(admin.list_topics(timeout=timeout).topics)
@@ -68,8 +88,11 @@ def ensure_topics(
             NewTopic(
                 s.name,
                 num_partitions=s.partitions,
-                replication_factor=1,
-                config=dict(s.config) if s.compacted else {**bounds, **s.config},
+                replication_factor=replication.factor,
+                config={
+                    "min.insync.replicas": str(replication.min_insync),
+                    **(dict(s.config) if s.compacted else {**bounds, **s.config}),
+                },
             )
             for s in missing
         ],

@@ -18,6 +18,8 @@ VALUES = {
     "KAFKA_TOPIC_PARTITIONS": "3",
     "KAFKA_RETENTION_MS": "86400000",
     "KAFKA_RETENTION_BYTES": "1048576",
+    "KAFKA_REPLICATION_FACTOR": "3",
+    "KAFKA_MIN_INSYNC_REPLICAS": "2",
 }
 
 
@@ -53,6 +55,14 @@ def test_routes_to_the_flat_topics_with_the_required_settings() -> None:
     assert c["message.key.columns"] == "public.engagement_events:content_id"
     assert c["value.converter.schemas.enable"] == "false"
     assert c["heartbeat.action.query"]
+
+
+def test_the_topics_debezium_creates_take_the_replication_from_the_values() -> None:
+    c = load(VALUES).config
+    assert c["topic.creation.default.replication.factor"] == "3"
+    assert c["topic.creation.default.min.insync.replicas"] == "2"
+    c = load({**VALUES, "KAFKA_REPLICATION_FACTOR": "1", "KAFKA_MIN_INSYNC_REPLICAS": "1"}).config
+    assert c["topic.creation.default.replication.factor"] == "1"
 
 
 def test_an_unknown_placeholder_is_an_error() -> None:

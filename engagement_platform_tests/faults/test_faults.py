@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Iterator
 
 import psutil
-import psycopg2
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
@@ -27,18 +26,16 @@ from engagement_platform.local_stack.process import is_alive
 from engagement_platform.monitoring.lag import SECONDS_GROUP
 from engagement_platform.streaming import topics
 from engagement_platform.warehouse.ddl import connect_settings
-from engagement_platform_tests import harness as harness_ids
 from engagement_platform_tests.harness import (
     TRAFFIC_RATE,
     Child,
     Platform,
+    caught_up_after,
     group_assignment,
     in_step,
-    newest_event_id,
     read_topic,
     running_platform,
     wait_for,
-    where_missing,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -52,28 +49,6 @@ KILL_AFTER = 3.0  # seconds into the traffic
 def platform() -> Iterator[Platform]:
     with running_platform("ep-test-faults-") as running:
         yield running
-
-
-def caught_up_after(platform: Platform, since: float, timeout: float = 180) -> float:
-    """Seconds from ``since`` until ClickHouse holds every event Postgres holds now."""
-    mark = newest_event_id(platform.settings)
-    pg = psycopg2.connect(platform.settings.postgres_dsn)
-    ch = connect_settings(platform.settings)
-    try:
-        wanted = {i for i in harness_ids.postgres_ids(pg) if i <= mark}
-
-        def there() -> bool:
-            return wanted <= harness_ids.clickhouse_ids(ch)
-
-        try:
-            wait_for(there, timeout, f"ClickHouse to catch up to event {mark}", step=0.5)
-        except AssertionError as exc:
-            trace = where_missing(platform.settings, wanted - harness_ids.clickhouse_ids(ch))
-            raise AssertionError(f"{exc}\n{trace}\n{platform.handle.tails()}") from None
-        return time.monotonic() - since
-    finally:
-        pg.close()
-        ch.close()
 
 
 @pytest.mark.parametrize(

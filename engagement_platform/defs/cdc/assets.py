@@ -17,6 +17,8 @@ def connector_values(postgres: PostgresResource, kafka: KafkaResource) -> dict[s
         "KAFKA_TOPIC_PARTITIONS": str(kafka.topic_partitions),
         "KAFKA_RETENTION_MS": str(kafka.retention_ms),
         "KAFKA_RETENTION_BYTES": str(kafka.retention_bytes),
+        "KAFKA_REPLICATION_FACTOR": str(kafka.replication.factor),
+        "KAFKA_MIN_INSYNC_REPLICAS": str(kafka.replication.min_insync),
         "POSTGRES_HOST": postgres.host,
         "POSTGRES_PORT": str(postgres.port),
         "POSTGRES_DB": postgres.dbname,

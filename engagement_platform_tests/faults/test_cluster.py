@@ -1,0 +1,193 @@
+"""The fault suite on a local Kafka cluster: three KRaft nodes (replication factor 3,
+min.insync.replicas 2) and two Connect workers, while events flow at ~1,000/s.
+
+- kill -9 of the broker that leads the most partitions; `up` restarts it;
+- a rolling restart of the three brokers, each back in every ISR before the next;
+- kill -9 of the Connect worker that runs the connector's task, the other one still running.
+
+Afterwards ClickHouse FINAL holds exactly the Postgres ids and Redis's per-minute counts equal
+ClickHouse's; while it happens, no sink goes 10 s without a new event. Each test prints the
+longest stall and the catch-up time it measured. One cluster and one `up` serve the module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from engagement_platform.cdc.connector import connector_name
+from engagement_platform.local_stack.cdc import worker_name
+from engagement_platform.local_stack.kafka import node_name
+from engagement_platform.local_stack.process import is_alive
+from engagement_platform_tests.harness import (
+    TRAFFIC_RATE,
+    Arrivals,
+    Platform,
+    caught_up_after,
+    cluster_env,
+    in_step,
+    partition_leaders,
+    running_platform,
+    under_replicated,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+MAX_STALL_S = 10.0  # the longest a sink may go without a new event while a broker is lost
+SECONDS = 10  # of simulated traffic around a single fault
+KILL_AFTER = 3.0  # seconds into the traffic
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    with running_platform("ep-test-cluster-", cluster_env(brokers=3, workers=2)) as running:
+        s = running.settings
+        assert (s.kafka_replication_factor, s.kafka_min_insync_replicas) == (3, 2)
+        yield running
+
+
+def wait_in_sync(platform: Platform, what: str, timeout: float = 120) -> float:
+    """Wait until every partition's ISR holds all its replicas; the seconds it took."""
+    began = time.monotonic()
+    lagging: list[list[str]] = []
+
+    def in_sync() -> bool:
+        lagging.append(under_replicated(platform.settings.kafka_bootstrap_servers))
+        return not lagging[-1]
+
+    wait_for(
+        in_sync,
+        timeout,
+        what,
+        step=0.5,
+        describe=lambda: f"out of sync: {lagging[-1][:20] if lagging else '?'}",
+    )
+    return time.monotonic() - began
+
+
+def test_kill_9_of_the_busiest_broker_loses_nothing_and_stalls_under_10_s(platform: Platform) -> None:
+    s = platform.settings
+    wait_in_sync(platform, "a cluster in sync before the fault")
+    led = partition_leaders(s.kafka_bootstrap_servers)
+    node = max(led, key=led.__getitem__)
+    name = node_name(node)
+    sup = platform.supervisor_of(name)
+    before = sup.running(name)
+    assert before is not None, f"{name} is not running"
+    with Arrivals(s) as arrivals:
+        traffic = platform.traffic(SECONDS)
+        time.sleep(KILL_AFTER)  # the fault is injected while events flow
+        os.kill(before.pid, signal.SIGKILL)
+        wait_for(lambda: not is_alive(before), 30, f"{name} to die")
+        killed_at = time.monotonic()
+        svc = next(x for x in sup.services if x.name == name)
+        # the two brokers left carry the stream on their own, whether or not it is back yet
+        assert traffic.popen.wait(timeout=SECONDS + 60) == 0, traffic.output()[-2000:]
+        catch_up = caught_up_after(platform, killed_at)
+
+    def back() -> bool:
+        record = sup.running(name)
+        return record is not None and record.pid != before.pid and svc.healthy()
+
+    wait_for(back, 180, f"{name} to be restarted by up", step=0.5, describe=platform.up.output)
+    back_at = time.monotonic()
+    rejoined = wait_in_sync(platform, f"{name} to rejoin every in-sync replica set")
+    print(
+        f"injected: kill -9 of {name} (node {node}, leader of {led[node]} of {sum(led.values())} "
+        f"partitions) at {TRAFFIC_RATE:,} events/s; back after {back_at - killed_at:.1f} s, in every "
+        f"ISR {rejoined:.1f} s later; caught up {catch_up:.1f} s after the kill; longest stall: "
+        f"{arrivals.line()}"
+    )
+    in_step(platform)
+    for sink in arrivals.rises:
+        assert arrivals.longest_gap(sink) < MAX_STALL_S, arrivals.line()
+
+
+def test_a_rolling_restart_of_every_broker_loses_nothing_and_stalls_under_10_s(platform: Platform) -> None:
+    s = platform.settings
+    names = [node_name(n + 1) for n in range(s.kafka_brokers)]
+    wait_in_sync(platform, "a cluster in sync before the restarts")
+    took: dict[str, float] = {}
+    with Arrivals(s) as arrivals:
+        traffic = platform.traffic(600)  # stopped when the last broker is back in sync
+        time.sleep(KILL_AFTER)
+        began = time.monotonic()
+        for name in names:
+            started = time.monotonic()
+            platform.handle.cli("stack", "restart", name)  # a clean stop: leadership moves first
+            wait_in_sync(platform, f"{name} back in every in-sync replica set")
+            took[name] = time.monotonic() - started
+        rolled = time.monotonic() - began
+        time.sleep(KILL_AFTER)  # traffic after the last restart too
+        assert traffic.stop(timeout=60) == 0, traffic.output()[-2000:]
+        catch_up = caught_up_after(platform, began + rolled)
+    restarts = ", ".join(f"{n} {t:.1f} s" for n, t in took.items())
+    print(
+        f"injected: a rolling restart ({restarts}; {rolled:.0f} s in all) at {TRAFFIC_RATE:,} "
+        f"events/s; caught up {catch_up:.1f} s after the last one; longest stall: {arrivals.line()}"
+    )
+    in_step(platform)
+    for sink in arrivals.rises:
+        assert arrivals.longest_gap(sink) < MAX_STALL_S, arrivals.line()
+
+
+def connector_status(platform: Platform, port: int) -> dict:
+    """The connector's status as the worker on ``port`` reports it (Connect's REST API)."""
+    url = f"http://127.0.0.1:{port}/connectors/{connector_name()}/status"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        return json.loads(response.read())
+
+
+def test_kill_9_of_the_connect_worker_running_the_task_moves_it_to_the_other(platform: Platform) -> None:
+    s = platform.settings
+    ports = s.connect_ports
+    assert len(ports) == 2
+    status = wait_for(
+        lambda: (
+            (st := connector_status(platform, ports[0]))["tasks"]
+            and st["tasks"][0]["state"] == "RUNNING"
+            and st
+        ),
+        60,
+        "the connector's task to run",
+    )
+    worker_port = int(status["tasks"][0]["worker_id"].rpartition(":")[2])
+    victim = worker_name(ports.index(worker_port) + 1)
+    survivor_port = next(p for p in ports if p != worker_port)
+    sup = platform.supervisor_of(victim)
+    record = sup.running(victim)
+    assert record is not None, f"{victim} is not running"
+    with Arrivals(s) as arrivals:
+        traffic = platform.traffic(SECONDS)
+        time.sleep(KILL_AFTER)
+        # the worker's machine is gone for good: without its pid file `up` takes it as stopped
+        # on purpose and does not restart it, so the task can only go to the other worker
+        sup.pid_file(victim).unlink()
+        os.kill(record.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        try:
+            wait_for(lambda: not is_alive(record), 30, f"{victim} to die")
+
+            def moved() -> bool:
+                task = connector_status(platform, survivor_port)["tasks"][0]
+                return task["state"] == "RUNNING" and task["worker_id"].endswith(f":{survivor_port}")
+
+            wait_for(moved, 120, "the task to run on the other worker", step=0.2)
+            moved_after = time.monotonic() - killed_at
+            assert traffic.popen.wait(timeout=SECONDS + 60) == 0, traffic.output()[-2000:]
+            catch_up = caught_up_after(platform, killed_at)
+        finally:
+            platform.handle.cli("stack", "up", victim)  # the module's cluster stays whole
+    print(
+        f"injected: kill -9 of {victim} (running the task) at {TRAFFIC_RATE:,} events/s; the task ran "
+        f"on the other worker {moved_after:.1f} s later; caught up {catch_up:.1f} s after the kill; "
+        f"longest stall: {arrivals.line()}"
+    )
+    in_step(platform)
