@@ -25,6 +25,7 @@ EVENTS = "title_engagement_minute"
 COMPLETION = "title_completion_hour"
 USERS = "title_users_daily"
 NAMES = "title_names"
+TABLES = (EVENTS, COMPLETION, USERS, NAMES)
 
 
 def _range(column: str) -> str:
