@@ -5,6 +5,7 @@ only become charts and tables."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -13,7 +14,7 @@ import pandas as pd
 import streamlit as st
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.dashboard import services
+from engagement_platform.dashboard import period, services
 from engagement_platform.dashboard.view import View
 from engagement_platform.settings import Settings
 from engagement_platform.warehouse import queries
@@ -31,6 +32,10 @@ class Analytics:
     completion: pd.DataFrame
     devices: pd.DataFrame
     top: pd.DataFrame
+    users: int
+    # the same range's length just before (``Filters.previous``): the headline's comparison
+    previous_devices: pd.DataFrame
+    previous_users: int
 
 
 def fetch(client: Client, view: View) -> Analytics:
@@ -40,6 +45,9 @@ def fetch(client: Client, view: View) -> Analytics:
         completion=queries.completion_distribution(client, f),
         devices=queries.device_split(client, f),
         top=queries.top_content(client, f, view.top_n),
+        users=queries.unique_users(client, f),
+        previous_devices=queries.device_split(client, f.previous()),
+        previous_users=queries.unique_users(client, f.previous()),
     )
 
 
@@ -106,12 +114,28 @@ def devices_chart(frame: pd.DataFrame) -> alt.Chart:
     )
 
 
-def top_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The top content as shown: rank, title, type and figures (ids stay out of the table)."""
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown as itself in a Markdown cell (st.table renders Markdown)."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def title_link(title: str | None, content_id: str, view: View) -> str:
+    """The title as a Markdown link to its page (``?content=<id>`` and the rest of the view)."""
+    return f"[{escape_markdown(title or '(title unknown)')}]({view.link(content=content_id)})"
+
+
+def top_table(frame: pd.DataFrame, view: View) -> pd.DataFrame:
+    """The top content as shown: rank, title (a link to its page), type and figures (ids only in
+    the links)."""
     out = pd.DataFrame(
         {
             "rank": range(1, len(frame) + 1),
-            "title": frame["title"].fillna("(title unknown)"),
+            "title": [
+                title_link(t, c, view) for t, c in zip(frame["title"], frame["content_id"], strict=True)
+            ],
             "type": frame["content_type"].fillna(""),
             "events": [f"{int(n):,}" for n in frame["events"]],
             "hours engaged": [f"{h:,.1f}" for h in frame["hours_engaged"]],
@@ -121,17 +145,36 @@ def top_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out.set_index("rank")
 
 
-def headline(data: Analytics) -> dict[str, str]:
-    """Totals of the range, from the device split (every event has one row there)."""
-    events = int(data.devices["events"].sum()) if not data.devices.empty else 0
-    hours = float(data.devices["hours_engaged"].sum()) if not data.devices.empty else 0.0
-    return {"Events": f"{events:,}", "Hours engaged": f"{hours:,.1f}"}
+@dataclass(frozen=True)
+class Figure:
+    """One headline figure: its value for the range, and against the range before."""
+
+    value: str
+    delta: period.Delta
+
+
+def _totals(devices: pd.DataFrame) -> tuple[int, float]:
+    """Events and hours of a range, from its device split (every event has one row there)."""
+    if devices.empty:
+        return 0, 0.0
+    return int(devices["events"].sum()), float(devices["hours_engaged"].sum())
+
+
+def headline(data: Analytics) -> dict[str, Figure]:
+    """The range's totals, each with its change against the previous range."""
+    (events, hours), (events_before, hours_before) = _totals(data.devices), _totals(data.previous_devices)
+    return {
+        "Events": Figure(f"{events:,}", period.delta(events, events_before, f"{events_before:,}")),
+        "Unique users": Figure(
+            f"{data.users:,}", period.delta(data.users, data.previous_users, f"{data.previous_users:,}")
+        ),
+        "Hours engaged": Figure(f"{hours:,.1f}", period.delta(hours, hours_before, f"{hours_before:,.1f}")),
+    }
 
 
 def describe(view: View) -> str:
     f = view.filters
-    span = f"{f.start:%d %b %Y}" if f.days == 1 else f"{f.start:%d %b} – {f.end:%d %b %Y}"
-    parts = [span + " (UTC)", f.content_type or "all content types", f.device or "all devices"]
+    parts = [period.span(f) + " (UTC)", f.content_type or "all content types", f.device or "all devices"]
     return " · ".join(parts)
 
 
@@ -144,8 +187,11 @@ def section(settings: Settings, view: View) -> None:
         services.warehouse(settings) as client,
     ):
         data = fetch(client, view)
-        for column, (label, value) in zip(st.columns(4), headline(data).items(), strict=False):
-            column.metric(label, value)
+        st.caption(
+            f"Changes are against {period.span(view.filters.previous())}, the same number of days before."
+        )
+        for column, (label, figure) in zip(st.columns(4), headline(data).items(), strict=False):
+            column.metric(label, figure.value, figure.delta.text, delta_color=figure.delta.color)
         if data.events.empty:  # the device split ignores the device filter: it may still have rows
             st.info("No events in this range and filter.")
             return
@@ -155,4 +201,4 @@ def section(settings: Settings, view: View) -> None:
         left, right = st.columns([1, 2])
         left.altair_chart(devices_chart(data.devices), width="stretch")
         right.markdown(f"**Top content, {describe(view)}**")
-        right.table(top_table(data.top))
+        right.table(top_table(data.top, view))

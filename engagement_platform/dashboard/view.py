@@ -7,10 +7,12 @@ link still opens a page, never an error.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TypeVar
+from urllib.parse import urlencode
 
 from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, METRIC_EVENTS
 from engagement_platform.warehouse.queries import DEFAULT_DAYS, Filters
@@ -22,6 +24,7 @@ DEFAULT_WINDOW = 10
 METRIC_LABELS = {METRIC_EVENTS: "events", METRIC_ENGAGEMENT_SECONDS: "engagement seconds"}
 TOP_N = (5, 10, 15, 20, 25)
 DEFAULT_TOP_N = 10
+CONTENT_MAX = 64  # a UUID is 36 characters; a longer value is malformed anyway
 
 
 def _today() -> date:
@@ -34,6 +37,9 @@ class View:
     metric: str = METRIC_EVENTS
     top_n: int = DEFAULT_TOP_N
     filters: Filters = field(default_factory=lambda: Filters.last_days(DEFAULT_DAYS))
+    # the title whose page is shown ('' for the dashboard), as the link gave it: a malformed id
+    # is kept so that its page can say so (``content_uuid``)
+    content: str = ""
 
     @classmethod
     def from_query(cls, params: Mapping[str, str], today: date | None = None) -> View:
@@ -53,6 +59,7 @@ class View:
                 _name(params.get("type")),
                 _name(params.get("device")),
             ),
+            content=(params.get("content") or "").strip()[:CONTENT_MAX],
         )
 
     def to_query(self) -> dict[str, str]:
@@ -69,7 +76,20 @@ class View:
             query["type"] = f.content_type
         if f.device:
             query["device"] = f.device
+        if self.content:
+            query["content"] = self.content
         return query
+
+    def content_uuid(self) -> uuid.UUID | None:
+        """The title's id, or None when the link's is not a UUID."""
+        try:
+            return uuid.UUID(self.content)
+        except ValueError:
+            return None
+
+    def link(self, **changes: object) -> str:
+        """A relative link to this view with ``changes`` (e.g. ``content=...``): ``?window=...``."""
+        return "?" + urlencode(replace(self, **changes).to_query())  # type: ignore[arg-type]
 
 
 def _choice(raw: str | None, options: tuple[T, ...], default: T) -> T:

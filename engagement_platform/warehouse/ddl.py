@@ -28,6 +28,8 @@ DAILY = "daily_content_engagement"
 # per day, rebuilt with DAILY: what the dashboard reads for the days already built
 BREAKDOWN = "daily_engagement_breakdown"
 BY_DEVICE = "daily_content_by_device"
+# fed by views (clickhouse_ddl/140): per day, content type and device, the set of user ids
+USERS_DAILY = "users_daily"
 
 
 class DdlError(ValueError):

@@ -8,6 +8,7 @@ it is exact and fast (docs/design/warehouse.md).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.warehouse.ddl import BREAKDOWN, BY_DEVICE, ENRICHED
+from engagement_platform.warehouse.ddl import BREAKDOWN, BY_DEVICE, ENRICHED, USERS_DAILY, scalar_int
 from engagement_platform.warehouse.rollup import PCT_BUCKET
 
 if TYPE_CHECKING:  # query_df imports pandas when a query runs: importing this module must not
@@ -44,6 +45,11 @@ class Filters:
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
+
+    def previous(self) -> Filters:
+        """The same filters over the range of the same length that ends the day before this one
+        starts: what the page compares each figure with."""
+        return replace(self, start=self.start - timedelta(days=self.days), end=self.start - timedelta(days=1))
 
     @property
     def bucket_seconds(self) -> int:
@@ -205,6 +211,19 @@ def top_content(client: Client, f: Filters, n: int = 10) -> pd.DataFrame:
     )
 
 
+UNIQUE_USERS = f"""
+SELECT uniqExactMerge(users) FROM {USERS_DAILY}
+WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND {FILTER}
+"""
+
+
+def unique_users(client: Client, f: Filters) -> int:
+    """Distinct user ids of the range's events (of the type and device filtered), exact: the union
+    of the per-day sets of ``users_daily`` (clickhouse_ddl/140), never raw rows. Events without a
+    user id count no one."""
+    return scalar_int(client, UNIQUE_USERS, f.parameters())
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """The content types and devices the data holds over a range: what the dashboard's filters
@@ -236,7 +255,8 @@ def vocabulary(client: Client, start: date, end: date) -> Vocabulary:
 
 
 # what `bench warehouse` times: every query the page runs, at the page's default filters
-# (the last 7 days) and for a single day (the events chart in minutes)
+# (the last 7 days) and for a single day (the events chart in minutes); the headline figures
+# run for the previous range too (the comparison)
 def _page(f: Filters) -> dict[str, Callable[[Client], Any]]:
     return {
         "events by type": lambda c: events_by_type(c, f),
@@ -244,12 +264,24 @@ def _page(f: Filters) -> dict[str, Callable[[Client], Any]]:
         "device split": lambda c: device_split(c, f),
         "top content": lambda c: top_content(c, f),
         "filter options": lambda c: vocabulary(c, f.start, f.end),
+        "unique users": lambda c: unique_users(c, f),
+        "device split, previous period": lambda c: device_split(c, f.previous()),
+        "unique users, previous period": lambda c: unique_users(c, f.previous()),
     }
 
 
-def page_queries(today: date | None = None) -> dict[str, Callable[[Client], Any]]:
+def page_queries(
+    today: date | None = None, content_id: uuid.UUID | None = None
+) -> dict[str, Callable[[Client], Any]]:
+    """The analytics' queries by name, then, given a ``content_id``, its title page's (named
+    "title: ...")."""
+    from engagement_platform.warehouse import title  # it imports this module
+
     week, day = Filters.last_days(DEFAULT_DAYS, today), Filters.last_days(1, today)
-    return {
-        **{f"{name}, last {DEFAULT_DAYS} days": q for name, q in _page(week).items()},
-        **{f"{name}, today": q for name, q in _page(day).items()},
-    }
+    queries: dict[str, Callable[[Client], Any]] = {}
+    for span, f in ((f"last {DEFAULT_DAYS} days", week), ("today", day)):
+        queries |= {f"{name}, {span}": q for name, q in _page(f).items()}
+    if content_id is not None:
+        for span, f in ((f"last {DEFAULT_DAYS} days", week), ("today", day)):
+            queries |= {f"{name}, {span}": q for name, q in title.page_queries(content_id, f).items()}
+    return queries

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from datetime import timedelta
+from urllib.parse import parse_qsl
+
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from engagement_platform import settings as settings_module
-from engagement_platform.dashboard import analytics, leaderboard
+from engagement_platform.dashboard import analytics, leaderboard, title
 from engagement_platform.serving.top_content import top_content
 from engagement_platform.settings import PROJECT_ROOT
 from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, metric_key_prefix
+from engagement_platform.warehouse import ddl
 from engagement_platform_tests.dashboard.seed import CONTENT, DEVICES, EVENT_TYPES, Seeded
 from engagement_platform_tests.harness import charts, free_ports
 
@@ -48,6 +54,13 @@ def warnings(at: AppTest) -> str:
     return "\n".join(w.value for w in at.warning)
 
 
+def links(column: pd.Series) -> list[tuple[str, dict[str, str]]]:
+    """A table column of Markdown links as (text, the link's query parameters)."""
+    found = [re.fullmatch(r"\[(.*)\]\(\?(.*)\)", cell) for cell in column]
+    assert all(found), list(column)
+    return [(m[1], dict(parse_qsl(m[2]))) for m in found if m]
+
+
 def test_the_page_shows_the_leaderboard_analytics_and_health(app_env: Seeded) -> None:
     at = run()
     settings = settings_module.load()
@@ -70,7 +83,10 @@ def test_the_page_shows_the_leaderboard_analytics_and_health(app_env: Seeded) ->
     assert set(chart(at, analytics.DEVICES_TITLE)["device"]) == set(DEVICES)
     top = tables(at)[0]
     # two days of the same events: one built into the rollups, today's from FINAL
-    assert list(top["title"]) == [t for t, _type, _n in CONTENT]
+    titled = links(top["title"])  # each title links to its page, with the rest of the view
+    assert [t for t, _q in titled] == [t for t, _type, _n in CONTENT]
+    assert [q["content"] for _t, q in titled] == [app_env.ids[t] for t, _type, _n in CONTENT]
+    assert all(q["from"] == url(at)["from"] and q["window"] == url(at)["window"] for _t, q in titled)
     assert list(top["events"]) == [f"{2 * n}" for _t, _type, n in CONTENT]
 
     health = "\n".join(m.value for m in at.markdown)
@@ -86,11 +102,11 @@ def test_the_view_is_in_the_url_and_a_filter_changes_the_results(app_env: Seeded
     at.selectbox(key="content_type").select("video").run()
     assert not at.exception
     assert url(at)["type"] == "video"
-    assert list(tables(at)[0]["title"]) == ["Gamma Video", "Delta Video"]
+    assert [t for t, _q in links(tables(at)[0]["title"])] == ["Gamma Video", "Delta Video"]
     assert set(chart(at, analytics.COMPLETION_TITLE)["content_type"]) == {"video"}
 
     shared = run(url(at) | {"window": "60", "metric": METRIC_ENGAGEMENT_SECONDS})
-    assert list(tables(shared)[0]["title"]) == ["Gamma Video", "Delta Video"]
+    assert [t for t, _q in links(tables(shared)[0]["title"])] == ["Gamma Video", "Delta Video"]
     assert any("last 60 minutes, by engagement seconds" in h.value for h in shared.subheader)
     settings = settings_module.load()
     prefix = metric_key_prefix(METRIC_ENGAGEMENT_SECONDS, app_env.key_prefix)
@@ -108,6 +124,50 @@ def test_the_legend_and_the_filters_offer_what_the_data_holds(app_env: Seeded) -
     assert linked.selectbox(key="device").options == ["all", *sorted(DEVICES), "car"]
     assert url(linked)["device"] == "car"
     assert "No events in this range and filter." in [i.value for i in linked.info]
+
+
+def test_the_headline_compares_each_figure_with_the_range_before(app_env: Seeded) -> None:
+    """Seeded: the same events now and two days ago. The two days ending yesterday hold the old
+    ones against nothing before (no %); three days around today hold today's against the three
+    before, which hold the old ones: equal."""
+    today = app_env.now.date()
+    before = run({"from": str(today - timedelta(days=2)), "to": str(today - timedelta(days=1))})
+    metrics = {m.label: m for m in before.metric}
+    total = sum(n for _t, _type, n in CONTENT)
+    assert metrics["Events"].value == f"{total:,}" and metrics["Events"].delta == "was 0"
+    assert metrics["Unique users"].value == "7" and metrics["Unique users"].delta == "was 0"
+    after = run({"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=1))})
+    metrics = {m.label: m for m in after.metric}
+    assert metrics["Events"].value == f"{total:,}" and metrics["Events"].delta == f"+0.0 % vs {total:,}"
+    assert metrics["Unique users"].delta == "+0.0 % vs 7"
+
+
+def test_a_title_s_page_shows_its_figures_and_says_when_an_id_is_wrong(app_env: Seeded) -> None:
+    content_id = app_env.ids["Alpha Podcast"]
+    at = run({"content": content_id})
+    assert [t.value for t in at.title] == ["Alpha Podcast"]
+    client = ddl.connect_settings(settings_module.load())
+    try:
+        [(events, users, played, both)] = client.query(
+            "SELECT count(), uniqExact(user_id), uniqExactIf(user_id, event_type = 'play'), "
+            "length(arrayIntersect(groupUniqArrayIf(user_id, event_type = 'play'), "
+            "groupUniqArrayIf(user_id, event_type = 'finish'))) "
+            "FROM engagement_enriched FINAL WHERE content_id = {c:UUID}",
+            parameters={"c": content_id},
+        ).result_rows
+    finally:
+        client.close()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Events"] == f"{events:,}" == "24"
+    assert (metrics["Unique users"], metrics["Users who played"]) == (f"{users}", f"{played}")
+    assert metrics["Played and also finished"] == f"{both}"
+    assert metrics["Events in the last hour"] == "12"  # the live half: Redis's minute buckets
+    assert set(chart(at, analytics.EVENTS_TITLE)["event_type"]) == set(EVENT_TYPES)
+    assert int(chart(at, title.DEVICES_TITLE)["events"].sum()) == events
+    assert not warnings(at), warnings(at)
+
+    assert "is not a content id" in warnings(run({"content": "not-a-uuid"}))
+    assert "has any event in the warehouse" in warnings(run({"content": str(uuid.uuid4())}))
 
 
 def test_a_malformed_link_opens_the_default_view(app_env: Seeded) -> None:

@@ -4,7 +4,8 @@
 By default the page runs as a child process against the session stack's seeded data. With
 ``EP_DASHBOARD_URL`` set it drives that running dashboard instead (e.g. `make up`'s, with the
 simulator's live data; the environment must then reach the same Redis), and ``EP_SCREENSHOT``
-names where the screenshot goes (the README's is ``docs/dashboard.png``).
+names where the screenshot goes (the README's is ``docs/dashboard.png``), ``EP_TITLE_SCREENSHOT``
+the title page's (``docs/title_page.png``).
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from engagement_platform import settings as settings_module
+from engagement_platform.dashboard.period import delta
+from engagement_platform.dashboard.view import View
 from engagement_platform.local_stack.apps import DashboardService
 from engagement_platform.serving.top_content import top_content
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.leaderboard import metric_key_prefix
+from engagement_platform.warehouse import ddl, queries
 from engagement_platform_tests.harness import free_ports, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,6 +97,92 @@ def test_a_browser_renders_the_page_and_changes_the_window(
             assert "Traceback" not in body and "Analytics" in body
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+
+
+METRIC = '[data-testid="stMetric"]'
+
+
+def metrics(page: Page) -> dict[str, tuple[str, str]]:
+    """Each st.metric on the page: label -> (value, delta text, '' when none)."""
+    shown = {}
+    for metric in page.locator(METRIC).all():
+        delta = metric.locator('[data-testid="stMetricDelta"]')
+        shown[metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()] = (
+            metric.locator('[data-testid="stMetricValue"]').inner_text().strip(),
+            delta.inner_text().strip() if delta.count() else "",
+        )
+    return shown
+
+
+TITLE_FIGURES = """
+SELECT count(), uniqExact(user_id), uniqExactIf(user_id, event_type = 'play'),
+       length(arrayIntersect(groupUniqArrayIf(user_id, event_type = 'play'),
+                             groupUniqArrayIf(user_id, event_type = 'finish')))
+FROM engagement_enriched FINAL
+WHERE content_id = {c:UUID} AND toDate(event_ts) BETWEEN {start:Date} AND {end:Date}
+"""
+USERS = """
+SELECT uniqExact(user_id) FROM engagement_enriched FINAL
+WHERE toDate(event_ts) BETWEEN {start:Date} AND {end:Date}
+"""
+
+
+def test_a_title_s_page_opens_from_the_top_table_and_matches_the_warehouse(
+    dashboard: tuple[str, Settings], tmp_path: Path
+) -> None:
+    """The analytics' unique users and comparison, then the top title's page by its link: each
+    figure against the same figure read from engagement_enriched FINAL, and its comparison."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (make test does it when root)")
+    url, settings = dashboard
+    shot = Path(os.environ.get("EP_TITLE_SCREENSHOT") or tmp_path / "title_page.png")
+    f = View.from_query({}).filters
+    client = ddl.connect_settings(settings)
+    try:
+        users_now = ddl.scalar_int(client, USERS, {"start": f.start, "end": f.end})
+        users_before = ddl.scalar_int(client, USERS, {"start": f.previous().start, "end": f.previous().end})
+        top = queries.top_content(client, f, 1)
+        [content_id, title] = top.loc[0, ["content_id", "title"]]
+        [now] = client.query(TITLE_FIGURES, parameters={"c": content_id, **f.parameters()}).result_rows
+        [before] = client.query(
+            TITLE_FIGURES, parameters={"c": content_id, **f.previous().parameters()}
+        ).result_rows
+    finally:
+        client.close()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1800})
+            page.goto(f"{url}/", wait_until="networkidle")
+            link = page.get_by_role("link", name=title, exact=True).first
+            page.get_by_text("Top content, ").wait_for(timeout=90_000)
+            link.wait_for(timeout=60_000)
+            page.locator(METRIC, has_text="Unique users").wait_for(timeout=60_000)
+            headline = metrics(page)
+            expected = delta(users_now, users_before, f"{users_before:,}").text
+            assert headline["Unique users"] == (f"{users_now:,}", expected), headline
+            assert headline["Events"][1], "the events figure has no comparison"
+
+            href = link.get_attribute("href") or ""
+            assert f"content={content_id}" in href, href
+            page.goto(urljoin(page.url, href), wait_until="networkidle")
+            page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+            page.get_by_text("Last hour, live").wait_for(timeout=60_000)
+            page.locator(".vega-embed").nth(3).wait_for(timeout=60_000)  # events, completion, devices, live
+            page.locator(METRIC, has_text="Played and also finished").wait_for(timeout=60_000)
+            shown = metrics(page)
+            labels = ("Events", "Unique users", "Users who played", "Played and also finished")
+            for label, value, previous in zip(labels, now, before, strict=True):
+                assert shown[label] == (f"{value:,}", delta(value, previous, f"{previous:,}").text), label
+            assert "Traceback" not in page.inner_text("body")
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+
+            page.goto(f"{url}/?content=not-a-uuid", wait_until="networkidle")
+            page.get_by_text("is not a content id").wait_for(timeout=60_000)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import date
+from urllib.parse import parse_qsl
 
 from engagement_platform.dashboard import health
 from engagement_platform.dashboard.view import View
@@ -14,6 +17,24 @@ TODAY = date(2026, 3, 10)
 def test_a_view_round_trips_through_its_query_parameters() -> None:
     view = View(60, "engagement_seconds", 5, Filters(date(2026, 3, 1), date(2026, 3, 4), "video", "ios"))
     assert View.from_query(view.to_query(), TODAY) == view
+
+
+def test_a_title_s_view_round_trips_and_its_link_keeps_the_rest_of_the_view() -> None:
+    content = "0b5e2c4a-8f6e-4d5b-9a3c-2f1e0d9c8b7a"
+    view = View(5, "events", 10, Filters(date(2026, 3, 1), date(2026, 3, 4)), content)
+    assert View.from_query(view.to_query(), TODAY) == view
+    assert view.content_uuid() == uuid.UUID(content)
+    dashboard = replace(view, content="")
+    assert "content" not in dashboard.to_query()
+    link = dashboard.link(content=content)
+    assert link.startswith("?") and View.from_query(dict(parse_qsl(link[1:])), TODAY) == view
+
+
+def test_a_malformed_title_id_is_kept_for_the_page_to_say_so() -> None:
+    for raw in ("not-a-uuid", "'; DROP TABLE x", "1234", "x" * 500):
+        view = View.from_query({"content": raw}, TODAY)
+        assert view.content == raw[:64] and view.content_uuid() is None
+    assert View.from_query({"content": "  "}, TODAY).content == ""
 
 
 def test_defaults_fill_what_a_link_leaves_out_or_gets_wrong() -> None:

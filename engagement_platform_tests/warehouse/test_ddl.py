@@ -81,3 +81,15 @@ def test_compose_queue_reads_the_enriched_topic_as_raw_blobs() -> None:
     ):
         assert setting in statement
     assert "ENGINE = Kafka" in statement
+
+
+def test_the_title_rollups_backfill_history_with_the_select_of_their_views() -> None:
+    """140 states each rollup's SELECT twice (its view, the history insert): a difference would
+    count history and live events differently."""
+    [path] = [m.path for m in files.clickhouse_migrations("local") if m.version == 140]
+    statements = [" ".join(ddl.strip_comments(s).split()) for s in ddl.split_statements(path.read_text())]
+    views = {
+        s.split(" TO ")[1].split()[0]: s[s.index(" AS SELECT") + 4 :] for s in statements if " VIEW " in s
+    }
+    inserts = {s.split()[2]: s[s.index("SELECT") :] for s in statements if s.startswith("INSERT INTO")}
+    assert len(views) == 5 and views == inserts
