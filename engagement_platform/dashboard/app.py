@@ -4,6 +4,10 @@ Run by `engagement-platform up`, or by hand:
     streamlit run engagement_platform/dashboard/app.py
 Endpoints come from the same environment variables as everything else. The view (window,
 metric, top N, date range, content type, device) lives in the URL, so a link shares it.
+
+The order is the page's speed: the title first (the page shows at once), then the sidebar, then
+the slow sections' work is started in the background (services.prefetch) before the fast
+leaderboard is drawn, so each section waits for its own queries only (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import streamlit as st
 
 from engagement_platform import settings as settings_module
-from engagement_platform.dashboard import analytics, controls, health, leaderboard
+from engagement_platform.dashboard import analytics, controls, health, leaderboard, services
 from engagement_platform.dashboard.view import View
 
 st.set_page_config(page_title="Engagement", page_icon="📈", layout="wide")
+st.title("Content engagement")
 settings = settings_module.load()
 
 view = controls.sidebar(
@@ -23,7 +28,8 @@ view = controls.sidebar(
 )
 st.query_params.from_dict(view.to_query())
 
-st.title("Content engagement")
+services.prefetch(analytics.load, settings, view)
+services.prefetch(health.measured, settings, view.window)
 leaderboard.section(settings, view)
 analytics.section(settings, view)
 health.section(settings, view)

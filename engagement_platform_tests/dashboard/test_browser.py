@@ -1,5 +1,7 @@
 """The dashboard in a real browser: Playwright driving Debian's Chromium loads the page served by
-`streamlit run`, waits for it to render, reads the top title, changes the window, screenshots it.
+`streamlit run`, waits for it to render, prints how long after navigation each section showed
+(speed is reported, not asserted: `bench dashboard` measures it), reads the top title, changes
+the window, screenshots it.
 
 By default the page runs as a child process against the session stack's seeded data. With
 ``EP_DASHBOARD_URL`` set it drives that running dashboard instead (e.g. `make up`'s, with the
@@ -15,20 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from engagement_platform import settings as settings_module
+from engagement_platform.bench.dashboard import CHROMIUM, chromium, line, navigate
 from engagement_platform.local_stack.apps import DashboardService
 from engagement_platform.serving.top_content import top_content
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.leaderboard import metric_key_prefix
 from engagement_platform_tests.harness import free_ports, wait_for
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 
 @pytest.fixture
@@ -70,28 +66,25 @@ def test_a_browser_renders_the_page_and_changes_the_window(
     [top] = top_content(10, 1, settings=settings, key_prefix=prefix) or [None]
     assert top is not None and top.title, "the leaderboard is empty: nothing to look for"
     shot = Path(os.environ.get("EP_SCREENSHOT") or tmp_path / "dashboard.png")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            # tall enough for the whole page: Streamlit scrolls inside its own container, so a
-            # full-page screenshot is only ever the viewport
-            page = browser.new_page(viewport={"width": 1440, "height": 2500})
-            page.goto(f"{url}/", wait_until="networkidle")
-            page.get_by_text("Top content in the last 10 minutes").wait_for(timeout=60_000)
-            page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
-            page.get_by_text("Pipeline health").wait_for(timeout=60_000)
-            assert "Traceback" not in page.inner_text("body")
+    with chromium() as browser:
+        # tall enough for the whole page: Streamlit scrolls inside its own container, so a
+        # full-page screenshot is only ever the viewport
+        page = browser.new_page(viewport={"width": 1440, "height": 2500})
+        times = navigate(page, f"{url}/")  # every section shows, or this fails
+        print(f"\nseconds after navigation until each section showed: {line(times)}")
+        page.get_by_text("Top content in the last 10 minutes").wait_for(timeout=60_000)
+        page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
+        page.get_by_text("Pipeline health").wait_for(timeout=60_000)
+        assert "Traceback" not in page.inner_text("body")
 
-            page.get_by_role("radio", name="60 min").click()  # the window's segmented control
-            page.get_by_text("Top content in the last 60 minutes").wait_for(timeout=60_000)
-            page.wait_for_url("**window=60**", timeout=30_000)
-            page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
-            # the charts are drawn (canvas or SVG) before the picture is taken
-            page.locator(".vega-embed").first.wait_for(timeout=60_000)
-            body = page.inner_text("body")
-            assert "Traceback" not in body and "Analytics" in body
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        page.get_by_role("radio", name="60 min").click()  # the window's segmented control
+        page.get_by_text("Top content in the last 60 minutes").wait_for(timeout=60_000)
+        page.wait_for_url("**window=60**", timeout=30_000)
+        page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
+        # the charts are drawn (canvas or SVG) before the picture is taken
+        page.locator(".vega-embed").first.wait_for(timeout=60_000)
+        body = page.inner_text("body")
+        assert "Traceback" not in body and "Analytics" in body
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
