@@ -18,7 +18,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,27 +37,33 @@ CHARTS = 4  # the leaderboard's and the analytics' three
 # section -> a JavaScript expression, true once the section shows its content (markers that need
 # no change to the page, so any version of it is measured alike)
 SECTIONS = {
-    "shell": "[...document.querySelectorAll('h1')].some(h => h.innerText.includes('Content engagement'))",
+    "shell": "[...document.querySelectorAll('h1')].some(h => h.textContent.includes('Content engagement'))",
     "leaderboard": "[...document.querySelectorAll('[data-testid=stExpander] summary')]"
-    ".some(s => s.innerText.includes('Content ids'))"
+    ".some(s => s.textContent.includes('Content ids'))"
     " || [...document.querySelectorAll('[data-testid=stAlert]')]"
-    ".some(a => a.innerText.includes('No engagement in the last'))",
+    ".some(a => a.textContent.includes('No engagement in the last'))",
     "analytics": "[...document.querySelectorAll('[data-testid=stMetricLabel]')]"
-    ".some(m => m.innerText.trim() === 'Events')",
+    ".some(m => m.textContent.trim() === 'Events')",
     "health": "[...document.querySelectorAll('[data-testid=stMarkdownContainer] td')]"
-    ".some(td => td.innerText.startsWith('consumer '))",
-    "charts": f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= {CHARTS}",
+    ".some(td => td.textContent.startsWith('consumer '))",
+    "charts": f"document.querySelectorAll('.vega-embed .marks').length >= {CHARTS}",
 }
-# records, in window.__epShown, when each marker first holds (ms since navigation start)
+# records, in window.__epShown, when each marker first holds (ms since navigation start): checked
+# once per frame after the DOM changed (textContent, which needs no layout: the measuring must not
+# slow the page it measures)
 OBSERVER = (
     "window.__epShown = {};\n"
     "const __epMarkers = {" + ", ".join(f"{name!r}: () => {expr}" for name, expr in SECTIONS.items()) + "};\n"
-    """const __epCheck = () => {
+    """let __epPending = false;
+const __epCheck = () => {
+  __epPending = false;
   for (const [name, test] of Object.entries(__epMarkers)) {
     if (!(name in window.__epShown) && test()) window.__epShown[name] = performance.now();
   }
 };
-new MutationObserver(__epCheck).observe(document, {childList: true, subtree: true, characterData: true});
+new MutationObserver(() => {
+  if (!__epPending) { __epPending = true; requestAnimationFrame(__epCheck); }
+}).observe(document, {childList: true, subtree: true, characterData: true});
 """
 )
 
@@ -81,12 +87,17 @@ def chromium() -> Iterator[Browser]:
 
 def navigate(page: Page, url: str, timeout_s: float = 60) -> dict[str, float]:
     """Open ``url`` in ``page`` and return, per section, the seconds from navigation start until
-    it showed; fails (Playwright's TimeoutError) when one does not show within ``timeout_s``."""
+    it showed; fails (AssertionError, naming them) when some do not show within ``timeout_s``."""
     page.add_init_script(OBSERVER)
     page.goto(url, wait_until="commit")
     every = " && ".join(f"({name!r} in (window.__epShown || {{}}))" for name in SECTIONS)
-    page.wait_for_function(f"() => {every}", timeout=timeout_s * 1000, polling=100)
-    shown: dict[str, float] = page.evaluate("window.__epShown")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with suppress(PlaywrightTimeout):  # said below, by name (the last ones may have shown since)
+        page.wait_for_function(f"() => {every}", timeout=timeout_s * 1000, polling=100)
+    shown: dict[str, float] = page.evaluate("window.__epShown || {}")
+    if missing := [name for name in SECTIONS if name not in shown]:
+        raise AssertionError(f"{url}: not shown within {timeout_s:.0f} s: {', '.join(missing)}")
     loaded = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
     return {"frontend": loaded / 1000} | {name: shown[name] / 1000 for name in SECTIONS}
 

@@ -1,6 +1,6 @@
 """Streamlit dashboard: the live leaderboard (Redis), analytics (ClickHouse) and pipeline health.
 
-Run by `engagement-platform up`, or by hand:
+Run by `engagement-platform up` (through dashboard/serve.py, which warms it), or by hand:
     streamlit run engagement_platform/dashboard/app.py
 Endpoints come from the same environment variables as everything else. The view (window,
 metric, top N, date range, content type, device) lives in the URL, so a link shares it.

@@ -70,7 +70,7 @@ def test_a_browser_renders_the_page_and_changes_the_window(
         # tall enough for the whole page: Streamlit scrolls inside its own container, so a
         # full-page screenshot is only ever the viewport
         page = browser.new_page(viewport={"width": 1440, "height": 2500})
-        times = navigate(page, f"{url}/")  # every section shows, or this fails
+        times = navigate(page, f"{url}/", timeout_s=120)  # every section shows, or this fails
         print(f"\nseconds after navigation until each section showed: {line(times)}")
         page.get_by_text("Top content in the last 10 minutes").wait_for(timeout=60_000)
         page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
