@@ -46,7 +46,8 @@ SECTIONS = {
     ".some(m => m.textContent.trim() === 'Events')",
     "health": "[...document.querySelectorAll('[data-testid=stMarkdownContainer] td')]"
     ".some(td => td.textContent.startsWith('consumer '))",
-    "charts": f"document.querySelectorAll('.vega-embed .marks').length >= {CHARTS}",
+    "charts": "[...document.querySelectorAll('.vega-embed')].filter(e => e.querySelector('.marks')).length"
+    f" >= {CHARTS}",
 }
 # records, in window.__epShown, when each marker first holds (ms since navigation start): checked
 # once per frame after the DOM changed (textContent, which needs no layout: the measuring must not
