@@ -265,6 +265,7 @@ NEEDS: dict[str, tuple[Service, ...]] = {
     "bench warehouse": ("kafka", "clickhouse"),
     "bench e2e": ("postgres", "kafka", "cdc", "redis", "clickhouse"),
     "bench soak": ("postgres", "kafka", "cdc", "redis", "clickhouse"),
+    "bench dashboard": (),  # only the dashboard, which says for itself when a service is down
 }
 BENCHMARKS = {
     "enrich": ("engagement_platform.bench.enrich", "enrichment: ours vs baseline vs the transport ceiling"),
@@ -272,6 +273,10 @@ BENCHMARKS = {
     "warehouse": ("engagement_platform.bench.warehouse", "warehouse: bridge ingest rate, dashboard queries"),
     "e2e": ("engagement_platform.bench.e2e", "the whole path, per event: commit to Kafka, Redis, ClickHouse"),
     "soak": ("engagement_platform.bench.soak", "memory over a long run: RSS per process, disk, Redis"),
+    "dashboard": (
+        "engagement_platform.bench.dashboard",
+        "the dashboard in Chromium: when each section shows",
+    ),
 }
 
 

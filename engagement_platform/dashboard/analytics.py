@@ -51,14 +51,27 @@ def fetch(client: Client, view: View) -> Analytics:
     )
 
 
+@st.cache_data(ttl=services.RESULTS_TTL_S, show_spinner=False)
+def load(settings: Settings, view: View) -> Analytics:
+    """``fetch`` as the page runs it: shared by sessions for a few seconds, and started in the
+    background by the page before the sections above this one (services.prefetch)."""
+    with services.warehouse(settings) as client:
+        return fetch(client, view)
+
+
 def vocabulary(settings: Settings, start: date, end: date) -> queries.Vocabulary:
     """What the filters offer for the dates; none while ClickHouse is down (the section below
     says so, and the sidebar still renders)."""
     try:
-        with services.warehouse(settings) as client:
-            return queries.vocabulary(client, start, end)
+        return _vocabulary(settings, start, end)
     except services.ERRORS["ClickHouse"]:
         return queries.Vocabulary()
+
+
+@st.cache_data(ttl=services.VOCABULARY_TTL_S, show_spinner=False)
+def _vocabulary(settings: Settings, start: date, end: date) -> queries.Vocabulary:
+    with services.warehouse(settings) as client:
+        return queries.vocabulary(client, start, end)
 
 
 def events_chart(frame: pd.DataFrame, bucket_seconds: int) -> alt.Chart:
@@ -182,11 +195,8 @@ def section(settings: Settings, view: View) -> None:
     st.header("Analytics")
     st.caption(f"{describe(view)} — deduplicated: daily rollups for built days, FINAL for the rest")
     endpoint = f"{settings.clickhouse_host}:{settings.clickhouse_port}"
-    with (
-        services.unavailable("ClickHouse", endpoint, "the analytics"),
-        services.warehouse(settings) as client,
-    ):
-        data = fetch(client, view)
+    with services.unavailable("ClickHouse", endpoint, "the analytics"):
+        data = load(settings, view)
         st.caption(
             f"Changes are against {period.span(view.filters.previous())}, the same number of days before."
         )

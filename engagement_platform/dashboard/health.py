@@ -139,33 +139,47 @@ def measure_all(
     clickhouse: Callable[[], AbstractContextManager[Client]],
     window_minutes: int,
 ) -> list[Row]:
-    """Every row, each service asked independently. ``clickhouse`` makes a client context."""
+    """Every row, each service asked independently and all at once (the slowest service sets
+    the panel's time, not the sum of them). ``clickhouse`` makes a client context."""
     now = datetime.now(UTC)
-    rows = consumer_rows(settings)
-    rows.append(
-        guarded(
-            "Redis",
-            "newest event in Redis",
-            LEADERBOARD_ASSET,
-            lambda: redis_row(redis_client, settings, now),
-        )
-    )
 
     def warehouse_rows() -> list[Row]:
-        with clickhouse() as client:
-            since = now - timedelta(minutes=window_minutes)
-            return [clickhouse_row(client, now), quality_row(client, settings, since)]
+        try:
+            with clickhouse() as client:
+                since = now - timedelta(minutes=window_minutes)
+                return [clickhouse_row(client, now), quality_row(client, settings, since)]
+        except services.ERRORS["ClickHouse"] as exc:
+            reason = f"ClickHouse did not answer: {services.describe(exc)}"
+            return [
+                Row("newest event in ClickHouse", None, reason, WAREHOUSE_ASSET, down="ClickHouse"),
+                Row("DLQ and parse errors", None, reason, TOPIC_ASSETS[topics.ENRICHED], down="ClickHouse"),
+            ]
 
-    try:
-        rows.extend(warehouse_rows())
-    except services.ERRORS["ClickHouse"] as exc:
-        reason = f"ClickHouse did not answer: {services.describe(exc)}"
-        rows.append(Row("newest event in ClickHouse", None, reason, WAREHOUSE_ASSET, down="ClickHouse"))
-        rows.append(
-            Row("DLQ and parse errors", None, reason, TOPIC_ASSETS[topics.ENRICHED], down="ClickHouse")
-        )
-    rows.append(connector_row(settings))
-    return rows
+    measured = services.concurrently(
+        {
+            "consumers": lambda: consumer_rows(settings),
+            "redis": lambda: [
+                guarded(
+                    "Redis",
+                    "newest event in Redis",
+                    LEADERBOARD_ASSET,
+                    lambda: redis_row(redis_client, settings, now),
+                )
+            ],
+            "warehouse": warehouse_rows,
+            "connector": lambda: [connector_row(settings)],
+        }
+    )
+    return [row for rows in measured.values() for row in rows]
+
+
+@st.cache_data(ttl=services.RESULTS_TTL_S, show_spinner=False)
+def measured(settings: Settings, window_minutes: int) -> list[Row]:
+    """The panel's rows as the page shows them: shared by sessions for a few seconds, and started
+    in the background by the page before the sections above this one (services.prefetch)."""
+    return measure_all(
+        settings, services.redis_client(settings), lambda: services.warehouse(settings), window_minutes
+    )
 
 
 def asset_url(settings: Settings, asset: tuple[str, ...]) -> str:
@@ -192,9 +206,7 @@ def markdown(rows: list[Row], settings: Settings) -> str:
 def section(settings: Settings, view: View) -> None:
     st.header("Pipeline health")
     st.caption(f"The measurements of the Dagster checks, every {REFRESH_S} s; window {view.window} min.")
-    rows = measure_all(
-        settings, services.redis_client(settings), lambda: services.warehouse(settings), view.window
-    )
+    rows = measured(settings, view.window)
     down = sorted({r.down for r in rows if r.down})
     if down:
         st.warning(f"**Not reachable: {', '.join(down)}** — their rows are not measured; the others are.")

@@ -1,10 +1,19 @@
 """The page's clients, and the one way a section says that the service it needs is down: a
-notice naming the service and its endpoint, then the rest of the page renders on."""
+notice naming the service and its endpoint, then the rest of the page renders on.
+
+Speed (docs/performance.md, "The dashboard"): the clients are made once per endpoint and shared
+by every session (a ClickHouse client costs a few round trips to make); a section's results are
+cached for a few seconds, so sessions opened together share one measurement; and the page starts
+its slow sections' work in the background before it draws the fast ones (``prefetch``), so a
+section waits for its own queries only, not for those of the sections above it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 import redis
 import streamlit as st
@@ -24,6 +33,11 @@ ERRORS: dict[str, tuple[type[BaseException], ...]] = {
     "Kafka Connect": (ConnectError, OSError),
 }
 TIMEOUT_S = 3  # a service that is down costs the page seconds, not the clients' defaults
+# how long sessions share a section's results: below the refresh of the live sections, so a
+# refresh still measures anew
+RESULTS_TTL_S = 5
+VOCABULARY_TTL_S = 60  # the content types and devices of a date range change rarely
+T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner=False)
@@ -37,15 +51,45 @@ def redis_client(settings: Settings) -> redis.Redis:
     return _redis(settings.redis_url_for("reader"))
 
 
+@st.cache_resource(show_spinner=False)
+def _clickhouse(settings: Settings) -> Client:
+    # no session id: without one a client is thread-safe (a urllib3 pool), so one per endpoint
+    # serves every session and the queries of a page run concurrently
+    return connect_settings(
+        settings,
+        role="reader",
+        connect_timeout=TIMEOUT_S,
+        send_receive_timeout=30,
+        autogenerate_session_id=False,
+    )
+
+
 @contextmanager
 def warehouse(settings: Settings) -> Iterator[Client]:
-    """A ClickHouse client for one run of a section (clients are not shared between sessions),
-    logged in as the read-only reader."""
-    client = connect_settings(settings, role="reader", connect_timeout=TIMEOUT_S, send_receive_timeout=30)
-    try:
-        yield client
-    finally:
-        client.close()
+    """The page's ClickHouse client, as the read-only reader: made once per endpoint (a client
+    that could not connect is not kept, so the next run tries again)."""
+    yield _clickhouse(settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="dashboard")
+
+
+def prefetch(function: Callable[..., object], *args: object) -> Future[object]:
+    """Start a cached function (``st.cache_data``) in the background: the section that later
+    calls it with the same arguments waits for this computation instead of starting its own
+    (Streamlit computes one value per key at a time). Errors stay in the future: the section's
+    own call raises them where it can say so."""
+    return _pool().submit(function, *args)
+
+
+def concurrently(calls: Mapping[str, Callable[[], T]]) -> dict[str, T]:
+    """Every call at once, each in a thread of its own; their results by name (the first error
+    raised, if any). For independent round trips: the slowest sets the time, not their sum."""
+    with ThreadPoolExecutor(max_workers=len(calls) or 1, thread_name_prefix="dashboard-call") as pool:
+        futures = {name: pool.submit(call) for name, call in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def describe(exc: BaseException) -> str:

@@ -66,7 +66,7 @@ class DagsterService(Service):
 
 
 class DashboardService(Service):
-    """The Streamlit dashboard."""
+    """The Streamlit dashboard, its modules and clients made at start (dashboard/serve.py)."""
 
     name = "dashboard"
     start_timeout = 60.0
@@ -77,7 +77,7 @@ class DashboardService(Service):
 
     def argv(self, data_dir: Path) -> list[str]:
         return [
-            sys.executable, "-m", "streamlit", "run",
+            sys.executable, "-m", "engagement_platform.dashboard.serve", "run",
             str(PROJECT_ROOT / "engagement_platform" / "dashboard" / "app.py"),
             "--server.address", "127.0.0.1",
             "--server.port", str(self.settings.dashboard_port),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+import streamlit as st
 
 from engagement_platform_tests.dashboard.seed import Seeded, seed, unseed
 from engagement_platform_tests.harness import StackHandle
@@ -26,7 +27,9 @@ def seeded(stack: StackHandle) -> Iterator[Seeded]:
 
 @pytest.fixture
 def app_env(stack: StackHandle, seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Seeded:
-    """The app reads its endpoints from the environment, like every process (AppTest runs it here)."""
+    """The app reads its endpoints from the environment, like every process (AppTest runs it here).
+    Its caches start empty: results an earlier test's page shared must not answer this one's."""
     for name, value in {**stack.overrides, **seeded.env()}.items():
         monkeypatch.setenv(name, value)
+    st.cache_data.clear()
     return seeded

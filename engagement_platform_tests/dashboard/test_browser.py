@@ -1,5 +1,7 @@
 """The dashboard in a real browser: Playwright driving Debian's Chromium loads the page served by
-`streamlit run`, waits for it to render, reads the top title, changes the window, screenshots it.
+`streamlit run`, waits for it to render, prints how long after navigation each section showed
+(speed is reported, not asserted: `bench dashboard` measures it), reads the top title, changes
+the window, screenshots it.
 
 By default the page runs as a child process against the session stack's seeded data. With
 ``EP_DASHBOARD_URL`` set it drives that running dashboard instead (e.g. `make up`'s, with the
@@ -17,9 +19,10 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from engagement_platform import settings as settings_module
+from engagement_platform.bench.dashboard import CHROMIUM, chromium, line, navigate
 from engagement_platform.dashboard.period import delta
 from engagement_platform.dashboard.view import View
 from engagement_platform.local_stack.apps import DashboardService
@@ -28,12 +31,6 @@ from engagement_platform.settings import Settings
 from engagement_platform.streaming.leaderboard import metric_key_prefix
 from engagement_platform.warehouse import ddl, queries
 from engagement_platform_tests.harness import free_ports, wait_for
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 
 @pytest.fixture
@@ -75,30 +72,27 @@ def test_a_browser_renders_the_page_and_changes_the_window(
     [top] = top_content(10, 1, settings=settings, key_prefix=prefix) or [None]
     assert top is not None and top.title, "the leaderboard is empty: nothing to look for"
     shot = Path(os.environ.get("EP_SCREENSHOT") or tmp_path / "dashboard.png")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            # tall enough for the whole page: Streamlit scrolls inside its own container, so a
-            # full-page screenshot is only ever the viewport
-            page = browser.new_page(viewport={"width": 1440, "height": 2500})
-            page.goto(f"{url}/", wait_until="networkidle")
-            page.get_by_text("Top content in the last 10 minutes").wait_for(timeout=60_000)
-            page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
-            page.get_by_text("Pipeline health").wait_for(timeout=60_000)
-            assert "Traceback" not in page.inner_text("body")
+    with chromium() as browser:
+        # tall enough for the whole page: Streamlit scrolls inside its own container, so a
+        # full-page screenshot is only ever the viewport
+        page = browser.new_page(viewport={"width": 1440, "height": 2500})
+        times = navigate(page, f"{url}/", timeout_s=120)  # every section shows, or this fails
+        print(f"\nseconds after navigation until each section showed: {line(times)}")
+        page.get_by_text("Top content in the last 10 minutes").wait_for(timeout=60_000)
+        page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
+        page.get_by_text("Pipeline health").wait_for(timeout=60_000)
+        assert "Traceback" not in page.inner_text("body")
 
-            page.get_by_role("radio", name="60 min").click()  # the window's segmented control
-            page.get_by_text("Top content in the last 60 minutes").wait_for(timeout=60_000)
-            page.wait_for_url("**window=60**", timeout=30_000)
-            page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
-            # the charts are drawn (canvas or SVG) before the picture is taken
-            page.locator(".vega-embed").first.wait_for(timeout=60_000)
-            body = page.inner_text("body")
-            assert "Traceback" not in body and "Analytics" in body
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        page.get_by_role("radio", name="60 min").click()  # the window's segmented control
+        page.get_by_text("Top content in the last 60 minutes").wait_for(timeout=60_000)
+        page.wait_for_url("**window=60**", timeout=30_000)
+        page.get_by_text(top.title, exact=True).first.wait_for(timeout=60_000)
+        # the charts are drawn (canvas or SVG) before the picture is taken
+        page.locator(".vega-embed").first.wait_for(timeout=60_000)
+        body = page.inner_text("body")
+        assert "Traceback" not in body and "Analytics" in body
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
 
 
@@ -152,37 +146,33 @@ def test_a_title_s_page_opens_from_the_top_table_and_matches_the_warehouse(
         ).result_rows
     finally:
         client.close()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1800})
-            page.goto(f"{url}/", wait_until="networkidle")
-            link = page.get_by_role("link", name=title, exact=True).first
-            page.get_by_text("Top content, ").wait_for(timeout=90_000)
-            link.wait_for(timeout=60_000)
-            page.locator(METRIC, has_text="Unique users").wait_for(timeout=60_000)
-            headline = metrics(page)
-            expected = delta(users_now, users_before, f"{users_before:,}").text
-            assert headline["Unique users"] == (f"{users_now:,}", expected), headline
-            assert headline["Events"][1], "the events figure has no comparison"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 1800})
+        page.goto(f"{url}/", wait_until="networkidle")
+        link = page.get_by_role("link", name=title, exact=True).first
+        page.get_by_text("Top content, ").wait_for(timeout=90_000)
+        link.wait_for(timeout=60_000)
+        page.locator(METRIC, has_text="Unique users").wait_for(timeout=60_000)
+        headline = metrics(page)
+        expected = delta(users_now, users_before, f"{users_before:,}").text
+        assert headline["Unique users"] == (f"{users_now:,}", expected), headline
+        assert headline["Events"][1], "the events figure has no comparison"
 
-            href = link.get_attribute("href") or ""
-            assert f"content={content_id}" in href, href
-            page.goto(urljoin(page.url, href), wait_until="networkidle")
-            page.get_by_role("heading", name=title).wait_for(timeout=60_000)
-            page.get_by_text("Last hour, live").wait_for(timeout=60_000)
-            page.locator(".vega-embed").nth(3).wait_for(timeout=60_000)  # events, completion, devices, live
-            page.locator(METRIC, has_text="Played and also finished").wait_for(timeout=60_000)
-            shown = metrics(page)
-            labels = ("Events", "Unique users", "Users who played", "Played and also finished")
-            for label, value, previous in zip(labels, now, before, strict=True):
-                assert shown[label] == (f"{value:,}", delta(value, previous, f"{previous:,}").text), label
-            assert "Traceback" not in page.inner_text("body")
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
+        href = link.get_attribute("href") or ""
+        assert f"content={content_id}" in href, href
+        page.goto(urljoin(page.url, href), wait_until="networkidle")
+        page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+        page.get_by_text("Last hour, live").wait_for(timeout=60_000)
+        page.locator(".vega-embed").nth(3).wait_for(timeout=60_000)  # events, completion, devices, live
+        page.locator(METRIC, has_text="Played and also finished").wait_for(timeout=60_000)
+        shown = metrics(page)
+        labels = ("Events", "Unique users", "Users who played", "Played and also finished")
+        for label, value, previous in zip(labels, now, before, strict=True):
+            assert shown[label] == (f"{value:,}", delta(value, previous, f"{previous:,}").text), label
+        assert "Traceback" not in page.inner_text("body")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
 
-            page.goto(f"{url}/?content=not-a-uuid", wait_until="networkidle")
-            page.get_by_text("is not a content id").wait_for(timeout=60_000)
-        finally:
-            browser.close()
+        page.goto(f"{url}/?content=not-a-uuid", wait_until="networkidle")
+        page.get_by_text("is not a content id").wait_for(timeout=60_000)
     assert shot.stat().st_size > 10_000
