@@ -1037,6 +1037,8 @@ def parse_service_command(argv: Sequence[str]) -> object:
     import click
 
     program, *args = argv
+    if args[:2] == ["-m", "engagement_platform.dashboard.serve"]:  # streamlit's own command line
+        program, args = "streamlit", args[2:]
     if program == "engagement-platform":
         from engagement_platform.cli import build_parser
 

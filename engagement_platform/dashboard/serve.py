@@ -28,7 +28,7 @@ def warm() -> None:
         time.sleep(0.05)
     try:
         from engagement_platform import settings as settings_module
-        from engagement_platform.dashboard import analytics, controls, health, leaderboard, services  # noqa: F401
+        from engagement_platform.dashboard import analytics, controls, health, leaderboard, services, title  # noqa: F401
         from engagement_platform.serving.top_content import TopRow
 
         leaderboard.chart([TopRow(1, "warm", 1.0, "warm", "warm")], "events").to_dict()
