@@ -11,7 +11,6 @@ dashboard"). Warming is best effort: a service that is down is the page's to rep
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 
@@ -48,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
