@@ -49,11 +49,23 @@ _PRESETS: dict[Role, dict[str, Any]] = {
 }
 
 
+# A consumer whose group coordinator's broker dies keeps fetching, but gives up its partitions
+# once its session passes without an answered heartbeat, then rejoins and waits for its old
+# member to expire. On a cluster the coordinator moves to another broker (the dead one fenced
+# after broker.session.timeout.ms, then the group loaded), which under load took longer than
+# 6 s: the leaderboard stalled 14 s after a kill -9 of a broker. A session that outlasts the
+# move keeps the assignment, so the stall is only the partition leaders' move.
+CLUSTER_SESSION_TIMEOUT_MS = 15_000
+
+
 def client_config(
     bootstrap_servers: str, role: Role = "plain", extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The librdkafka config of a ``role`` client of ``bootstrap_servers``, with ``extra``'s keys
-    (``group.id``, ``logger``, ...) over the preset's. A new dict each call."""
+    (``group.id``, ``logger``, ...) over the preset's. A new dict each call. A consumer of more
+    than one broker gets CLUSTER_SESSION_TIMEOUT_MS (one broker has no coordinator to move)."""
     config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, **_PRESETS[role]}
+    if role == "consumer" and "," in bootstrap_servers:
+        config["session.timeout.ms"] = CLUSTER_SESSION_TIMEOUT_MS
     config.update(extra or {})
     return config

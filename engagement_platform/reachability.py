@@ -5,7 +5,9 @@ KafkaException: ... Broker transport failure`` after a traceback, or a command t
 forever). :func:`require` says in one line which service is not reachable, where (no
 password), and how to start it. Each check is cheap and short: a TCP connect of at most
 CONNECT_TIMEOUT_S to each endpoint, and for Kafka a metadata request too (its port opens
-before the broker serves). Standard library only, apart from Kafka's client for that request.
+before the broker serves). Kafka is reachable when any broker of KAFKA_BOOTSTRAP_SERVERS
+answers, as for its clients: a cluster with one broker down still serves. Standard library
+only, apart from Kafka's client for that request.
 """
 
 from __future__ import annotations
@@ -79,6 +81,18 @@ def _tcp(ep: Endpoint) -> str | None:
         return exc.strerror or type(exc).__name__
 
 
+def _kafka_tcp(settings: Settings) -> str | None:
+    """Why no broker of the bootstrap list took a TCP connection, or None when one did."""
+    reasons = []
+    for address in settings.kafka_bootstrap_servers.split(","):
+        host, port = split_host_port(address, "KAFKA_BOOTSTRAP_SERVERS")
+        why = _tcp(Endpoint("kafka", host, port, address))
+        if why is None:
+            return None
+        reasons.append(why)
+    return reasons[0] if len(set(reasons)) == 1 else "; ".join(reasons)
+
+
 def _kafka_metadata(settings: Settings) -> str | None:
     """Why the broker served no metadata, or None when it did (its port opens earlier)."""
     from confluent_kafka import KafkaException
@@ -100,7 +114,7 @@ def _kafka_metadata(settings: Settings) -> str | None:
 def problem(settings: Settings, service: Service) -> str | None:
     """The one line saying ``service`` is not reachable and how to start it, or None when it is."""
     ep = endpoint(settings, service)
-    why = _tcp(ep)
+    why = _kafka_tcp(settings) if service == "kafka" else _tcp(ep)
     if why is None and service == "kafka":
         why = _kafka_metadata(settings)
     if why is None:

@@ -751,8 +751,9 @@ def caught_up_after(platform: Platform, since: float, timeout: float = 180) -> f
 
 class Arrivals:
     """While a ``with`` block runs, a thread counts every ``step`` seconds the events ClickHouse
-    holds (``count()``, duplicates included) and those Redis counted in the last minutes; the
-    longest time between two rises of a count is the longest stall a reader of that sink saw."""
+    holds (``count()``, duplicates included) and those Redis counted in the minutes since the
+    block began (by event time: a consumer behind by minutes still adds to them); the longest
+    time between two rises of a count is the longest stall a reader of that sink saw."""
 
     def __init__(self, settings: Settings, step: float = 0.2) -> None:
         import threading
@@ -769,6 +770,7 @@ class Arrivals:
         ch = connect_settings(self.settings)
         rd = redis.Redis.from_url(self.settings.redis_url)
         last = {"clickhouse": -1, "redis": -1}
+        began = time.monotonic()
         try:
             while not self._stop.wait(self.step):
                 now = time.monotonic()
@@ -776,7 +778,7 @@ class Arrivals:
                 with contextlib.suppress(Exception):  # a sink's hiccup is a sample without a rise
                     counts["clickhouse"] = int(ch.command("SELECT count() FROM engagement_enriched"))
                 with contextlib.suppress(Exception):
-                    minutes = last_buckets(utcnow(), 3)
+                    minutes = last_buckets(utcnow(), int(now - began) // 60 + 3)
                     counts["redis"] = sum(reconcile.redis_minute_counts(rd, minutes).values())
                 for sink, count in counts.items():
                     if count > last[sink] >= 0:
@@ -794,13 +796,16 @@ class Arrivals:
         self._stop.set()
         self._thread.join(timeout=30)
 
-    def longest_gap(self, sink: str) -> float:
-        """The longest time between two rises of ``sink``'s count (0 with fewer than two)."""
+    def longest_gap(self, sink: str, since: float = 0.0, until: float = float("inf")) -> float:
+        """The longest time between two rises of ``sink``'s count (0 with fewer than two), of
+        the gaps that overlap the window ``since``..``until`` (monotonic seconds): what a reader
+        saw while a fault was under way, not while the traffic was still starting or draining."""
         rises = self.rises[sink]
-        return max((b - a for a, b in zip(rises, rises[1:], strict=False)), default=0.0)
+        gaps = (b - a for a, b in zip(rises, rises[1:], strict=False) if b >= since and a <= until)
+        return max(gaps, default=0.0)
 
-    def line(self) -> str:
-        return ", ".join(f"{sink} {self.longest_gap(sink):.1f} s" for sink in self.rises)
+    def line(self, since: float = 0.0, until: float = float("inf")) -> str:
+        return ", ".join(f"{sink} {self.longest_gap(sink, since, until):.1f} s" for sink in self.rises)
 
 
 def partition_leaders(bootstrap: str) -> dict[int, int]:
@@ -825,9 +830,9 @@ def under_replicated(bootstrap: str) -> list[str]:
     ]
 
 
-def in_step(platform: Platform, timeout: float = 180) -> None:
+def in_step(platform: Platform, timeout: float = 180, redis_timeout: float = 60) -> None:
     """ClickHouse FINAL holds exactly the Postgres ids, none twice, and Redis counts per (minute,
-    content) what ClickHouse holds."""
+    content) what ClickHouse holds (each waited for up to its timeout)."""
     import redis
 
     s = platform.settings
@@ -854,7 +859,10 @@ def in_step(platform: Platform, timeout: float = 180) -> None:
             )
 
         wait_for(
-            counted, 60, "Redis to count per (minute, content) what ClickHouse holds", describe=differences
+            counted,
+            redis_timeout,
+            "Redis to count per (minute, content) what ClickHouse holds",
+            describe=differences,
         )
         events, counts = diff.source, len(expected)
         print(f"found: ClickHouse = Postgres ({events:,} events), Redis = ClickHouse ({counts} counts)")

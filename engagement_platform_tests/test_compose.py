@@ -257,17 +257,25 @@ def test_kafka_and_debezium_versions_match_the_local_stack(compose: dict) -> Non
     assert compose["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
-def test_compose_connect_worker_matches_the_local_one() -> None:
+def test_compose_connect_worker_matches_the_local_one(compose: dict) -> None:
     from engagement_platform.local_stack import cdc, jvm
+
+    services = compose["services"]
 
     committed = cdc.COMPOSE_PROPERTIES.read_text()
     assert committed == jvm.properties_text(cdc.compose_worker_properties(), cdc.COMPOSE_HEADER)
     local = cdc.worker_properties("127.0.0.1:9092", "127.0.0.1", 8083, "/plugins")
     compose = cdc.compose_worker_properties()
-    where = {"bootstrap.servers", "listeners", "rest.advertised.host.name", "plugin.path"}
+    replicas = {f"{t}.storage.replication.factor" for t in ("config", "offset", "status")}
+    where = {"bootstrap.servers", "listeners", "rest.advertised.host.name", "plugin.path"} | replicas
     assert {k: v for k, v in local.items() if k not in where} == {
         k: v for k, v in compose.items() if k not in where
     }
+    # replicated as the container's environment says, which compose sets as for the apps
+    assert {compose[k] for k in replicas} == {"${env:KAFKA_REPLICATION_FACTOR}"}
+    assert compose["config.providers.env.class"].endswith(".EnvVarConfigProvider")
+    apps, connect = (services[name]["environment"] for name in ("enrich", "connect"))
+    assert connect["KAFKA_REPLICATION_FACTOR"] == apps["KAFKA_REPLICATION_FACTOR"]
     assert (
         "COPY engagement_platform/local_stack/jvm/connect-worker.compose.properties"
         in (PROJECT_ROOT / "Dockerfile").read_text()

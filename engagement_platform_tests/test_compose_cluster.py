@@ -30,8 +30,6 @@ REPLICAS = ("clickhouse", "clickhouse-2")
 KEEPERS = ("keeper-1", "keeper-2", "keeper-3")
 WORKERS = ("connect", "connect-2")
 CONSUMERS = ("enrich", "leaderboard", "leaderboard-seconds")
-# read by the local cluster's settings (the `cluster` branch of issue 21), set here already
-CLUSTER_SETTINGS = {"KAFKA_REPLICATION_FACTOR", "KAFKA_MIN_INSYNC_REPLICAS"}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +63,7 @@ def test_every_platform_service_gets_every_setting_and_the_cluster_variant(merge
     assert set(apps) >= {"setup", "dagster-webserver", "dagster-daemon", "dashboard", *CONSUMERS}
     for name, svc in apps.items():
         env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}
-        assert set(env) - DAGSTER_STORAGE - CLUSTER_SETTINGS <= set(ENV_VARS), name
+        assert set(env) - DAGSTER_STORAGE <= set(ENV_VARS), name
         assert set(ENV_VARS) - LOCAL_ONLY <= set(env), (name, set(ENV_VARS) - LOCAL_ONLY - set(env))
         loaded = settings_module.load(env)
         assert loaded.ddl_mode == "cluster", name
@@ -147,11 +145,9 @@ def test_two_connect_workers_share_one_group_config_with_replicated_topics(merge
     ours = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     compose = {k: str(v) for k, v in cdc.compose_worker_properties().items()}
     assert ours["bootstrap.servers"] == ",".join(f"{b}:29092" for b in BROKERS)
-    for topic in ("config", "offset", "status"):
-        assert ours[f"{topic}.storage.replication.factor"] == "3"
-    different = {"bootstrap.servers", "rest.advertised.host.name"} | {
-        f"{t}.storage.replication.factor" for t in ("config", "offset", "status")
-    }
+    for worker in WORKERS:  # what ${env:KAFKA_REPLICATION_FACTOR} reads in both files
+        assert services[worker]["environment"]["KAFKA_REPLICATION_FACTOR"] == "3", worker
+    different = {"bootstrap.servers", "rest.advertised.host.name"}
     assert {k: v for k, v in ours.items() if k not in different} == {
         k: v for k, v in compose.items() if k not in different
     }

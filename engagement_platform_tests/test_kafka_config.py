@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from engagement_platform.kafka_config import FETCH_WAIT_MS, client_config
+from engagement_platform.kafka_config import CLUSTER_SESSION_TIMEOUT_MS, FETCH_WAIT_MS, client_config
 from engagement_platform.settings import load
 from engagement_platform.streaming import kafka_io
 
@@ -20,6 +20,13 @@ def test_the_data_path_presets_commit_by_hand_and_ack_all() -> None:
     assert consumer["enable.auto.commit"] is False and consumer["enable.auto.offset.store"] is False
     assert consumer["fetch.wait.max.ms"] == FETCH_WAIT_MS and consumer["group.id"] == "g"
     assert client_config("k:1", "producer")["acks"] == "all"
+
+
+def test_a_consumer_of_a_cluster_outlasts_a_coordinator_move() -> None:
+    assert client_config("k:1", "consumer")["session.timeout.ms"] == 6000
+    cluster = client_config("k:1,k:2,k:3", "consumer")
+    assert cluster["session.timeout.ms"] == CLUSTER_SESSION_TIMEOUT_MS > 4000 + 6000
+    assert "session.timeout.ms" not in client_config("k:1,k:2", "plain")
 
 
 def test_extras_win_and_each_call_gets_its_own_dict() -> None:

@@ -149,6 +149,23 @@ def test_a_kafka_port_that_serves_no_metadata_is_not_reachable(
     )
 
 
+def test_kafka_is_reachable_through_any_broker_of_the_list(
+    closed: dict[str, str], silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first broker of a cluster down is no reason to give up: the TCP check goes on to the
+    next (here a port that takes the connection, so the metadata request is what fails)."""
+    monkeypatch.setattr(reachability, "KAFKA_METADATA_TIMEOUT_S", 1.0)
+    down = closed["KAFKA_BOOTSTRAP_SERVERS"]
+    both = f"{down},127.0.0.1:{silent_port}"
+    cluster = {**closed, "EP_MODE": "compose"}  # where brokers are anywhere, not port-strided
+    s = settings.load({**cluster, "KAFKA_BOOTSTRAP_SERVERS": both})
+    line = str(reachability.problem(s, "kafka"))
+    assert f"kafka is not reachable at {both} (no metadata within 1 s)" in line
+    (other,) = free_ports(1)
+    s = settings.load({**cluster, "KAFKA_BOOTSTRAP_SERVERS": f"{down},127.0.0.1:{other}"})
+    assert "(connection refused)" in str(reachability.problem(s, "kafka"))
+
+
 def test_a_listening_service_passes(silent_port: int, tmp_path: Path) -> None:
     s = settings.load({"EP_HOME": str(tmp_path), "REDIS_PORT": str(silent_port)})
     reachability.require(s, ["redis"])  # raises nothing

@@ -54,11 +54,14 @@ def worker_properties(
     rest_port: int,
     plugin_path: Path | str,
     advertised_host: str = "",
-    replication_factor: int = 1,
+    replication_factor: int | str = 1,
 ) -> dict[str, object]:
     """The worker configuration, the same in both modes but for where things are and how many
-    replicas its topics have (their min.insync.replicas is the broker's default)."""
+    replicas its topics have (their min.insync.replicas is the broker's default). Environment
+    variables may appear as ``${env:NAME}``: Kafka's EnvVarConfigProvider resolves them."""
     return {
+        "config.providers": "env",
+        "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
         "bootstrap.servers": bootstrap_servers,
         "group.id": GROUP_ID,
         "config.storage.topic": CONFIG_TOPIC,
@@ -88,9 +91,20 @@ def worker_properties(
     }
 
 
+# compose's worker reads its topics' replication from its container's environment (compose
+# sets it from the host's, default 1; docker-compose.cluster.yml sets 3), as the apps do
+COMPOSE_REPLICATION_FACTOR = "${env:KAFKA_REPLICATION_FACTOR}"
+
+
 def compose_worker_properties() -> dict[str, object]:
+    """Compose mode's worker configuration (the Docker image's worker.properties)."""
     return worker_properties(
-        "kafka:29092", "0.0.0.0", 8083, "/opt/connect-plugins", advertised_host="connect"
+        "kafka:29092",
+        "0.0.0.0",
+        8083,
+        "/opt/connect-plugins",
+        advertised_host="connect",
+        replication_factor=COMPOSE_REPLICATION_FACTOR,
     )
 
 

@@ -158,17 +158,24 @@ class Supervisor:
             time.sleep(0.2)
 
     def down(self, names: Iterable[str] | None = None, *, log: Callable[[str], None] = print) -> None:
-        """Stop the processes our pid files name (and only those), in reverse start order."""
+        """Stop the processes our pid files name (and only those), in reverse start order.
+
+        The pid file goes before the signal: `up` restarts a service whose process is gone while
+        its pid file remains, and would otherwise take a deliberate stop (`stack restart`, a
+        rolling restart of a cluster) for a crash and start a second copy alongside ours."""
         selected = [self.service(n) for n in names] if names else self.services
         for svc in reversed(selected):
             record = self.running(svc.name)
+            pid_file = self.pid_file(svc.name)
             if record is None:
-                self.pid_file(svc.name).unlink(missing_ok=True)
+                pid_file.unlink(missing_ok=True)
                 continue
+            kept = pid_file.read_text()
+            pid_file.unlink(missing_ok=True)
             process.stop(record, sig=svc.stop_signal)
             if process.is_alive(record):
+                pid_file.write_text(kept)  # still ours to stop
                 raise StackError(f"{svc.name} (pid {record.pid}) did not stop")
-            self.pid_file(svc.name).unlink(missing_ok=True)
             log(f"{svc.name}: stopped (pid {record.pid})")
 
     def restart(self, name: str, *, log: Callable[[str], None] = print) -> None:

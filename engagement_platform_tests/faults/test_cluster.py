@@ -6,8 +6,12 @@ min.insync.replicas 2) and two Connect workers, while events flow at ~1,000/s.
 - kill -9 of the Connect worker that runs the connector's task, the other one still running.
 
 Afterwards ClickHouse FINAL holds exactly the Postgres ids and Redis's per-minute counts equal
-ClickHouse's; while it happens, no sink goes 10 s without a new event. Each test prints the
-longest stall and the catch-up time it measured. One cluster and one `up` serve the module.
+ClickHouse's; while it happens, no sink goes 10 s without a new event. A loaded machine may fall
+behind 1,000 events/s: the catch-up is waited for, bounded by what was written, and printed with
+the longest stall. One cluster and one `up` serve the module.
+
+Marked `cluster`, not `faults`: pyproject's addopts leave it out of `make test`, and
+`make test-cluster` (CI, after `make test`) runs it alone.
 """
 
 from __future__ import annotations
@@ -32,17 +36,28 @@ from engagement_platform_tests.harness import (
     caught_up_after,
     cluster_env,
     in_step,
+    newest_event_id,
     partition_leaders,
     running_platform,
     under_replicated,
     wait_for,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+# the module's cluster starts in the first test's time; a catch-up may take minutes on a loaded machine
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 MAX_STALL_S = 10.0  # the longest a sink may go without a new event while a broker is lost
 SECONDS = 10  # of simulated traffic around a single fault
 KILL_AFTER = 3.0  # seconds into the traffic
+# A sink under a loaded machine may fall behind 1,000 events/s and drain its backlog after the
+# fault: the catch-up is bounded by what was written, at no less than this many events/s
+MIN_DRAIN_RATE = 150
+
+
+def catch_up_timeout(platform: Platform, first_id: int) -> float:
+    """Seconds to allow the sinks to hold every event written after ``first_id``: a minute,
+    plus the backlog at MIN_DRAIN_RATE (the issue bounds the stalls, not the catch-up)."""
+    return 60 + (newest_event_id(platform.settings) - first_id) / MIN_DRAIN_RATE
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +96,7 @@ def test_kill_9_of_the_busiest_broker_loses_nothing_and_stalls_under_10_s(platfo
     sup = platform.supervisor_of(name)
     before = sup.running(name)
     assert before is not None, f"{name} is not running"
+    first_id = newest_event_id(s)
     with Arrivals(s) as arrivals:
         traffic = platform.traffic(SECONDS)
         time.sleep(KILL_AFTER)  # the fault is injected while events flow
@@ -90,7 +106,8 @@ def test_kill_9_of_the_busiest_broker_loses_nothing_and_stalls_under_10_s(platfo
         svc = next(x for x in sup.services if x.name == name)
         # the two brokers left carry the stream on their own, whether or not it is back yet
         assert traffic.popen.wait(timeout=SECONDS + 60) == 0, traffic.output()[-2000:]
-        catch_up = caught_up_after(platform, killed_at)
+        allowed = catch_up_timeout(platform, first_id)
+        catch_up = caught_up_after(platform, killed_at, allowed)
 
     def back() -> bool:
         record = sup.running(name)
@@ -105,7 +122,7 @@ def test_kill_9_of_the_busiest_broker_loses_nothing_and_stalls_under_10_s(platfo
         f"ISR {rejoined:.1f} s later; caught up {catch_up:.1f} s after the kill; longest stall: "
         f"{arrivals.line()}"
     )
-    in_step(platform)
+    in_step(platform, allowed, allowed)
     for sink in arrivals.rises:
         assert arrivals.longest_gap(sink) < MAX_STALL_S, arrivals.line()
 
@@ -113,29 +130,41 @@ def test_kill_9_of_the_busiest_broker_loses_nothing_and_stalls_under_10_s(platfo
 def test_a_rolling_restart_of_every_broker_loses_nothing_and_stalls_under_10_s(platform: Platform) -> None:
     s = platform.settings
     names = [node_name(n + 1) for n in range(s.kafka_brokers)]
+    sup = platform.handle.supervisor
     wait_in_sync(platform, "a cluster in sync before the restarts")
-    took: dict[str, float] = {}
+    phases: dict[str, tuple[float, float, float]] = {}  # name: stop, start, back in every ISR
+    first_id = newest_event_id(s)
     with Arrivals(s) as arrivals:
         traffic = platform.traffic(600)  # stopped when the last broker is back in sync
         time.sleep(KILL_AFTER)
         began = time.monotonic()
         for name in names:
-            started = time.monotonic()
-            platform.handle.cli("stack", "restart", name)  # a clean stop: leadership moves first
+            # what `stack restart` does, timed by phase: a clean stop (leadership moves
+            # first), a start until the quorum counts the node live, then its replicas catch up
+            t0 = time.monotonic()
+            sup.down([name], log=lambda _line: None)
+            t1 = time.monotonic()
+            sup.up([name], log=lambda _line: None)
+            t2 = time.monotonic()
             wait_in_sync(platform, f"{name} back in every in-sync replica set")
-            took[name] = time.monotonic() - started
-        rolled = time.monotonic() - began
+            phases[name] = (t1 - t0, t2 - t1, time.monotonic() - t2)
+        rolled_at = time.monotonic()
         time.sleep(KILL_AFTER)  # traffic after the last restart too
         assert traffic.stop(timeout=60) == 0, traffic.output()[-2000:]
-        catch_up = caught_up_after(platform, began + rolled)
-    restarts = ", ".join(f"{n} {t:.1f} s" for n, t in took.items())
-    print(
-        f"injected: a rolling restart ({restarts}; {rolled:.0f} s in all) at {TRAFFIC_RATE:,} "
-        f"events/s; caught up {catch_up:.1f} s after the last one; longest stall: {arrivals.line()}"
+        allowed = catch_up_timeout(platform, first_id)
+        catch_up = caught_up_after(platform, rolled_at, allowed)
+    restarts = ", ".join(
+        f"{n} {sum(t):.1f} s (stop {t[0]:.1f}, start {t[1]:.1f}, in sync {t[2]:.1f})"
+        for n, t in phases.items()
     )
-    in_step(platform)
+    stalls = arrivals.line(began, rolled_at)
+    print(
+        f"injected: a rolling restart ({restarts}; {rolled_at - began:.0f} s in all) at {TRAFFIC_RATE:,} "
+        f"events/s; caught up {catch_up:.1f} s after the last one; longest stall during the roll: {stalls}"
+    )
+    in_step(platform, allowed, allowed)
     for sink in arrivals.rises:
-        assert arrivals.longest_gap(sink) < MAX_STALL_S, arrivals.line()
+        assert arrivals.longest_gap(sink, began, rolled_at) < MAX_STALL_S, stalls
 
 
 def connector_status(platform: Platform, port: int) -> dict:
@@ -164,6 +193,7 @@ def test_kill_9_of_the_connect_worker_running_the_task_moves_it_to_the_other(pla
     sup = platform.supervisor_of(victim)
     record = sup.running(victim)
     assert record is not None, f"{victim} is not running"
+    first_id = newest_event_id(s)
     with Arrivals(s) as arrivals:
         traffic = platform.traffic(SECONDS)
         time.sleep(KILL_AFTER)
@@ -182,7 +212,8 @@ def test_kill_9_of_the_connect_worker_running_the_task_moves_it_to_the_other(pla
             wait_for(moved, 120, "the task to run on the other worker", step=0.2)
             moved_after = time.monotonic() - killed_at
             assert traffic.popen.wait(timeout=SECONDS + 60) == 0, traffic.output()[-2000:]
-            catch_up = caught_up_after(platform, killed_at)
+            allowed = catch_up_timeout(platform, first_id)
+            catch_up = caught_up_after(platform, killed_at, allowed)
         finally:
             platform.handle.cli("stack", "up", victim)  # the module's cluster stays whole
     print(
@@ -190,4 +221,4 @@ def test_kill_9_of_the_connect_worker_running_the_task_moves_it_to_the_other(pla
         f"on the other worker {moved_after:.1f} s later; caught up {catch_up:.1f} s after the kill; "
         f"longest stall: {arrivals.line()}"
     )
-    in_step(platform)
+    in_step(platform, allowed, allowed)

@@ -5,15 +5,27 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
+import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from engagement_platform.local_stack import process
 from engagement_platform.local_stack.process import is_alive
-from engagement_platform.settings import ENV_VARS, Settings
-from engagement_platform_tests.harness import StackHandle, make_ep_home, stack_env, start_stack, stop_stack
+from engagement_platform.local_stack.service import Service
+from engagement_platform.local_stack.supervisor import Supervisor
+from engagement_platform.settings import ENV_VARS, Settings, load
+from engagement_platform_tests.harness import (
+    StackHandle,
+    make_ep_home,
+    stack_env,
+    start_stack,
+    stop_stack,
+    wait_for,
+)
 
 SUBSET = ("postgres", "kafka", "redis")
 
@@ -133,3 +145,44 @@ def test_no_password_is_printed_on_a_command_line_or_in_a_log() -> None:
 def _family(pid: int) -> list[psutil.Process]:
     parent = psutil.Process(pid)
     return [parent, *parent.children(recursive=True)]
+
+
+class SlowToStop(Service):
+    """A process whose clean shutdown takes seconds after SIGTERM, as a Kafka node's does."""
+
+    name = "slow"
+    min_uptime = 0.5
+
+    @property
+    def endpoint(self) -> str:
+        return "-"
+
+    def argv(self, data_dir: Path) -> list[str]:
+        script = (
+            "import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(5), sys.exit(0)))\n"
+            "while True: time.sleep(1)\n"
+        )
+        return [sys.executable, "-c", script]
+
+    def healthy(self) -> bool:
+        return True
+
+
+def test_a_stop_on_purpose_drops_the_pid_file_before_the_process_is_gone(tmp_path: Path) -> None:
+    """`up` restarts a service whose process died while its pid file remains: a deliberate stop
+    must not look like that at any moment, or `up` starts a second copy (it did, in a rolling
+    restart of a Kafka cluster: two nodes on one port)."""
+    settings = load({"EP_HOME": str(tmp_path)})
+    sup = Supervisor(settings, [SlowToStop(settings)])
+    sup.up(log=lambda _line: None)
+    record = sup.running("slow")
+    assert record is not None
+    stopping = threading.Thread(target=sup.down, kwargs={"log": lambda _line: None})
+    stopping.start()
+    try:
+        wait_for(lambda: not sup.pid_file("slow").exists(), 10, "the pid file to go")
+        assert is_alive(record), "the pid file outlived the process: `up` would restart it"
+    finally:
+        stopping.join(timeout=30)
+    assert not is_alive(record)
