@@ -38,8 +38,8 @@ CHARTS = 4  # the leaderboard's and the analytics' three
 # no change to the page, so any version of it is measured alike)
 SECTIONS = {
     "shell": "[...document.querySelectorAll('h1')].some(h => h.textContent.includes('Content engagement'))",
-    "leaderboard": "[...document.querySelectorAll('[data-testid=stExpander] summary')]"
-    ".some(s => s.textContent.includes('Content ids'))"
+    "leaderboard": "[...document.querySelectorAll('[data-testid=stMetricLabel]')]"
+    ".some(m => m.textContent.trim().startsWith('Unique users, last'))"
     " || [...document.querySelectorAll('[data-testid=stAlert]')]"
     ".some(a => a.textContent.includes('No engagement in the last'))",
     "analytics": "[...document.querySelectorAll('[data-testid=stMetricLabel]')]"
