@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from engagement_platform_tests.harness import Child, StackHandle, materialize, start_stack, stop_stack
 
@@ -23,6 +24,14 @@ def stack() -> Iterator[StackHandle]:
         yield handle
     finally:
         stop_stack(handle)
+
+
+@pytest.fixture
+def r(stack: StackHandle) -> Iterator[redis.Redis]:
+    """Redis as its owner (the default user): tests set up, check and clean up their keys."""
+    client = redis.Redis.from_url(stack.settings.redis_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

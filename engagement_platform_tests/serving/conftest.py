@@ -10,14 +10,6 @@ import pytest
 import redis
 
 from engagement_platform.streaming.leaderboard import Keys
-from engagement_platform_tests.harness import StackHandle
-
-
-@pytest.fixture
-def r(stack: StackHandle) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.settings.redis_url)  # the owner: the tests clean up
-    yield client
-    client.close()
 
 
 @pytest.fixture

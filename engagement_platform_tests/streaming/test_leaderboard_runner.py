@@ -45,13 +45,6 @@ from engagement_platform_tests.harness import Child, StackHandle
 
 
 @pytest.fixture
-def r(stack: StackHandle) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.settings.redis_url)  # the owner: the tests clean up
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def names(r: redis.Redis) -> Iterator[dict[str, str]]:
     """A fresh topic, group and key prefix; the prefix's keys are deleted afterwards."""
     run = uuid.uuid4().hex[:8]

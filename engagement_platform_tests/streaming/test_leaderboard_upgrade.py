@@ -23,13 +23,6 @@ from engagement_platform_tests.harness import StackHandle
 
 
 @pytest.fixture
-def r(stack: StackHandle) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.settings.redis_url)  # the owner: sets up, checks, cleans up
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def writer(stack: StackHandle) -> Iterator[redis.Redis]:
     """The leaderboard consumer's own login: its ACL must allow the upgrade and the script."""
     client = redis.Redis.from_url(stack.settings.redis_url_for("writer"))
