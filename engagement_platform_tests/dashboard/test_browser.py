@@ -78,13 +78,13 @@ def test_a_browser_renders_the_page_and_changes_the_window(
         page = browser.new_page(viewport={"width": 1440, "height": 2500})
         times = navigate(page, f"{url}/", timeout_s=120)  # every section shows, or this fails
         print(f"\nseconds after navigation until each section showed: {line(times)}")
-        page.get_by_text("Top content in the last 10 minutes").wait_for(timeout=60_000)
+        page.get_by_text("Top content in the last 10 minutes").first.wait_for(timeout=60_000)
         live_title(page, top.title)
-        page.get_by_text("Pipeline health").wait_for(timeout=60_000)
+        page.get_by_text("Pipeline health").first.wait_for(timeout=60_000)
         assert "Traceback" not in page.inner_text("body")
 
         page.get_by_role("radio", name="60 min").click()  # the window's segmented control
-        page.get_by_text("Top content in the last 60 minutes").wait_for(timeout=60_000)
+        page.get_by_text("Top content in the last 60 minutes").first.wait_for(timeout=60_000)
         page.wait_for_url("**window=60**", timeout=30_000)
         live_title(page, top.title)
         # the charts are drawn (canvas or SVG) before the picture is taken
@@ -157,7 +157,7 @@ def test_a_title_s_page_opens_from_the_top_table_and_matches_the_warehouse(
         page = browser.new_page(viewport={"width": 1440, "height": 1800})
         page.goto(f"{url}/", wait_until="networkidle")
         link = page.get_by_role("link", name=title, exact=True).first
-        page.get_by_text("Top content, ").wait_for(timeout=90_000)
+        page.get_by_text("Top content, ").first.wait_for(timeout=90_000)
         link.wait_for(timeout=60_000)
         page.locator(METRIC).filter(has=page.get_by_text("Unique users", exact=True)).wait_for(timeout=60_000)
         headline = metrics(page)
@@ -169,7 +169,7 @@ def test_a_title_s_page_opens_from_the_top_table_and_matches_the_warehouse(
         assert f"content={content_id}" in href, href
         page.goto(urljoin(page.url, href), wait_until="networkidle")
         page.get_by_role("heading", name=title).wait_for(timeout=60_000)
-        page.get_by_text("Last hour, live").wait_for(timeout=60_000)
+        page.get_by_text("Last hour, live").first.wait_for(timeout=60_000)
         page.locator(".vega-embed").nth(3).wait_for(timeout=60_000)  # events, completion, devices, live
         page.locator(METRIC, has_text="Played and also finished").wait_for(timeout=60_000)
         shown = metrics(page)
@@ -181,5 +181,5 @@ def test_a_title_s_page_opens_from_the_top_table_and_matches_the_warehouse(
         page.screenshot(path=str(shot), full_page=True)
 
         page.goto(f"{url}/?content=not-a-uuid", wait_until="networkidle")
-        page.get_by_text("is not a content id").wait_for(timeout=60_000)
+        page.get_by_text("is not a content id").first.wait_for(timeout=60_000)
     assert shot.stat().st_size > 10_000
