@@ -115,14 +115,15 @@ def completion_chart(frame: pd.DataFrame) -> alt.Chart:
     )
 
 
-def devices_chart(frame: pd.DataFrame) -> alt.Chart:
+def devices_chart(frame: pd.DataFrame, title: str = DEVICES_TITLE) -> alt.Chart:
+    """Events per device, most first (a title's page draws it too, without hours engaged)."""
     return (
-        alt.Chart(frame, title=DEVICES_TITLE)
+        alt.Chart(frame, title=title)
         .mark_bar()
         .encode(
             x=alt.X("events:Q", title="events"),
             y=alt.Y("device:N", sort="-x", title=None),
-            tooltip=["device", "events", "hours_engaged"],
+            tooltip=[c for c in ("device", "events", "hours_engaged") if c in frame.columns],
         )
     )
 

@@ -51,18 +51,6 @@ def completion_chart(frame: pd.DataFrame) -> alt.Chart:
     )
 
 
-def devices_chart(frame: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(frame, title=DEVICES_TITLE)
-        .mark_bar()
-        .encode(
-            x=alt.X("events:Q", title="events"),
-            y=alt.Y("device:N", sort="-x", title=None),
-            tooltip=["device", "events"],
-        )
-    )
-
-
 def live_chart(frame: pd.DataFrame) -> alt.Chart:
     return (
         alt.Chart(frame, title=LIVE_TITLE)
@@ -107,7 +95,9 @@ def page(settings: Settings, view: View) -> None:
             st.altair_chart(analytics.events_chart(events, f.bucket_seconds), width="stretch")
             left, right = st.columns(2)
             left.altair_chart(completion_chart(title.completion(client, content_id, f)), width="stretch")
-            right.altair_chart(devices_chart(title.devices(client, content_id, f)), width="stretch")
+            right.altair_chart(
+                analytics.devices_chart(title.devices(client, content_id, f), DEVICES_TITLE), width="stretch"
+            )
     live(settings, str(content_id))
 
 
