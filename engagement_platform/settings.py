@@ -243,8 +243,13 @@ class Settings(BaseSettings):
     kafka_controller_port: Port = _var(
         "KAFKA_CONTROLLER_PORT", 9093, "local mode: the first Kafka node's KRaft controller listener"
     )
+    # the whole heap reserved and touched at start: its footprint is flat from the first minute
+    # (G1 otherwise spreads over untouched regions for an hour toward -Xmx: +280 MiB in
+    # docs/performance.md's hour-long soak)
     kafka_heap_opts: str = _var(
-        "KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: each Kafka node's JVM heap"
+        "KAFKA_HEAP_OPTS",
+        "-Xms512m -Xmx512m -XX:+AlwaysPreTouch",
+        "local mode: each Kafka node's JVM heap (fixed and touched at start, so memory stays flat)",
     )
     connect_heap_opts: str = _var(
         "CONNECT_HEAP_OPTS", "-Xms128m -Xmx512m", "local mode: each Connect worker's JVM heap"

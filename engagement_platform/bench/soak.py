@@ -108,15 +108,47 @@ def verdicts(rss: Mapping[str, Sequence[float]], warmup: int) -> list[Verdict]:
 # --------------------------------------------------------------------------- sampling
 
 
-def tree_rss_mib(pid: int) -> float | None:
-    """Memory of a process and its children now (Postgres forks a backend per connection, the
-    JVMs' launchers are parents), MiB; None when the process is gone. PSS where the system
-    has it (Linux): RSS with each shared page split among the processes that map it, since a
-    sum of RSS counts Postgres's shared buffers once per backend that touched them."""
+# Children that come and go with a unit of work, not the service's own memory: Dagster's run and
+# step workers (a materialization's process lives seconds to minutes, then exits). Sampled with
+# the tree, one caught alive at the last sample reads as growth (the hour's +275 MiB "dagster"
+# spike in docs/performance.md); the run's own memory is the run's, not the service's.
+TRANSIENT_COMMANDS = ("dagster api execute_run", "dagster api execute_step", "dagster api resume_run")
+
+
+def transient(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is one of the ``TRANSIENT_COMMANDS`` (whose children go with it)."""
+    with contextlib.suppress(psutil.Error):
+        command = " ".join(proc.cmdline())
+        return any(marker in command for marker in TRANSIENT_COMMANDS)
+    return False
+
+
+def service_tree(pid: int) -> list[psutil.Process]:
+    """A service's process and its long-lived children (Postgres forks a backend per connection,
+    the JVMs' launchers are parents): every descendant but the ``TRANSIENT_COMMANDS`` and theirs.
+    Empty when the process is gone."""
     try:
         parent = psutil.Process(pid)
-        procs = [parent, *parent.children(recursive=True)]
+        procs = [parent]
+        pending = parent.children()
     except psutil.Error:
+        return []
+    while pending:
+        child = pending.pop()
+        if transient(child):
+            continue
+        procs.append(child)
+        with contextlib.suppress(psutil.Error):
+            pending.extend(child.children())
+    return procs
+
+
+def tree_rss_mib(pid: int) -> float | None:
+    """Memory of ``service_tree(pid)`` now, MiB; None when the process is gone. PSS where the
+    system has it (Linux): RSS with each shared page split among the processes that map it,
+    since a sum of RSS counts Postgres's shared buffers once per backend that touched them."""
+    procs = service_tree(pid)
+    if not procs:
         return None
     total = 0
     for p in procs:

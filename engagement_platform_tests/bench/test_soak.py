@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from engagement_platform.bench.soak import Samples, grew, hour_projection_mib, redis_per_1000, verdicts
+from engagement_platform.bench.soak import (
+    Samples,
+    grew,
+    hour_projection_mib,
+    redis_per_1000,
+    service_tree,
+    verdicts,
+)
 from engagement_platform_tests.harness import StackHandle
 
 
@@ -54,6 +66,39 @@ def test_redis_per_1000_events_and_the_hour_projection() -> None:
 
 def test_no_events_means_no_redis_figure() -> None:
     assert redis_per_1000(Samples(events=[0, 0], redis_mib=[1.0, 1.5])) is None
+
+
+# a parent with two children and a grandchild under each: one child says it is a Dagster run
+# worker (argv after -c is the child's own), the other is an ordinary long-lived child
+FAMILY = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    nap = "import time; time.sleep(60)"
+    sleeper = f"import subprocess as s, sys, time; s.Popen([sys.executable, '-c', {nap!r}]); time.sleep(60)"
+    subprocess.Popen([sys.executable, "-c", sleeper, "dagster", "api", "execute_run", "{}"])
+    subprocess.Popen([sys.executable, "-c", sleeper, "worker"])
+    time.sleep(60)
+    """
+)
+
+
+def test_a_service_s_tree_leaves_out_dagster_run_workers_and_their_children() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", FAMILY])
+    try:
+        family = psutil.Process(parent.pid)
+        deadline = time.monotonic() + 30
+        while len(family.children(recursive=True)) < 4:  # two children, a grandchild each
+            assert time.monotonic() < deadline, "the family did not start"
+            time.sleep(0.05)
+        [worker] = [c for c in family.children() if c.cmdline()[-1] == "worker"]
+        expected = {parent.pid, worker.pid, *(c.pid for c in worker.children())}
+        assert {p.pid for p in service_tree(parent.pid)} == expected
+    finally:
+        for p in psutil.Process(parent.pid).children(recursive=True):
+            p.kill()
+        parent.kill()
+        parent.wait()
+    assert service_tree(parent.pid) == []
 
 
 @pytest.mark.slow
