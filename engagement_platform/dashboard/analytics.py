@@ -5,7 +5,6 @@ only become charts and tables."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,7 +14,7 @@ import streamlit as st
 from clickhouse_connect.driver.client import Client
 
 from engagement_platform.dashboard import period, services
-from engagement_platform.dashboard.view import View
+from engagement_platform.dashboard.view import View, title_link
 from engagement_platform.settings import Settings
 from engagement_platform.warehouse import queries
 
@@ -126,19 +125,6 @@ def devices_chart(frame: pd.DataFrame, title: str = DEVICES_TITLE) -> alt.Chart:
             tooltip=[c for c in ("device", "events", "hours_engaged") if c in frame.columns],
         )
     )
-
-
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
-
-
-def escape_markdown(text: str) -> str:
-    """``text`` shown as itself in a Markdown cell (st.table renders Markdown)."""
-    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
-
-
-def title_link(title: str | None, content_id: str, view: View) -> str:
-    """The title as a Markdown link to its page (``?content=<id>`` and the rest of the view)."""
-    return f"[{escape_markdown(title or '(title unknown)')}]({view.link(content=content_id)})"
 
 
 def top_table(frame: pd.DataFrame, view: View) -> pd.DataFrame:

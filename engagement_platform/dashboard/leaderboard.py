@@ -1,7 +1,9 @@
 """The live leaderboard: Redis through ``serving.top_content`` and ``serving.rising_content``, in
 rank order, by title and type, with each title's unique users and the window's overall unique
-users; refreshed in place by a fragment. Each row links to its title's view, ``?content=<id>``
-(the content id is in the link and the chart's tooltip, not in a column of its own)."""
+users; refreshed in place by a fragment. Each title links to its own view, ``?content=<id>`` with
+the rest of the view (the content id is in the link and the chart's tooltip, not in a column of
+its own). The tables are Markdown tables (st.table), as the analytics' top content: every column
+shows at any width, and the page needs no data-grid script (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import redis
 import streamlit as st
 
 from engagement_platform.dashboard import services
-from engagement_platform.dashboard.view import METRIC_LABELS, View
+from engagement_platform.dashboard.view import METRIC_LABELS, View, title_link
 from engagement_platform.serving.rising import DEFAULT_MIN_COUNT, RisingRow, rising_content
 from engagement_platform.serving.top_content import TopRow, top_content, unique_users
 from engagement_platform.settings import Settings
@@ -23,9 +25,6 @@ REFRESH_S = 5
 NO_TITLE = "(title not known yet)"
 CHART_TITLE = "Live leaderboard"
 USERS = "unique users"
-LINK = "details"
-# a link per row: the value is ``?content=<id>``, what the cell shows is fixed
-LINKS = {LINK: st.column_config.LinkColumn(LINK, display_text="open", help="this title's own view")}
 
 
 @dataclass(frozen=True)
@@ -59,26 +58,20 @@ def fetch(client: redis.Redis, settings: Settings, view: View) -> Live:
     )
 
 
-def link(content_id: str) -> str:
-    """The URL (relative to the page) of a title's own view."""
-    return f"?content={content_id}"
-
-
 def score_text(score: float, metric: str) -> str:
     return f"{score:,.0f}" if metric == METRIC_EVENTS else f"{score / 60:,.1f} min"
 
 
-def table(rows: list[TopRow], metric: str) -> pd.DataFrame:
-    """What the table shows, in rank order: rank, title, type, the score as text, unique users
-    and the link to the title's view."""
+def table(rows: list[TopRow], view: View) -> pd.DataFrame:
+    """What the table shows, in rank order: rank, title (a link to its view), type, the score as
+    text and unique users."""
     return pd.DataFrame(
         {
             "rank": [r.rank for r in rows],
-            "title": [r.title or NO_TITLE for r in rows],
+            "title": [title_link(r.title or NO_TITLE, r.content_id, view) for r in rows],
             "type": [r.content_type or "" for r in rows],
-            METRIC_LABELS[metric]: [score_text(r.score, metric) for r in rows],
-            USERS: [r.unique_users for r in rows],
-            LINK: [link(r.content_id) for r in rows],
+            METRIC_LABELS[view.metric]: [score_text(r.score, view.metric) for r in rows],
+            USERS: [f"{r.unique_users:,}" for r in rows],
         }
     ).set_index("rank")
 
@@ -87,17 +80,18 @@ def growth_text(row: RisingRow) -> str:
     return "new" if row.growth_pct is None else f"{row.growth_pct:+,.0f}%"
 
 
-def rising_table(rows: list[RisingRow], metric: str, window: int) -> pd.DataFrame:
-    """Rising titles, fastest first: the score of the last window, of the one before, the growth."""
+def rising_table(rows: list[RisingRow], view: View) -> pd.DataFrame:
+    """Rising titles, fastest first: the title (a link to its view), the score of the last
+    window, of the one before, the growth."""
+    window, metric = view.window, view.metric
     return pd.DataFrame(
         {
             "rank": [r.rank for r in rows],
-            "title": [r.title or NO_TITLE for r in rows],
+            "title": [title_link(r.title or NO_TITLE, r.content_id, view) for r in rows],
             "type": [r.content_type or "" for r in rows],
             f"last {window} min": [score_text(r.current, metric) for r in rows],
             f"{window} min before": [score_text(r.previous, metric) for r in rows],
             "growth": [growth_text(r) for r in rows],
-            LINK: [link(r.content_id) for r in rows],
         }
     ).set_index("rank")
 
@@ -148,12 +142,12 @@ def section(settings: Settings, view: View) -> None:
         st.metric(f"Unique users, last {view.window} minutes", f"{live.unique_users:,}")
         top, rising = st.tabs([f"Top {view.top_n}", "Rising"])
         with top:
-            left, right = st.columns([2, 3])
-            left.dataframe(table(live.top, view.metric), column_config=LINKS)
+            left, right = st.columns(2)
+            left.table(table(live.top, view))
             right.altair_chart(chart(live.top, view.metric), width="stretch")
         with rising:
             if live.rising:
-                st.dataframe(rising_table(live.rising, view.metric, view.window), column_config=LINKS)
+                st.table(rising_table(live.rising, view))
             else:
                 least = score_text(min_count(view.metric), view.metric)
                 least += " events" if view.metric == METRIC_EVENTS else " of engagement"

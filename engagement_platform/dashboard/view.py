@@ -7,6 +7,7 @@ link still opens a page, never an error.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -90,6 +91,19 @@ class View:
     def link(self, **changes: object) -> str:
         """A relative link to this view with ``changes`` (e.g. ``content=...``): ``?window=...``."""
         return "?" + urlencode(replace(self, **changes).to_query())  # type: ignore[arg-type]
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown as itself in a Markdown cell (st.table renders Markdown)."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def title_link(title: str | None, content_id: str, view: View) -> str:
+    """The title as a Markdown link to its page (``?content=<id>`` and the rest of the view)."""
+    return f"[{escape_markdown(title or '(title unknown)')}]({view.link(content=content_id)})"
 
 
 def _choice(raw: str | None, options: tuple[T, ...], default: T) -> T:

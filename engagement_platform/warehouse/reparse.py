@@ -12,7 +12,6 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.argtypes import UsageError
 from engagement_platform.replay import EVERYTHING, Filters, Report, render
 from engagement_platform.settings import Settings
 from engagement_platform.warehouse import ddl
@@ -88,9 +87,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from engagement_platform.warehouse.sql import clickhouse_message
 
-    if args.topic:
-        raise UsageError("--topic names a Kafka DLQ; --warehouse replays ClickHouse's errors table")
-    try:
+    try:  # the flags were checked by the command (cli.cmd_dlq_replay)
         client = ddl.connect_settings(settings)
         try:
             report = reparse_errors(

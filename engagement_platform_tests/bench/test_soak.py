@@ -16,6 +16,7 @@ from engagement_platform.bench.soak import (
     Samples,
     grew,
     hour_projection_mib,
+    over_cap,
     redis_per_1000,
     service_tree,
     verdicts,
@@ -51,8 +52,8 @@ def test_a_run_shorter_than_its_warm_up_cannot_fail_and_says_so() -> None:
 
 
 def test_verdicts_name_what_grew() -> None:
-    found = verdicts({"kafka": [400, 470, 472, 480], "redis": [10, 50, 90, 130]}, warmup=1)
-    assert [(v.name, v.grew) for v in found] == [("kafka", False), ("redis", True)]
+    found = verdicts({"kafka": [400, 470, 472, 480], "warehouse": [10, 50, 90, 130]}, warmup=1)
+    assert [(v.name, v.grew) for v in found] == [("kafka", False), ("warehouse", True)]
     assert found[1].note.endswith("GREW")
 
 
@@ -66,6 +67,15 @@ def test_redis_per_1000_events_and_the_hour_projection() -> None:
 
 def test_no_events_means_no_redis_figure() -> None:
     assert redis_per_1000(Samples(events=[0, 0], redis_mib=[1.0, 1.5])) is None
+
+
+def test_redis_is_held_to_its_cap_not_to_the_growth_rule() -> None:
+    growing = [5.0 + i for i in range(20)]  # keys kept 70-130 minutes: grows through the run
+    [other, redis] = verdicts({"redis": growing, "other": growing}, warmup=10)
+    assert not redis.grew and "cap" in redis.note
+    assert other.grew
+    assert not over_cap(Samples(redis_mib=[1.0, 12.0, 49.9]))
+    assert over_cap(Samples(redis_mib=[1.0, 50.5, 20.0]))
 
 
 # a parent with two children and a grandchild under each: one child says it is a Dagster run

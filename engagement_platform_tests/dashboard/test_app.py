@@ -42,12 +42,21 @@ def url(at: AppTest) -> dict[str, str]:
 
 
 def tables(at: AppTest) -> list[pd.DataFrame]:
-    return [t.value for t in at.table]
+    """The analytics' tables (the live section's are ``boards``)."""
+    return [t.value for t in at.table if leaderboard.USERS not in t.value and "growth" not in t.value]
 
 
 def boards(at: AppTest) -> list[pd.DataFrame]:
-    """The live section's tables (dataframes, for their link column): the top N, then rising."""
-    return [d.value for d in at.dataframe]
+    """The live section's tables: the top N, then rising (its titles as their text)."""
+    found = [t.value for t in at.table if leaderboard.USERS in t.value or "growth" in t.value]
+    assert not at.dataframe, "the page draws no data grid: its tables are Markdown tables"
+    return [b.assign(title=[text for text, _q in links(b["title"])]) for b in found]
+
+
+def board_links(at: AppTest) -> list[dict[str, str]]:
+    """The query parameters of the top N's title links."""
+    top = next(t.value for t in at.table if leaderboard.USERS in t.value)
+    return [query for _text, query in links(top["title"])]
 
 
 def warnings(at: AppTest) -> str:
@@ -70,11 +79,13 @@ def test_the_page_shows_the_leaderboard_analytics_and_health(app_env: Seeded) ->
     assert list(board.index) == [r.rank for r in expected]
     assert list(board["type"]) == [r.content_type for r in expected]
     # the seed's users are event id % 7: each title's first (up to) 7 events bring new ones
-    assert list(board[leaderboard.USERS]) == [r.unique_users for r in expected] == [7, 7, 5, 3]
+    assert list(board[leaderboard.USERS]) == [f"{r.unique_users:,}" for r in expected] == ["7", "7", "5", "3"]
     assert "7" in [m.value for m in at.metric]  # the window's unique users
     bars = chart(at, leaderboard.CHART_TITLE)
     assert list(bars["content_id"]) == [r.content_id for r in expected]  # ids: on hover
-    assert list(board[leaderboard.LINK]) == [f"?content={r.content_id}" for r in expected]  # and links
+    linked = board_links(at)  # and the links: each title's view, with the rest of the view
+    assert [q["content"] for q in linked] == [r.content_id for r in expected]
+    assert all(q["window"] == url(at)["window"] and q["from"] == url(at)["from"] for q in linked)
     # all of it is new in the last 10 minutes; only Alpha's 12 events reach the minimum of 10
     assert list(rising["title"]) == ["Alpha Podcast"] and list(rising["growth"]) == ["new"]
 

@@ -100,10 +100,9 @@ METRIC = '[data-testid="stMetric"]'
 
 
 def live_title(page: Page, title: str) -> None:
-    """Wait for ``title`` in the live section's table: a data grid drawn on a canvas, whose cells
-    are in the page as an accessible (hidden) table."""
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    grid.get_by_text(title, exact=True).first.wait_for(state="attached", timeout=60_000)
+    """Wait for ``title`` in the live section's table (the page's first), as a link to its view."""
+    table = page.locator('[data-testid="stTable"]').first
+    table.get_by_role("link", name=title, exact=True).first.wait_for(timeout=60_000)
 
 
 def metrics(page: Page) -> dict[str, tuple[str, str]]:
