@@ -79,7 +79,11 @@ class Verdict:
     warm_mib: float | None  # None: the run ended before the warm-up sample
     last_mib: float
     grew: bool
-    capped: bool = False  # held to REDIS_CAP_MIB instead of the growth rule
+
+    @property
+    def capped(self) -> bool:
+        """Held to REDIS_CAP_MIB instead of the growth rule."""
+        return self.name in CAPPED
 
     @property
     def note(self) -> str:
@@ -109,9 +113,8 @@ def verdicts(rss: Mapping[str, Sequence[float]], warmup: int) -> list[Verdict]:
     out = []
     for name, series in sorted(rss.items()):
         warm = series[warmup] if len(series) > warmup + 1 else None
-        capped = name in CAPPED
-        grown = not capped and grew(series, warmup)
-        out.append(Verdict(name, warm, series[-1] if series else 0.0, grown, capped))
+        grown = name not in CAPPED and grew(series, warmup)
+        out.append(Verdict(name, warm, series[-1] if series else 0.0, grown))
     return out
 
 

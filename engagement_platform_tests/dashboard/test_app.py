@@ -41,22 +41,30 @@ def url(at: AppTest) -> dict[str, str]:
     return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
 
 
+def live(table: pd.DataFrame) -> bool:
+    """Whether ``table`` is one of the live section's (top N: unique users; rising: growth)."""
+    return leaderboard.USERS in table or "growth" in table
+
+
 def tables(at: AppTest) -> list[pd.DataFrame]:
     """The analytics' tables (the live section's are ``boards``)."""
-    return [t.value for t in at.table if leaderboard.USERS not in t.value and "growth" not in t.value]
+    return [t.value for t in at.table if not live(t.value)]
+
+
+def live_tables(at: AppTest) -> list[pd.DataFrame]:
+    """The live section's tables as drawn: the top N, then rising (titles as Markdown links)."""
+    assert not at.dataframe, "the page draws no data grid: its tables are Markdown tables"
+    return [t.value for t in at.table if live(t.value)]
 
 
 def boards(at: AppTest) -> list[pd.DataFrame]:
-    """The live section's tables: the top N, then rising (its titles as their text)."""
-    found = [t.value for t in at.table if leaderboard.USERS in t.value or "growth" in t.value]
-    assert not at.dataframe, "the page draws no data grid: its tables are Markdown tables"
-    return [b.assign(title=[text for text, _q in links(b["title"])]) for b in found]
+    """The live section's tables, their titles as their text."""
+    return [b.assign(title=[text for text, _q in links(b["title"])]) for b in live_tables(at)]
 
 
 def board_links(at: AppTest) -> list[dict[str, str]]:
     """The query parameters of the top N's title links."""
-    top = next(t.value for t in at.table if leaderboard.USERS in t.value)
-    return [query for _text, query in links(top["title"])]
+    return [query for _text, query in links(live_tables(at)[0]["title"])]
 
 
 def warnings(at: AppTest) -> str:
