@@ -266,6 +266,22 @@ def newest_event_id(settings: Settings) -> int:
         conn.close()
 
 
+def wal_position(dsn: str, slot: str | None = None) -> int:
+    """As a number: the slot's confirmed_flush_lsn (where Postgres resumes its stream after a
+    restart) when ``slot`` is given, else the server's current WAL position."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            if slot is None:
+                cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+            else:
+                lsn = "confirmed_flush_lsn - '0/0'::pg_lsn"
+                cur.execute(f"SELECT {lsn} FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
 def postgres_clickhouse_diff(settings: Settings) -> IdDiff:
     """Postgres's event ids against ClickHouse FINAL's, now."""
     pg, ch = psycopg2.connect(settings.postgres_dsn), connect_settings(settings)

@@ -3,7 +3,9 @@ min.insync.replicas 2) and two Connect workers, while events flow at ~1,000/s.
 
 - kill -9 of the broker that leads the most partitions; `up` restarts it;
 - a rolling restart of the three brokers, each back in every ISR before the next;
-- kill -9 of the Connect worker that runs the connector's task, the other one still running.
+- kill -9 of the Connect worker that runs the connector's task, the other one still running;
+- a broker lost with the only replica of one of a connector's topics: the replication slot
+  stays behind the record that topic has not taken, so a task restarted meanwhile loses nothing.
 
 Afterwards ClickHouse FINAL holds exactly the Postgres ids and Redis's per-minute counts equal
 ClickHouse's; while it happens, no sink goes 10 s without a new event. A loaded machine may fall
@@ -23,12 +25,17 @@ import time
 import urllib.request
 from collections.abc import Iterator
 
+import psycopg2
 import pytest
+from confluent_kafka import Message
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from engagement_platform.cdc.connect_client import ConnectClient
 from engagement_platform.cdc.connector import connector_name
 from engagement_platform.local_stack.cdc import worker_name
 from engagement_platform.local_stack.kafka import node_name
 from engagement_platform.local_stack.process import is_alive
+from engagement_platform.monitoring.cdc_readiness import slot_active
 from engagement_platform_tests.harness import (
     TRAFFIC_RATE,
     Arrivals,
@@ -38,9 +45,11 @@ from engagement_platform_tests.harness import (
     in_step,
     newest_event_id,
     partition_leaders,
+    read_topic,
     running_platform,
     under_replicated,
     wait_for,
+    wal_position,
 )
 
 # the module's cluster starts in the first test's time; a catch-up may take minutes on a loaded machine
@@ -222,3 +231,104 @@ def test_kill_9_of_the_connect_worker_running_the_task_moves_it_to_the_other(pla
         f"longest stall: {arrivals.line()}"
     )
     in_step(platform, allowed, allowed)
+
+
+ORDER_TABLES = ("ord_a", "ord_b")
+OBSERVE_S = 5.0  # five of Connect's offset flushes (offset.flush.interval.ms: 1 s)
+
+
+def test_the_slot_never_passes_a_record_kafka_has_not_taken(platform: Platform) -> None:
+    """Kafka acknowledges records of different partitions in any order; the LSN Debezium
+    confirms to Postgres must not pass a record Kafka has not taken, or a task restarted
+    meanwhile resumes past it and the record is lost. (Debezium 3.7 confirms the offset Connect
+    committed, which stops at the first unacknowledged record; its older callback-ordered way,
+    still in forks, does not.) A connector like the platform's streams two tables, each to a
+    topic with one replica on its own broker; the broker of ord_b's topic is lost while both are
+    written. ord_a's records are taken meanwhile; the slot must stay behind ord_b's row, and
+    after a task restart and the broker's return the row arrives."""
+    s = platform.settings
+    owner = psycopg2.connect(s.postgres_dsn)
+    owner.autocommit = True
+    client = ConnectClient(s.connect_url)
+    holder = node_name(3)  # ord_b's topic lives there only
+    with owner.cursor() as cur:
+        for table in ORDER_TABLES:
+            cur.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY)")
+            cur.execute(f"GRANT SELECT ON {table} TO {s.cdc_user}")
+        cur.execute(f"CREATE PUBLICATION ord_pub FOR TABLE {', '.join(ORDER_TABLES)}")
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers})
+    for future in admin.create_topics(
+        [NewTopic(f"ord.{t}", 1, replica_assignment=[[node]]) for t, node in (("ord_a", 1), ("ord_b", 3))]
+    ).values():
+        future.result(timeout=30)
+    config = {
+        **{
+            k: v
+            for k, v in client.config(connector_name()).items()
+            if k not in ("name", "message.key.columns")
+        },
+        "topic.prefix": "ord",
+        "slot.name": "ord_slot",
+        "publication.name": "ord_pub",
+        "table.include.list": ",".join(f"public.{t}" for t in ORDER_TABLES),
+        "transforms.route.regex": "ord\\.public\\.(.*)",
+        "transforms.route.replacement": "ord.$1",
+    }
+
+    def ids(topic: str, want: set[int]) -> set[int]:
+        def of(messages: list[Message]) -> set[int]:
+            return {json.loads(value)["id"] for m in messages if (value := m.value())}
+
+        return of(read_topic(s.kafka_bootstrap_servers, topic, until=lambda ms: want <= of(ms), settle=0))
+
+    def insert(table: str, rows: range) -> None:
+        with owner.cursor() as cur:
+            for i in rows:  # a transaction each, as an application writes
+                cur.execute(f"INSERT INTO {table} VALUES (%s)", (i,))
+
+    try:
+        client.put_config("ord", config)
+        client.wait_running("ord", timeout=120)
+        insert("ord_a", range(1, 2))
+        ids("ord.ord_a", {1})
+        platform.handle.cli("stack", "down", holder)
+
+        def leaderless() -> bool:  # the broker has stopped serving: no leader for ord.ord_b
+            topic = admin.list_topics("ord.ord_b", timeout=10).topics["ord.ord_b"]
+            return topic.partitions[0].leader == -1
+
+        wait_for(leaderless, 60, f"ord.ord_b to lose its leader with {holder}")
+        before_b = wal_position(s.postgres_dsn)
+        insert("ord_b", range(1, 2))  # its record waits for a leader of ord.ord_b
+        insert("ord_a", range(2, 41))  # later transactions: Kafka takes them
+        ids("ord.ord_a", set(range(1, 41)))
+        confirmed = []
+        deadline = time.monotonic() + OBSERVE_S
+        while time.monotonic() < deadline:
+            confirmed.append(wal_position(s.postgres_dsn, "ord_slot"))
+            time.sleep(0.2)
+        assert max(confirmed) <= before_b, (
+            f"the slot confirmed {max(confirmed)}, past ord_b's row (after {before_b}), which Kafka has not"
+        )
+        client.restart("ord")  # the connector and its task, while the record waits
+        client.wait_running("ord", timeout=120)
+        platform.handle.cli("stack", "up", holder)
+        assert 1 in ids("ord.ord_b", {1}), "ord_b's row was lost"
+        wait_for(
+            lambda: wal_position(s.postgres_dsn, "ord_slot") > before_b, 60, "the slot to pass ord_b's row"
+        )
+    finally:
+        platform.handle.cli("stack", "up", holder)
+        client.delete("ord")
+        wait_for(lambda: not slot_active(s.postgres_dsn, "ord_slot"), 60, "the test's slot to be released")
+        with owner.cursor() as cur:
+            cur.execute("SELECT pg_drop_replication_slot('ord_slot')")
+            cur.execute("DROP PUBLICATION ord_pub")
+            cur.execute(f"DROP TABLE {', '.join(ORDER_TABLES)}")
+        owner.close()
+    print(
+        f"lost {holder} with ord.ord_b's only replica; 40 rows of ord_a taken meanwhile; the slot stayed "
+        f"{before_b - max(confirmed):,} bytes behind ord_b's row over {OBSERVE_S:.0f} s; after a task "
+        "restart and the broker's return the row arrived"
+    )
+    wait_in_sync(platform, f"{holder} back")
