@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import statistics
@@ -47,6 +48,7 @@ DRAIN_S = 10.0  # the whole backlog must be visible in ClickHouse this soon afte
 SATURATED = 0.9  # of the asked rate: writers below it did not keep up (the rate is not held)
 FIND_MAX_RATES = (1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000)
 COLD_WINDOW_S = 60.0  # --cold: the first minute after `stack up`, reported apart
+COLD_SLICE_S = 10.0  # --cold: the first minute again, slice by slice, to show when it settles
 FIND_MAX_PRECISION = 0.1  # bisect until the highest held and lowest failed rates are this close
 # the platform's processes by the names a reader knows them by (the stack's service or consumer
 # name otherwise): the Connect worker runs Debezium, the warehouse consumer is the bridge
@@ -302,6 +304,8 @@ class Outcome:
     # --cold: the same figures for the first minute and for the steady state after it
     windows: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     stack_up_s: float | None = None
+    # --cold: the first window in COLD_SLICE_S slices ("0-10 s", ...), same figures
+    slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def achieved(self) -> float:
@@ -333,8 +337,17 @@ class Outcome:
             "lag_note": self.note,
             "processes": self.processes,
             **({"windows": self.windows} if self.windows else {}),
+            **({"slices": self.slices} if self.slices else {}),
             **({"stack_up_s": round(self.stack_up_s, 1)} if self.stack_up_s is not None else {}),
         }
+
+
+def cold_slices(cold: float, size: float = COLD_SLICE_S) -> list[tuple[float, float]]:
+    """The first ``cold`` seconds as (start, stop) slices of ``size`` seconds, the last shorter."""
+    return [
+        (start, min(start + size, cold))
+        for start in itertools.takewhile(lambda t: t < cold, itertools.count(0.0, size))
+    ]
 
 
 def stage_figures(latencies: Sequence[float], written: int) -> dict[str, float]:
@@ -530,16 +543,19 @@ def measure(
         processes = sampler.finish()
         stages = {s: stage_figures(timeline.latencies_ms(s), written) for s in STAGES}
         ok, note = bounded_lag(timeline, end, rate)
-        windows = {}
+
+        def figures(window: tuple[float, float]) -> dict[str, dict[str, float]]:
+            in_window = len(timeline.committed_in(window))
+            return {s: stage_figures(timeline.latencies_ms(s, window), in_window) for s in STAGES}
+
+        windows, slices = {}, {}
         if cold:
-            for name, window in (
-                ("first", (began_at, began_at + cold)),
-                ("steady", (began_at + cold, end + 1)),
-            ):
-                in_window = len(timeline.committed_in(window))
-                windows[name] = {
-                    s: stage_figures(timeline.latencies_ms(s, window), in_window) for s in STAGES
-                }
+            windows = {
+                "first": figures((began_at, began_at + cold)),
+                "steady": figures((began_at + cold, end + 1)),
+            }
+            for start, stop in cold_slices(cold):
+                slices[f"{start:.0f}-{stop:.0f} s"] = figures((began_at + start, began_at + stop))
         return Outcome(
             rate,
             written,
@@ -553,6 +569,7 @@ def measure(
             wrote.late_s,
             wrote.commit_ms,
             windows,
+            slices=slices,
         )
     finally:
         if pool is not None:
@@ -603,6 +620,15 @@ def print_cold(label: str, o: Outcome) -> None:
         for s in STAGES
         if o.windows["steady"][s]["p99"] > 0
     )
+    if o.slices:
+        report.print_table(
+            f"{label}, right after `stack up` by {COLD_SLICE_S:.0f} s (p50 / p99 ms)",
+            ["seconds", *(STAGE_LABELS.get(s, s) for s in STAGES)],
+            [
+                [name, *(f"{f[s]['p50']:,.0f} / {f[s]['p99']:,.0f}" for s in STAGES)]
+                for name, f in o.slices.items()
+            ],
+        )
     up = f"`stack up` took {o.stack_up_s:.1f} s; " if o.stack_up_s is not None else ""
     report.say(f"{label}: {up}p99 right after it / steady p99: {ratios} (goal < 2x)")
 

@@ -15,6 +15,7 @@ from engagement_platform.bench.e2e import (
     RateSearch,
     Timeline,
     behind_line,
+    cold_slices,
     cpu_line,
     process_pids,
     stage_figures,
@@ -64,6 +65,12 @@ def test_when_the_first_rate_fails_the_search_halves_it() -> None:
     for rate in (500, 250, 125):
         search.record(rate, False)
     assert search.next() is None  # 62.5: below a tenth of the ladder's first and search.best() is None
+
+
+def test_the_cold_window_is_cut_into_ten_second_slices() -> None:
+    assert cold_slices(60) == [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60)]
+    assert cold_slices(25) == [(0, 10), (10, 20), (20, 25)]  # the last one shorter
+    assert cold_slices(5) == [(0, 5)]
 
 
 def test_a_window_holds_the_events_committed_within_it() -> None:
@@ -142,5 +149,7 @@ def test_cold_restarts_the_stack_and_reports_its_first_seconds_apart(
         run["windows"]["first"]["clickhouse"]["events"] + run["windows"]["steady"]["clickhouse"]["events"]
     )
     assert firsts == run["written"]  # the two windows split the run
+    assert list(run["slices"]) == ["0-5 s"]  # the first window by 10 s: one slice of 5 s
+    assert run["slices"]["0-5 s"]["clickhouse"]["events"] == run["windows"]["first"]["clickhouse"]["events"]
     assert "kafka: up at" in result.stdout + result.stderr  # the stack was restarted
     assert "right after `stack up`" in result.stdout and "/ steady p99" in result.stdout + result.stderr
