@@ -110,6 +110,60 @@ def window_ids_clickhouse(client: Client, start: datetime, end: datetime) -> set
     return {row[0] for row in result.result_rows}
 
 
+# per minute of event_ts: (count, sum of ids, sum of their squares). Equal fingerprints mean the
+# same ids but for a loss and a gain that keep all three sums, which real faults do not make.
+Fingerprint = tuple[int, int, int]
+
+
+def window_fingerprints_postgres(
+    conn: PgConnection, start: datetime, end: datetime
+) -> dict[str, Fingerprint]:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {PG_MINUTE}, count(*), sum(id), sum(id::numeric * id) FROM engagement_events "
+            "WHERE event_ts >= %s AND event_ts < %s GROUP BY 1",
+            (start, end),
+        )
+        return {minute: (int(n), int(total), int(squares)) for minute, n, total, squares in cur.fetchall()}
+
+
+def window_fingerprints_clickhouse(client: Client, start: datetime, end: datetime) -> dict[str, Fingerprint]:
+    result = client.query(
+        f"SELECT {CH_MINUTE}, count(), sum(event_id), sum(toUInt128(event_id) * event_id) "
+        "FROM engagement_enriched FINAL "
+        "WHERE event_ts >= {start:DateTime64(3, 'UTC')} AND event_ts < {end:DateTime64(3, 'UTC')} GROUP BY 1",
+        parameters={"start": start, "end": end},
+    )
+    return {minute: (int(n), int(total), int(squares)) for minute, n, total, squares in result.result_rows}
+
+
+def differing_minutes(source: dict[str, Fingerprint], sink: dict[str, Fingerprint]) -> list[str]:
+    """The YYYYMMDDHHMM minutes whose ids differ between the two sides, in order."""
+    return sorted(m for m in source.keys() | sink.keys() if source.get(m) != sink.get(m))
+
+
+def window_diff(conn: PgConnection, client: Client, start: datetime, end: datetime) -> IdDiff:
+    """Postgres's event ids of ``[start, end)`` against ClickHouse FINAL's, reading ids only of
+    the minutes whose fingerprints differ: an hour at 1,000 events/s is 3.6 M ids per side,
+    ~0.5 GB of Python sets in the process that runs the check, every minute. The ids of all
+    differing minutes are compared together, so an event whose timestamp lands in the next
+    minute on one side (microseconds against ClickHouse's milliseconds) is neither missing nor
+    extra."""
+    source = window_fingerprints_postgres(conn, start, end)
+    sink = window_fingerprints_clickhouse(client, start, end)
+    src: set[int] = set()
+    dst: set[int] = set()
+    for minute in differing_minutes(source, sink):
+        at = datetime.strptime(minute, "%Y%m%d%H%M").replace(tzinfo=start.tzinfo)
+        lo, hi = max(start, at), min(end, at + timedelta(minutes=1))
+        src |= window_ids_postgres(conn, lo, hi)
+        dst |= window_ids_clickhouse(client, lo, hi)
+    diff = diff_ids(src, dst)
+    return IdDiff(
+        sum(f[0] for f in source.values()), sum(f[0] for f in sink.values()), diff.missing, diff.extra
+    )
+
+
 def window_minute_counts_clickhouse(client: Client, start: datetime, end: datetime) -> Counter[MinuteKey]:
     result = client.query(
         f"SELECT {CH_MINUTE}, toString(content_id), count() FROM engagement_enriched FINAL "

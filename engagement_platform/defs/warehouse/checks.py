@@ -141,13 +141,12 @@ def reconciliation_monitor(look_back: timedelta = LOOK_BACK, settle: timedelta =
         conn = ctx.resources.postgres.reader_connect()
         client = ctx.resources.clickhouse.reader_client()
         try:
-            source = reconcile.window_ids_postgres(conn, start, end)
-            sink = reconcile.window_ids_clickhouse(client, start, end)
+            diff = reconcile.window_diff(conn, client, start, end)
             duplicates = reconcile.clickhouse_duplicates(client)
         finally:
             client.close()
             conn.close()
-        ids = reconcile.ids_verdict(reconcile.diff_ids(source, sink), start, end)
+        ids = reconcile.ids_verdict(diff, start, end)
         return Report([(MATCHES_POSTGRES, ids), (NO_DUPLICATES, reconcile.duplicates_verdict(duplicates))])
 
     return Monitor(
