@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 from engagement_platform.kafka_config import client_config
 from engagement_platform.monitoring.lag import oldest_unconsumed, watermarks
-from engagement_platform.streaming.leaderboard import Keys, last_buckets
+from engagement_platform.streaming.leaderboard import Keys, bucket_start, last_buckets
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def leaderboard_activity(
         pipe.zcard(keys.minute(bucket))
     sizes = dict(zip(buckets, pipe.execute(), strict=True))
     filled = [b for b in buckets if sizes[b]]
-    newest = datetime.strptime(max(filled), "%Y%m%d%H%M").replace(tzinfo=UTC) if filled else None
+    newest = bucket_start(max(filled)) if filled else None
     figures = {
         "committed_offsets": {str(p): o for p, o in sorted(committed.items())},
         "newest_bucket": max(filled) if filled else "",

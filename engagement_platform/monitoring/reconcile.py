@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 from psycopg2.extensions import connection as PgConnection
 
 from engagement_platform.monitoring.verdict import Level, Verdict
-from engagement_platform.streaming.leaderboard import Keys
+from engagement_platform.streaming.leaderboard import Keys, bucket_start
 from engagement_platform.warehouse import ddl
 
 # (YYYYMMDDHHMM in UTC, content_id): the leaderboard's bucket and member
@@ -154,7 +154,7 @@ def window_diff(conn: PgConnection, client: Client, start: datetime, end: dateti
     src: set[int] = set()
     dst: set[int] = set()
     for minute in differing_minutes(source, sink):
-        at = datetime.strptime(minute, "%Y%m%d%H%M").replace(tzinfo=start.tzinfo)
+        at = bucket_start(minute)
         lo, hi = max(start, at), min(end, at + timedelta(minutes=1))
         src |= window_ids_postgres(conn, lo, hi)
         dst |= window_ids_clickhouse(client, lo, hi)
