@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 import psycopg2
@@ -946,18 +946,61 @@ def enriched_event(event_id: int, content: Content, event_ts: datetime, rng: ran
 
 
 def charts(at: Any) -> dict[str, Any]:
-    """Each Altair chart on a Streamlit AppTest page by its title, with the data (a pandas
-    frame) it was given."""
-    import pyarrow as pa
+    """Each chart on a Streamlit AppTest page (an SVG of ``dashboard.svg``) by its title, as a
+    frame of what its marks' tooltips name: a row per mark, a column per field (figures as
+    numbers, the rest as text)."""
+    import xml.etree.ElementTree as ET
+
+    import pandas as pd
+
+    from engagement_platform.dashboard import svg
+
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    found = {}
+    for element in at.markdown:
+        body = element.value
+        if f'class="{svg.CLASS}"' not in body:
+            continue
+        root = ET.fromstring(body)
+        rows = []
+        for mark in root.iterfind(".//svg:g[@class='mark']", ns):
+            tip = mark.findtext("svg:title", "", ns)
+            rows.append(dict(line.split(": ", 1) for line in tip.splitlines()))
+        found[root.attrib["data-title"]] = pd.DataFrame(rows).apply(_numbers)
+    return found
+
+
+class Shown(NamedTuple):
+    """A headline figure as the page shows it: its value and its delta ('' when none)."""
+
+    value: str
+    delta: str
+
+
+def metrics(at: Any) -> dict[str, Shown]:
+    """Each headline figure on a Streamlit AppTest page (``view.metric_html``) by its label."""
+    import xml.etree.ElementTree as ET
+
+    from engagement_platform.dashboard.view import METRIC_CLASS
 
     found = {}
-    for element in at.get("vega_lite_chart"):
-        spec = orjson.loads(element.proto.spec)
-        title = spec.get("title")
-        title = title.get("text") if isinstance(title, dict) else title
-        data = element.proto.datasets[0].data.data
-        found[str(title)] = pa.ipc.open_stream(data).read_all().to_pandas()
+    for element in at.markdown:
+        if f'class="{METRIC_CLASS}"' not in element.value:
+            continue
+        parts = {div.attrib["class"]: "".join(div.itertext()) for div in ET.fromstring(element.value)}
+        delta = parts.get(f"{METRIC_CLASS}-delta", "").removeprefix("↑ ").removeprefix("↓ ")
+        found[parts[f"{METRIC_CLASS}-label"]] = Shown(parts[f"{METRIC_CLASS}-value"], delta)
     return found
+
+
+def _numbers(column: Any) -> Any:
+    """A column of figures as shown ("1,234") as numbers; any other column as it is."""
+    import pandas as pd
+
+    try:
+        return pd.to_numeric(column.str.replace(",", "", regex=False))
+    except (ValueError, TypeError):
+        return column
 
 
 # --- Compose files, read statically (these machines have no Docker engine) ---------------------

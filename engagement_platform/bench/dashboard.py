@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engagement_platform.argtypes import positive_int
+from engagement_platform.dashboard import svg
+from engagement_platform.dashboard.view import METRIC_CLASS
 from engagement_platform.settings import Settings
 
 if TYPE_CHECKING:  # Playwright is a dev dependency: imported only when a browser is driven
@@ -34,19 +36,22 @@ ARGS = [
     "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 CHARTS = 4  # the leaderboard's and the analytics' three
+# a headline figure's label: the page's own (view.metric_html), or st.metric's in earlier versions
+LABELS = f".{METRIC_CLASS}-label, [data-testid=stMetricLabel]"
 # section -> a JavaScript expression, true once the section shows its content (markers that need
 # no change to the page, so any version of it is measured alike)
 SECTIONS = {
     "shell": "[...document.querySelectorAll('h1')].some(h => h.textContent.includes('Content engagement'))",
-    "leaderboard": "[...document.querySelectorAll('[data-testid=stMetricLabel]')]"
+    "leaderboard": f"[...document.querySelectorAll({LABELS!r})]"
     ".some(m => m.textContent.trim().startsWith('Unique users, last'))"
     " || [...document.querySelectorAll('[data-testid=stAlert]')]"
     ".some(a => a.textContent.includes('No engagement in the last'))",
-    "analytics": "[...document.querySelectorAll('[data-testid=stMetricLabel]')]"
-    ".some(m => m.textContent.trim() === 'Events')",
+    "analytics": f"[...document.querySelectorAll({LABELS!r})].some(m => m.textContent.trim() === 'Events')",
     "health": "[...document.querySelectorAll('[data-testid=stMarkdownContainer] td')]"
     ".some(td => td.textContent.startsWith('consumer '))",
-    "charts": "[...document.querySelectorAll('.vega-embed')].filter(e => e.querySelector('.marks')).length"
+    # the page's SVG charts (dashboard.svg), or the Vega charts earlier versions drew
+    "charts": f"document.querySelectorAll('svg.{svg.CLASS}').length"
+    " + [...document.querySelectorAll('.vega-embed')].filter(e => e.querySelector('.marks')).length"
     f" >= {CHARTS}",
 }
 # records, in window.__epShown, when each marker first holds (ms since navigation start): checked

@@ -1,19 +1,18 @@
 """History from ClickHouse over the view's date range, content type and device: events per
 minute by event type, completion by content type, the device split and the top content. The
 queries are ``warehouse.queries`` (deduplicated; built days from the daily rollups); here they
-only become charts and tables."""
+only become charts (SVG, ``dashboard.svg``) and tables."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 from clickhouse_connect.driver.client import Client
 
-from engagement_platform.dashboard import period, services
+from engagement_platform.dashboard import period, services, svg
 from engagement_platform.dashboard.view import View, title_link
 from engagement_platform.settings import Settings
 from engagement_platform.warehouse import queries
@@ -21,6 +20,7 @@ from engagement_platform.warehouse import queries
 EVENTS_TITLE = "Events per minute by event type"
 COMPLETION_TITLE = "Completion (engagement_pct) by content type"
 DEVICES_TITLE = "Device split"
+DEVICES_WIDTH = 360  # its column is a third of the page: a narrower chart keeps its text readable
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,20 @@ class Analytics:
 
 
 def fetch(client: Client, view: View) -> Analytics:
+    """The section's queries, all at once (the client is thread-safe): the slowest sets the time."""
     f = view.filters
-    return Analytics(
-        events=queries.events_by_type(client, f),
-        completion=queries.completion_distribution(client, f),
-        devices=queries.device_split(client, f),
-        top=queries.top_content(client, f, view.top_n),
-        users=queries.unique_users(client, f),
-        previous_devices=queries.device_split(client, f.previous()),
-        previous_users=queries.unique_users(client, f.previous()),
+    found = services.concurrently(
+        {
+            "events": lambda: queries.events_by_type(client, f),
+            "completion": lambda: queries.completion_distribution(client, f),
+            "devices": lambda: queries.device_split(client, f),
+            "top": lambda: queries.top_content(client, f, view.top_n),
+            "users": lambda: queries.unique_users(client, f),
+            "previous_devices": lambda: queries.device_split(client, f.previous()),
+            "previous_users": lambda: queries.unique_users(client, f.previous()),
+        }
     )
+    return Analytics(**found)
 
 
 @st.cache_data(ttl=services.RESULTS_TTL_S, show_spinner=False)
@@ -73,19 +77,23 @@ def _vocabulary(settings: Settings, start: date, end: date) -> queries.Vocabular
         return queries.vocabulary(client, start, end)
 
 
-def events_chart(frame: pd.DataFrame, bucket_seconds: int) -> alt.Chart:
+DOTS_BELOW = 200  # points: fewer get a dot each, with its tooltip
+
+
+def events_chart(frame: pd.DataFrame, bucket_seconds: int, width: float = svg.WIDTH) -> str:
     """One line per event type; a point is the average rate over its bucket (minute or hour)."""
     per = "minute" if bucket_seconds == 60 else "hour, averaged"
-    return (
-        alt.Chart(frame, title=f"{EVENTS_TITLE} (per {per}, UTC)")
-        .mark_line(point=len(frame) < 200)
-        .encode(
-            x=alt.X("bucket:T", title=None),
-            y=alt.Y("per_minute:Q", title="events / minute"),
-            color=alt.Color("event_type:N", title="event type"),
-            tooltip=["bucket:T", "event_type", alt.Tooltip("per_minute:Q", format=",.1f"), "events"],
-        )
-    )
+    points = []
+    for bucket, event_type, rate, events in zip(
+        frame["bucket"], frame["event_type"], frame["per_minute"], frame["events"], strict=True
+    ):
+        at = pd.Timestamp(bucket).to_pydatetime()
+        fields = {"bucket": f"{at:%Y-%m-%d %H:%M} UTC", "event_type": str(event_type)}
+        fields |= {"per_minute": f"{rate:,.1f}", "events": f"{int(events):,}"}
+        points.append((at, svg.Mark(float(rate), str(event_type), fields)))
+    title = f"{EVENTS_TITLE} (per {per}, UTC)"
+    dots = len(frame) < DOTS_BELOW
+    return svg.lines(title, points, "events / minute", svg.number, "event type", dots=dots, width=width)
 
 
 def completion_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -98,33 +106,32 @@ def completion_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def completion_chart(frame: pd.DataFrame) -> alt.Chart:
+DECILES = tuple(f"{b}–{b + 10} %" for b in range(0, 100, 10))
+
+
+def completion_chart(frame: pd.DataFrame) -> str:
+    """Per completion decile, each content type's share of its events (side by side)."""
     data = completion_frame(frame)
-    order = [f"{b}–{b + 10} %" for b in range(0, 100, 10)]
-    return (
-        alt.Chart(data, title=COMPLETION_TITLE)
-        .mark_bar()
-        .encode(
-            x=alt.X("completion:N", sort=order, title="completion", axis=alt.Axis(labelAngle=0)),
-            xOffset="content_type:N",
-            y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share of the type's events"),
-            color=alt.Color("content_type:N", title="content type"),
-            tooltip=["content_type", "completion", "events", alt.Tooltip("share:Q", format=".1%")],
-        )
-    )
+    marks: dict[str, list[svg.Mark]] = {}
+    for row in data.itertuples(index=False):
+        fields = {"content_type": str(row.content_type), "completion": row.completion}
+        fields |= {"events": f"{int(row.events):,}", "share": f"{row.share:.1%}"}
+        marks.setdefault(row.completion, []).append(svg.Mark(float(row.share), str(row.content_type), fields))
+    axis = "share of the type's events"
+    return svg.columns(COMPLETION_TITLE, DECILES, marks, axis, lambda v: f"{v:.0%}", "content type")
 
 
-def devices_chart(frame: pd.DataFrame, title: str = DEVICES_TITLE) -> alt.Chart:
+def devices_chart(frame: pd.DataFrame, title: str = DEVICES_TITLE, width: float = DEVICES_WIDTH) -> str:
     """Events per device, most first (a title's page draws it too, without hours engaged)."""
-    return (
-        alt.Chart(frame, title=title)
-        .mark_bar()
-        .encode(
-            x=alt.X("events:Q", title="events"),
-            y=alt.Y("device:N", sort="-x", title=None),
-            tooltip=[c for c in ("device", "events", "hours_engaged") if c in frame.columns],
-        )
-    )
+    ordered = frame.sort_values("events", ascending=False, kind="stable")
+    marks, labels = [], []
+    for row in ordered.to_dict("records"):
+        fields = {"device": str(row["device"]), "events": f"{int(row['events']):,}"}
+        if "hours_engaged" in row:
+            fields["hours_engaged"] = f"{row['hours_engaged']:,.1f}"
+        labels.append(str(row["device"]))
+        marks.append(svg.Mark(float(row["events"]), "", fields))
+    return svg.hbars(title, labels, marks, "events", svg.number, width=width)
 
 
 def top_table(frame: pd.DataFrame, view: View) -> pd.DataFrame:
@@ -188,14 +195,14 @@ def section(settings: Settings, view: View) -> None:
             f"Changes are against {period.span(view.filters.previous())}, the same number of days before."
         )
         for column, (label, figure) in zip(st.columns(4), headline(data).items(), strict=False):
-            column.metric(label, figure.value, figure.delta.text, delta_color=figure.delta.color)
+            services.show_metric(column, label, figure.value, figure.delta)
         if data.events.empty:  # the device split ignores the device filter: it may still have rows
             st.info("No events in this range and filter.")
             return
         left, right = st.columns(2)
-        left.altair_chart(events_chart(data.events, view.filters.bucket_seconds), width="stretch")
-        right.altair_chart(completion_chart(data.completion), width="stretch")
+        services.show_chart(left, events_chart(data.events, view.filters.bucket_seconds))
+        services.show_chart(right, completion_chart(data.completion))
         left, right = st.columns([1, 2])
-        left.altair_chart(devices_chart(data.devices), width="stretch")
+        services.show_chart(left, devices_chart(data.devices))
         right.markdown(f"**Top content, {describe(view)}**")
         right.table(top_table(data.top, view))

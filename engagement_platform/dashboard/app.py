@@ -6,9 +6,11 @@ Endpoints come from the same environment variables as everything else. The view 
 metric, top N, date range, content type, device, and ``content`` for one title's page) lives in
 the URL, so a link shares it.
 
-The order is the page's speed: the title first (the page shows at once), then the sidebar, then
-the slow sections' work is started in the background (services.prefetch) before the fast
-leaderboard is drawn, so each section waits for its own queries only (docs/performance.md).
+The order is the page's speed: the title first (the page shows at once); the slow sections'
+work started in the background (services.prefetch) before the fast leaderboard is drawn, so
+each section waits for its own queries only; the sidebar's widgets last, since the browser
+loads each kind of widget's script on its first use, and the sections should not wait behind
+those (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,10 +26,7 @@ if not st.query_params.get("content"):  # a title's page has its own title
     st.title("Content engagement")
 settings = settings_module.load()
 
-view = controls.sidebar(
-    View.from_query(st.query_params.to_dict()),
-    lambda start, end: analytics.vocabulary(settings, start, end),
-)
+view = controls.chosen(View.from_query(st.query_params.to_dict()))
 st.query_params.from_dict(view.to_query())
 
 if view.content:  # ?content=<uuid>: one title's page
@@ -38,3 +37,4 @@ else:
     leaderboard.section(settings, view)
     analytics.section(settings, view)
     health.section(settings, view)
+controls.sidebar(view, lambda start, end: analytics.vocabulary(settings, start, end))

@@ -1,6 +1,7 @@
 """The sidebar: one widget per part of the view. Widgets start from the URL's view the first
-time a session runs and keep their own state afterwards; the app writes the result back to the
-URL. The content types and devices offered are those the data holds over the chosen dates."""
+time a session runs and keep their own state afterwards; the app reads their state first
+(``chosen``), writes it back to the URL, and draws the widgets last (``sidebar``). The content
+types and devices offered are those the data holds over the chosen dates."""
 
 from __future__ import annotations
 
@@ -32,9 +33,10 @@ def options(values: tuple[str, ...], current: str) -> tuple[str, ...]:
     return (ALL, *values, *((current,) if current and current not in values else ()))
 
 
-def sidebar(view: View, vocabulary: Callable[[date, date], Vocabulary]) -> View:
-    """The view as the widgets set it; ``vocabulary`` gives the values the data holds over a
-    date range (the dates are chosen first, so the lists follow them)."""
+def chosen(view: View) -> View:
+    """The view the widgets hold: the URL's ``view`` on a session's first run, the user's choices
+    afterwards. Read before the widgets are drawn (``sidebar``, at the end of the page), so that
+    the sections come first in what the browser receives and draws (docs/performance.md)."""
     f = view.filters
     seeds = {
         "window": view.window,
@@ -46,33 +48,36 @@ def sidebar(view: View, vocabulary: Callable[[date, date], Vocabulary]) -> View:
     }
     for key, value in seeds.items():
         _start(key, value)
+    state = st.session_state
+    start, end = _range(state["dates"], f)
+    return replace(
+        view,
+        window=state["window"] or view.window,  # a segmented control can be cleared: keep the window
+        metric=state["metric"],
+        top_n=state["top_n"],
+        filters=Filters(start, end, state["content_type"], state["device"]),
+    )
+
+
+def sidebar(view: View, vocabulary: Callable[[date, date], Vocabulary]) -> None:
+    """One widget per part of ``view`` (``chosen``'s), each keeping its choice in the session;
+    ``vocabulary`` gives the content types and devices the data holds over the view's dates."""
+    f = view.filters
     with st.sidebar:
         st.subheader("Live leaderboard")
-        window = st.segmented_control(
-            "Window (minutes)", WINDOWS, key="window", format_func=lambda m: f"{m} min"
-        )
-        metric = st.radio("Metric", tuple(METRIC_LABELS), key="metric", format_func=METRIC_LABELS.get)
-        top_n = st.select_slider("Top N", TOP_N, key="top_n")
+        st.segmented_control("Window (minutes)", WINDOWS, key="window", format_func=lambda m: f"{m} min")
+        st.radio("Metric", tuple(METRIC_LABELS), key="metric", format_func=METRIC_LABELS.get)
+        st.select_slider("Top N", TOP_N, key="top_n")
         st.subheader("Analytics")
-        dates = st.date_input("Date range (UTC)", key="dates")
-        start, end = _range(dates, f)
-        found = vocabulary(start, end)
-        content_type = st.selectbox(
+        st.date_input("Date range (UTC)", key="dates")
+        found = vocabulary(f.start, f.end)
+        st.selectbox(
             "Content type",
-            options(found.content_types, st.session_state["content_type"]),
+            options(found.content_types, f.content_type),
             key="content_type",
             format_func=_label,
         )
-        device = st.selectbox(
-            "Device", options(found.devices, st.session_state["device"]), key="device", format_func=_label
-        )
-    return replace(
-        view,
-        window=window or view.window,  # a segmented control can be cleared: keep the window
-        metric=metric,
-        top_n=top_n,
-        filters=Filters(start, end, content_type, device),
-    )
+        st.selectbox("Device", options(found.devices, f.device), key="device", format_func=_label)
 
 
 def _range(dates: object, f: Filters) -> tuple[date, date]:

@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 from engagement_platform.cdc.connect_client import ConnectClient
 from engagement_platform.cdc.connector import connector_name
 from engagement_platform.dashboard import services
-from engagement_platform.dashboard.view import View
+from engagement_platform.dashboard.view import View, escape_colons
 from engagement_platform.monitoring import lag, quality
 from engagement_platform.monitoring.activity import leaderboard_activity, table_activity
 from engagement_platform.monitoring.connector import evaluate_connector
@@ -187,18 +187,17 @@ def asset_url(settings: Settings, asset: tuple[str, ...]) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a cell of the panel's table; its colons escaped (``view.escape_colons``)."""
+    return escape_colons(text).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown(rows: list[Row], settings: Settings) -> str:
     """The panel as a Markdown table: text the browser shows (and a test reads), with links."""
     lines = ["| status | what | figures | verdict | Dagster |", "|---|---|---|---|---|"]
     for r in rows:
-        figures = ", ".join(f"{k}: **{v}**" for k, v in r.figures.items())
+        figures = ", ".join(f"{_cell(k)}: **{_cell(v)}**" for k, v in r.figures.items())
         link = f"[{'/'.join(r.asset)}]({asset_url(settings, r.asset)})"
-        lines.append(
-            f"| {ICONS[r.level]} | {_cell(r.name)} | {_cell(figures)} | {_cell(r.summary)} | {link} |"
-        )
+        lines.append(f"| {ICONS[r.level]} | {_cell(r.name)} | {figures} | {_cell(r.summary)} | {link} |")
     return "\n".join(lines)
 
 

@@ -1,20 +1,20 @@
 """The live leaderboard: Redis through ``serving.top_content`` and ``serving.rising_content``, in
 rank order, by title and type, with each title's unique users and the window's overall unique
-users; refreshed in place by a fragment. Each title links to its own view, ``?content=<id>`` with
-the rest of the view (the content id is in the link and the chart's tooltip, not in a column of
-its own). The tables are Markdown tables (st.table), as the analytics' top content: every column
-shows at any width, and the page needs no data-grid script (docs/performance.md)."""
+users, beside a bar chart (SVG, ``dashboard.svg``); refreshed in place by a fragment. Each
+title links to its own view, ``?content=<id>`` with the rest of the view (the content id is in
+the link and the chart's tooltip, not in a column of its own). The tables are Markdown tables
+(st.table), as the analytics' top content: every column shows at any width, and the page needs
+no data-grid script (docs/performance.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import altair as alt
 import pandas as pd
 import redis
 import streamlit as st
 
-from engagement_platform.dashboard import services
+from engagement_platform.dashboard import services, svg
 from engagement_platform.dashboard.view import METRIC_LABELS, View, title_link
 from engagement_platform.serving.rising import DEFAULT_MIN_COUNT, RisingRow, rising_content
 from engagement_platform.serving.top_content import TopRow, top_content, unique_users
@@ -96,37 +96,21 @@ def rising_table(rows: list[RisingRow], view: View) -> pd.DataFrame:
     ).set_index("rank")
 
 
-def chart(rows: list[TopRow], metric: str) -> alt.Chart:
-    """Bars in rank order (a label per rank, so equal titles stay apart); the id on hover.
-
-    The order is the rank, said explicitly: with ``sort=None`` (data order) the browser kept the
-    places of labels it had drawn before, so after a refresh moved titles between ranks the
-    bars came out of order."""
-    frame = pd.DataFrame(
-        {
-            "rank": [r.rank for r in rows],
-            "label": [f"#{r.rank} {r.title or NO_TITLE}" for r in rows],
-            "score": [r.score if metric == METRIC_EVENTS else r.score / 60 for r in rows],
-            "type": [r.content_type or "unknown" for r in rows],
-            "content_id": [r.content_id for r in rows],
-        }
-    )
+def chart(rows: list[TopRow], metric: str) -> str:
+    """Bars in rank order (a label per rank, so equal titles stay apart), coloured by type; the
+    id on hover."""
     unit = "events" if metric == METRIC_EVENTS else "engagement minutes"
-    return (
-        alt.Chart(frame, title=CHART_TITLE)
-        .mark_bar()
-        .encode(
-            x=alt.X("score:Q", title=unit),
-            y=alt.Y(
-                "label:N",
-                sort=alt.EncodingSortField("rank", order="ascending"),
-                title=None,
-                axis=alt.Axis(labelLimit=260),
-            ),
-            color=alt.Color("type:N", title="type"),
-            tooltip=["label", "type", "content_id", alt.Tooltip("score:Q", format=",.1f")],
-        )
-    )
+    marks = []
+    for r in rows:
+        value = r.score if metric == METRIC_EVENTS else r.score / 60
+        fields = {
+            "title": r.title or NO_TITLE,
+            "type": r.content_type or "unknown",
+            "content_id": r.content_id,
+        }
+        marks.append(svg.Mark(value, r.content_type or "unknown", fields | {unit: f"{value:,.1f}"}))
+    labels = [f"#{r.rank} {r.title or NO_TITLE}" for r in rows]
+    return svg.hbars(CHART_TITLE, labels, marks, unit, svg.number, legend="type")
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -139,12 +123,14 @@ def section(settings: Settings, view: View) -> None:
         if not live.top:
             st.info(f"No engagement in the last {view.window} minutes yet. Is the simulator running?")
             return
-        st.metric(f"Unique users, last {view.window} minutes", f"{live.unique_users:,}")
+        services.show_metric(
+            st.container(), f"Unique users, last {view.window} minutes", f"{live.unique_users:,}"
+        )
         top, rising = st.tabs([f"Top {view.top_n}", "Rising"])
         with top:
             left, right = st.columns(2)
             left.table(table(live.top, view))
-            right.altair_chart(chart(live.top, view.metric), width="stretch")
+            services.show_chart(right, chart(live.top, view.metric))
         with rising:
             if live.rising:
                 st.table(rising_table(live.rising, view))

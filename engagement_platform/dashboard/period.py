@@ -1,4 +1,4 @@
-"""This period against the last: how a figure's change is worded for ``st.metric``. Pure: the
+"""This period against the last: how a headline figure's change is worded. Pure: the
 previous range itself is ``Filters.previous`` (the same number of days, just before)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def change_pct(current: float, previous: float) -> float | None:
 
 @dataclass(frozen=True)
 class Delta:
-    """``st.metric``'s delta and its colour: "+12.5 % vs 1,234" (a leading "-" turns it red), or
+    """A figure's delta and its colour: "+12.5 % vs 1,234" (a leading "-" turns it red), or
     "was 0" in grey when there is no percentage."""
 
     text: str

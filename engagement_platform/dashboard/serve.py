@@ -1,9 +1,9 @@
 """`streamlit run`, with the page's work that does not depend on a visitor done once at start.
 
-``python -m engagement_platform.dashboard.serve run engagement_platform/dashboard/app.py
+``python -m engagement_platform.dashboard.serve run engagement_platform/dashboard/server.py
 [--server.port …]`` takes Streamlit's own command line. Beside the server, once its runtime is
-up, it imports the page's modules (pandas, Altair, the service clients: ~1 s of CPU, several
-under load), draws one chart (Altair loads its schema on the first) and makes the shared clients,
+up, it imports the page's modules (pandas, the service clients: ~1 s of CPU, several under
+load), draws one chart and makes the shared clients,
 so the first visitor after `up` waits for its own queries only (docs/performance.md, "The
 dashboard"). Warming is best effort: a service that is down is the page's to report.
 """
@@ -31,7 +31,7 @@ def warm() -> None:
         from engagement_platform.dashboard import analytics, controls, health, leaderboard, services, title  # noqa: F401
         from engagement_platform.serving.top_content import TopRow
 
-        leaderboard.chart([TopRow(1, "warm", 1.0, "warm", "warm")], "events").to_dict()
+        leaderboard.chart([TopRow(1, "warm", 1.0, "warm", "warm")], "events")
         settings = settings_module.load()
         services.redis_client(settings)
         with services.warehouse(settings):
@@ -43,8 +43,12 @@ def warm() -> None:
 def main() -> None:
     # Streamlit's file watcher (a development aid: rerun on a code change) walks every imported
     # module's path after each script run, ~0.5 s of the server's event loop per run with
-    # pandas, Altair and the clients imported; a served page does not change under it
+    # pandas and the clients imported; a served page does not change under it
     os.environ.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
+    # Streamlit runs a full garbage collection after every script run, a fragment's included:
+    # ~0.2 s of the server's CPU, holding the GIL, per run (py-spy, docs/performance.md); Python's
+    # own collector still runs
+    os.environ.setdefault("STREAMLIT_RUNNER_POST_SCRIPT_GC", "false")
     threading.Thread(target=warm, name="warm", daemon=True).start()
     from streamlit.web.cli import main as streamlit_main
 

@@ -20,8 +20,11 @@ import streamlit as st
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import KafkaException
+from streamlit.delta_generator import DeltaGenerator
 
 from engagement_platform.cdc.connect_client import ConnectError
+from engagement_platform.dashboard.period import Delta
+from engagement_platform.dashboard.view import metric_html
 from engagement_platform.settings import Settings, masked
 from engagement_platform.warehouse.ddl import connect_settings
 
@@ -109,3 +112,16 @@ def unavailable(service: str, endpoint: str, what: str) -> Iterator[None]:
             f"**{service} is unavailable** ({masked(endpoint)}), so {what} cannot be shown right now. "
             f"The rest of the page is live.\n\n`{describe(exc)}`"
         )
+
+
+def show_metric(target: DeltaGenerator, label: str, value: str, delta: Delta | None = None) -> None:
+    """Draw a headline figure (``view.metric_html``) in ``target``."""
+    target.markdown(metric_html(label, value, delta), unsafe_allow_html=True)
+
+
+def show_chart(target: DeltaGenerator, chart: str) -> None:
+    """Draw a chart of ``dashboard.svg`` in ``target`` (the page, a column, a tab).
+
+    Through Markdown's raw HTML: st.html would be lighter, but its sanitizer keeps HTML only and
+    drops every SVG element. The SVG is the page's own markup (every text in it escaped)."""
+    target.markdown(chart, unsafe_allow_html=True)

@@ -5,11 +5,10 @@ its last hour live from Redis (``serving.title_live``). A malformed or unknown i
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from engagement_platform.dashboard import analytics, period, services
+from engagement_platform.dashboard import analytics, period, services, svg
 from engagement_platform.dashboard.view import View
 from engagement_platform.serving.title_live import title_last_hour
 from engagement_platform.settings import Settings
@@ -37,30 +36,26 @@ def summary_figures(now: title.Summary, before: title.Summary) -> dict[str, anal
     return figures
 
 
-def completion_chart(frame: pd.DataFrame) -> alt.Chart:
-    data = frame.assign(completion=[f"{int(b)}–{int(b) + 10} %" for b in frame["pct_bucket"]])
-    order = [f"{b}–{b + 10} %" for b in range(0, 100, 10)]
-    return (
-        alt.Chart(data, title=COMPLETION_TITLE)
-        .mark_bar()
-        .encode(
-            x=alt.X("completion:N", sort=order, title="completion", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("events:Q", title="events"),
-            tooltip=["completion", "events"],
-        )
-    )
+def completion_chart(frame: pd.DataFrame) -> str:
+    marks: dict[str, list[svg.Mark]] = {}
+    for bucket, events in zip(frame["pct_bucket"], frame["events"], strict=True):
+        label = f"{int(bucket)}–{int(bucket) + 10} %"
+        fields = {"completion": label, "events": f"{int(events):,}"}
+        marks.setdefault(label, []).append(svg.Mark(float(events), "", fields))
+    return svg.columns(COMPLETION_TITLE, analytics.DECILES, marks, "events", svg.number)
 
 
-def live_chart(frame: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(frame, title=LIVE_TITLE)
-        .mark_bar()
-        .encode(
-            x=alt.X("minute:T", title=None),
-            y=alt.Y("events:Q", title="events"),
-            tooltip=["minute:T", "events"],
-        )
-    )
+def live_chart(frame: pd.DataFrame) -> str:
+    """A bar per minute of the last hour (labels in UTC)."""
+    marks: dict[str, list[svg.Mark]] = {}
+    labels = []
+    for minute, events in zip(frame["minute"], frame["events"], strict=True):
+        at = pd.Timestamp(minute).to_pydatetime()
+        label = f"{at:%H:%M}"
+        labels.append(label)
+        fields = {"minute": f"{at:%Y-%m-%d %H:%M} UTC", "events": f"{int(events):,}"}
+        marks[label] = [svg.Mark(float(events), "", fields)]
+    return svg.columns(LIVE_TITLE, labels, marks, "events", svg.number, width=svg.FULL_WIDTH)
 
 
 def page(settings: Settings, view: View) -> None:
@@ -87,17 +82,17 @@ def page(settings: Settings, view: View) -> None:
         )
         now, before = title.summary(client, content_id, f), title.summary(client, content_id, f.previous())
         for column, (label, figure) in zip(st.columns(4), summary_figures(now, before).items(), strict=True):
-            column.metric(label, figure.value, figure.delta.text, delta_color=figure.delta.color)
+            services.show_metric(column, label, figure.value, figure.delta)
         events = title.events_by_type(client, content_id, f)
         if events.empty:
             st.info("No events of this title in this range.")
         else:
-            st.altair_chart(analytics.events_chart(events, f.bucket_seconds), width="stretch")
+            across = analytics.events_chart(events, f.bucket_seconds, svg.FULL_WIDTH)
+            services.show_chart(st.container(), across)
             left, right = st.columns(2)
-            left.altair_chart(completion_chart(title.completion(client, content_id, f)), width="stretch")
-            right.altair_chart(
-                analytics.devices_chart(title.devices(client, content_id, f), DEVICES_TITLE), width="stretch"
-            )
+            services.show_chart(left, completion_chart(title.completion(client, content_id, f)))
+            devices = title.devices(client, content_id, f)
+            services.show_chart(right, analytics.devices_chart(devices, DEVICES_TITLE, svg.WIDTH))
     live(settings, str(content_id))
 
 
@@ -111,5 +106,5 @@ def live(settings: Settings, content_id: str) -> None:
             key_prefix=metric_key_prefix(METRIC_EVENTS, settings.leaderboard_key_prefix),
         )
         frame = pd.DataFrame(minutes, columns=["minute", "events"])
-        st.metric("Events in the last hour", f"{int(frame['events'].sum()):,}")
-        st.altair_chart(live_chart(frame), width="stretch")
+        services.show_metric(st.container(), "Events in the last hour", f"{int(frame['events'].sum()):,}")
+        services.show_chart(st.container(), live_chart(frame))

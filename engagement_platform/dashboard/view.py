@@ -14,7 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TypeVar
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
+from engagement_platform.dashboard.period import Delta
 from engagement_platform.streaming.leaderboard import METRIC_ENGAGEMENT_SECONDS, METRIC_EVENTS
 from engagement_platform.warehouse.queries import DEFAULT_DAYS, Filters
 
@@ -93,12 +95,20 @@ class View:
         return "?" + urlencode(replace(self, **changes).to_query())  # type: ignore[arg-type]
 
 
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:])")  # ":": see escape_colons
 
 
 def escape_markdown(text: str) -> str:
-    """``text`` shown as itself in a Markdown cell (st.table renders Markdown)."""
+    """``text`` shown as itself in Markdown (st.table's cells and st.markdown render it)."""
     return MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def escape_colons(text: str) -> str:
+    """``text`` with its colons escaped for Streamlit's Markdown, which reads ``:name:`` as an
+    emoji code: a text that merely looks like one (a clock time, ``15:10:01``) makes the browser
+    fetch and run Streamlit's emoji plugin before it draws the text, ~0.5 s on the page's first
+    load (docs/performance.md). An escaped colon shows as itself."""
+    return text.replace(":", "\\:")
 
 
 def title_link(title: str | None, content_id: str, view: View) -> str:
@@ -126,3 +136,37 @@ def _name(raw: str | None) -> str:
     so no list here can say which exist; a value the data lacks simply matches nothing)."""
     value = (raw or "").strip()
     return value if len(value) <= 64 and value.replace("_", "").replace("-", "").isalnum() else ""
+
+
+METRIC_CLASS = "ep-metric"
+# a delta's colours (text, background), as Streamlit's own metric draws them
+DELTA_COLOURS = {
+    "up": ("#177233", "rgba(33, 195, 84, 0.1)"),
+    "down": ("#bd4043", "rgba(255, 43, 43, 0.09)"),
+    "off": ("#6b6f7b", "rgba(49, 51, 63, 0.06)"),
+}
+
+
+def metric_html(label: str, value: str, delta: Delta | None = None) -> str:
+    """A headline figure as HTML, drawn as ``st.metric`` draws one: the label, the value large,
+    the delta as a coloured pill (green up, red down, grey "was …").
+
+    HTML in Markdown rather than ``st.metric``: the browser loads the metric's script (and its
+    number formatting) on the page's first metric, and the leaderboard and analytics waited
+    behind it; the page's charts already need Markdown's HTML (docs/performance.md)."""
+    pill = ""
+    if delta is not None:
+        kind = "off" if delta.color == "off" else "down" if delta.text.startswith("-") else "up"
+        arrow = {"up": "↑ ", "down": "↓ ", "off": ""}[kind]
+        ink, background = DELTA_COLOURS[kind]
+        pill = (
+            f'<div class="{METRIC_CLASS}-delta" style="display:inline-block;font-size:0.875rem;'
+            f'color:{ink};background:{background};border-radius:0.5rem;padding:0.05rem 0.45rem">'
+            f"{arrow}{escape(delta.text)}</div>"
+        )
+    return (
+        f'<div class="{METRIC_CLASS}" style="padding-bottom:0.75rem">'
+        f'<div class="{METRIC_CLASS}-label" style="font-size:0.875rem">{escape(label)}</div>'
+        f'<div class="{METRIC_CLASS}-value" style="font-size:2.25rem;line-height:1.25">{escape(value)}</div>'
+        f"{pill}</div>"
+    )

@@ -66,7 +66,8 @@ class DagsterService(Service):
 
 
 class DashboardService(Service):
-    """The Streamlit dashboard, its modules and clients made at start (dashboard/serve.py)."""
+    """The Streamlit dashboard (dashboard/server.py: the page, whose queries start with its HTML
+    request), its modules and clients made at start (dashboard/serve.py)."""
 
     name = "dashboard"
     start_timeout = 60.0
@@ -78,7 +79,7 @@ class DashboardService(Service):
     def argv(self, data_dir: Path) -> list[str]:
         return [
             sys.executable, "-m", "engagement_platform.dashboard.serve", "run",
-            str(PROJECT_ROOT / "engagement_platform" / "dashboard" / "app.py"),
+            str(PROJECT_ROOT / "engagement_platform" / "dashboard" / "server.py"),
             "--server.address", "127.0.0.1",
             "--server.port", str(self.settings.dashboard_port),
             "--server.headless", "true",

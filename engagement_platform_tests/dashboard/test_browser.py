@@ -23,8 +23,9 @@ from playwright.sync_api import Page
 
 from engagement_platform import settings as settings_module
 from engagement_platform.bench.dashboard import CHROMIUM, chromium, line, navigate
+from engagement_platform.dashboard import svg
 from engagement_platform.dashboard.period import delta
-from engagement_platform.dashboard.view import View
+from engagement_platform.dashboard.view import METRIC_CLASS, View
 from engagement_platform.local_stack.apps import DashboardService
 from engagement_platform.serving.top_content import top_content
 from engagement_platform.settings import Settings
@@ -87,8 +88,8 @@ def test_a_browser_renders_the_page_and_changes_the_window(
         page.get_by_text("Top content in the last 60 minutes").first.wait_for(timeout=60_000)
         page.wait_for_url("**window=60**", timeout=30_000)
         live_title(page, top.title)
-        # the charts are drawn (canvas or SVG) before the picture is taken
-        page.locator(".vega-embed").first.wait_for(timeout=60_000)
+        # the charts (SVG drawn by the server) are in the page before the picture is taken
+        page.locator(CHART).first.wait_for(timeout=60_000)
         body = page.inner_text("body")
         assert "Traceback" not in body and "Analytics" in body
         shot.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,8 @@ def test_a_browser_renders_the_page_and_changes_the_window(
     assert shot.stat().st_size > 10_000
 
 
-METRIC = '[data-testid="stMetric"]'
+METRIC = f".{METRIC_CLASS}"
+CHART = f"svg.{svg.CLASS}"
 
 
 def live_title(page: Page, title: str) -> None:
@@ -106,13 +108,14 @@ def live_title(page: Page, title: str) -> None:
 
 
 def metrics(page: Page) -> dict[str, tuple[str, str]]:
-    """Each st.metric on the page: label -> (value, delta text, '' when none)."""
+    """Each headline figure on the page: label -> (value, delta text without its arrow, '' when
+    none)."""
     shown = {}
     for metric in page.locator(METRIC).all():
-        delta = metric.locator('[data-testid="stMetricDelta"]')
-        shown[metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()] = (
-            metric.locator('[data-testid="stMetricValue"]').inner_text().strip(),
-            delta.inner_text().strip() if delta.count() else "",
+        delta = metric.locator(f".{METRIC_CLASS}-delta")
+        shown[metric.locator(f".{METRIC_CLASS}-label").inner_text().strip()] = (
+            metric.locator(f".{METRIC_CLASS}-value").inner_text().strip(),
+            delta.inner_text().strip().removeprefix("↑ ").removeprefix("↓ ") if delta.count() else "",
         )
     return shown
 
@@ -169,7 +172,7 @@ def test_a_title_s_page_opens_from_the_top_table_and_matches_the_warehouse(
         page.goto(urljoin(page.url, href), wait_until="networkidle")
         page.get_by_role("heading", name=title).wait_for(timeout=60_000)
         page.get_by_text("Last hour, live").first.wait_for(timeout=60_000)
-        page.locator(".vega-embed").nth(3).wait_for(timeout=60_000)  # events, completion, devices, live
+        page.locator(CHART).nth(3).wait_for(timeout=60_000)  # events, completion, devices, live
         page.locator(METRIC, has_text="Played and also finished").wait_for(timeout=60_000)
         shown = metrics(page)
         labels = ("Events", "Unique users", "Users who played", "Played and also finished")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qsl
 
 from engagement_platform.dashboard import health
-from engagement_platform.dashboard.view import View
+from engagement_platform.dashboard.view import View, escape_colons, escape_markdown
+from engagement_platform.serving.top_content import TopRow
+from engagement_platform.settings import Settings
 from engagement_platform.warehouse.queries import Filters
 
 TODAY = date(2026, 3, 10)
@@ -60,14 +63,30 @@ def test_the_health_panel_links_to_assets_the_definitions_have() -> None:
     assert keys >= linked | set(health.TOPIC_ASSETS.values())
 
 
-def test_the_leaderboard_chart_orders_its_bars_by_rank_whatever_the_labels() -> None:
+def test_the_leaderboard_chart_draws_its_bars_in_rank_order_whatever_the_labels() -> None:
     from engagement_platform.dashboard import leaderboard
-    from engagement_platform.serving.top_content import TopRow
+    from engagement_platform_tests.dashboard.test_svg import tips
 
     rows = [
         TopRow(rank, f"c{rank}", float(100 - rank), title, "video")
         for rank, title in [(1, "Zed"), (2, "Alpha"), (3, None)]
     ]
-    spec = leaderboard.chart(rows, "events").to_dict()
-    assert spec["encoding"]["y"]["sort"] == {"field": "rank", "order": "ascending"}
-    assert [r["rank"] for r in spec["datasets"][next(iter(spec["datasets"]))]] == [1, 2, 3]
+    shown = tips(leaderboard.chart(rows, "events"))
+    titles = ["title: Zed", "title: Alpha", f"title: {leaderboard.NO_TITLE}"]
+    assert [t.splitlines()[0] for t in shown] == titles
+    assert all(f"content_id: c{rank}" in t for rank, t in enumerate(shown, 1))
+
+
+# Streamlit's Markdown loads its emoji plugin (a script fetched and run before the text shows)
+# when a text holds what its frontend reads as an emoji code (StreamlitMarkdown's own pattern)
+EMOJI_CODE = re.compile(r":(?!material/|streamlit:)[\w+-][\w_+-]*:")
+
+
+def test_no_text_the_page_writes_looks_like_an_emoji_code_yet_shows_as_itself() -> None:
+    assert EMOJI_CODE.search("newest event 15:10:01 UTC")  # a clock time does
+    assert escape_colons("15:10:01") == "15\\:10\\:01" and not EMOJI_CODE.search(escape_colons("15:10:01"))
+    assert not EMOJI_CODE.search(escape_markdown("Episode :smile: at 15:10:01"))
+    now = datetime(2026, 3, 10, 15, 10, 1, tzinfo=UTC)
+    row = health.age_row("newest event in Redis", now, now + timedelta(seconds=3), health.LEADERBOARD_ASSET)
+    panel = health.markdown([row], Settings())
+    assert "15:10:01" not in panel and "15\\:10\\:01" in panel and not EMOJI_CODE.search(panel)
