@@ -49,15 +49,18 @@ class PrefetchPage:
 
 
 def prefetch(query_string: str) -> None:
-    """Start, in the page's thread pool, what the dashboard's sections will ask for this view."""
+    """Start, in the page's thread pool, what the page's sections will ask for this view: the
+    dashboard's analytics and health, or a title page's history."""
     from engagement_platform import settings as settings_module
-    from engagement_platform.dashboard import analytics, health, services
+    from engagement_platform.dashboard import analytics, health, services, title
     from engagement_platform.dashboard.view import View
 
     view = View.from_query(dict(parse_qsl(query_string)))
-    if view.content:  # a title's page: its queries are its own, in a row
-        return
     settings = settings_module.load()
+    if view.content:  # a title's page (none for a malformed id: the page says so)
+        if (content_id := view.content_uuid()) is not None:
+            services.prefetch(title.load, settings, content_id, view.filters)
+        return
     services.prefetch(analytics.load, settings, view)
     services.prefetch(health.measured, settings, view.window)
 

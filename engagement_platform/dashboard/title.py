@@ -5,8 +5,13 @@ its last hour live from Redis (``serving.title_live``). A malformed or unknown i
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from functools import partial
+
 import pandas as pd
 import streamlit as st
+from clickhouse_connect.driver.client import Client
 
 from engagement_platform.dashboard import analytics, period, services, svg
 from engagement_platform.dashboard.view import View
@@ -14,11 +19,46 @@ from engagement_platform.serving.title_live import title_last_hour
 from engagement_platform.settings import Settings
 from engagement_platform.streaming.leaderboard import METRIC_EVENTS, metric_key_prefix
 from engagement_platform.warehouse import title
+from engagement_platform.warehouse.queries import Filters
 
 COMPLETION_TITLE = "Completion (engagement_pct)"
 DEVICES_TITLE = "Devices"
 LIVE_TITLE = "Last hour, live: events per minute"
 UNKNOWN = "(title unknown)"
+
+
+@dataclass(frozen=True)
+class History:
+    """What the page shows from the warehouse for one title and range."""
+
+    found: title.Title | None
+    now: title.Summary
+    before: title.Summary  # the same length of range just before
+    events: pd.DataFrame
+    completion: pd.DataFrame
+    devices: pd.DataFrame
+
+
+def fetch(client: Client, content_id: uuid.UUID, f: Filters) -> History:
+    """The page's queries (``title.page_queries``), all at once: the slowest sets the time."""
+    queries = title.page_queries(content_id, f)
+    found = services.concurrently({name: partial(query, client) for name, query in queries.items()})
+    return History(
+        found=found["title: name"],
+        now=found["title: summary"],
+        before=found["title: summary, previous period"],
+        events=found["title: events by type"],
+        completion=found["title: completion"],
+        devices=found["title: device split"],
+    )
+
+
+@st.cache_data(ttl=services.RESULTS_TTL_S, show_spinner=False)
+def load(settings: Settings, content_id: uuid.UUID, f: Filters) -> History:
+    """``fetch`` as the page runs it: shared by sessions for a few seconds, and started when the
+    browser asks for the page (dashboard/server.py)."""
+    with services.warehouse(settings) as client:
+        return fetch(client, content_id, f)
 
 
 def summary_figures(now: title.Summary, before: title.Summary) -> dict[str, analytics.Figure]:
@@ -67,11 +107,9 @@ def page(settings: Settings, view: View) -> None:
         return
     f = view.filters
     endpoint = f"{settings.clickhouse_host}:{settings.clickhouse_port}"
-    with (
-        services.unavailable("ClickHouse", endpoint, "this title's history"),
-        services.warehouse(settings) as client,
-    ):
-        found = title.find(client, content_id)
+    with services.unavailable("ClickHouse", endpoint, "this title's history"):
+        history = load(settings, content_id, f)
+        found = history.found
         if found is None:
             st.warning(f"No content with id `{content_id}` has any event in the warehouse.")
             return
@@ -80,19 +118,17 @@ def page(settings: Settings, view: View) -> None:
             f"{found.content_type or 'unknown type'} · `{content_id}` · {period.span(f)} (UTC); changes are "
             f"against {period.span(f.previous())}. The type and device filters do not apply here."
         )
-        now, before = title.summary(client, content_id, f), title.summary(client, content_id, f.previous())
-        for column, (label, figure) in zip(st.columns(4), summary_figures(now, before).items(), strict=True):
+        figures = summary_figures(history.now, history.before)
+        for column, (label, figure) in zip(st.columns(4), figures.items(), strict=True):
             services.show_metric(column, label, figure.value, figure.delta)
-        events = title.events_by_type(client, content_id, f)
-        if events.empty:
+        if history.events.empty:
             st.info("No events of this title in this range.")
         else:
-            across = analytics.events_chart(events, f.bucket_seconds, svg.FULL_WIDTH)
+            across = analytics.events_chart(history.events, f.bucket_seconds, svg.FULL_WIDTH)
             services.show_chart(st.container(), across)
             left, right = st.columns(2)
-            services.show_chart(left, completion_chart(title.completion(client, content_id, f)))
-            devices = title.devices(client, content_id, f)
-            services.show_chart(right, analytics.devices_chart(devices, DEVICES_TITLE, svg.WIDTH))
+            services.show_chart(left, completion_chart(history.completion))
+            services.show_chart(right, analytics.devices_chart(history.devices, DEVICES_TITLE, svg.WIDTH))
     live(settings, str(content_id))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from streamlit.web.server.app_discovery import discover_asgi_app
 
-from engagement_platform.dashboard import analytics, health, server, services
+from engagement_platform.dashboard import analytics, health, server, services, title
 
 
 def test_streamlit_run_finds_the_app() -> None:
@@ -72,5 +72,11 @@ def test_the_work_started_is_the_sections_for_the_url_s_view(monkeypatch: pytest
     assert (view.filters.start.isoformat(), view.filters.end.isoformat()) == ("2026-03-01", "2026-03-07")
 
     calls.clear()
-    server.prefetch("content=0b3c1a52-6f0e-4c41-9d2a-2d5f6f8a9e01")  # a title's page: nothing of these
+    content = "0b3c1a52-6f0e-4c41-9d2a-2d5f6f8a9e01"
+    server.prefetch(f"content={content}&from=2026-03-01&to=2026-03-07")  # a title's page: its history
+    [(title_load, _settings, content_id, filters)] = calls
+    assert (title_load, str(content_id), filters.start.isoformat()) == (title.load, content, "2026-03-01")
+
+    calls.clear()
+    server.prefetch("content=not-a-uuid")  # the page says it is malformed; nothing to start
     assert calls == []
