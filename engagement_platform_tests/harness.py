@@ -945,23 +945,27 @@ def enriched_event(event_id: int, content: Content, event_ts: datetime, rng: ran
     return orjson.loads(value)
 
 
+def markup(at: Any, css_class: str) -> Iterator[Any]:
+    """The page's own HTML in a Streamlit AppTest page (Markdown elements whose root element has
+    class ``css_class``), each parsed (``xml.etree.ElementTree``)."""
+    import xml.etree.ElementTree as ET
+
+    for element in at.markdown:
+        if f'class="{css_class}"' in element.value:
+            yield ET.fromstring(element.value)
+
+
 def charts(at: Any) -> dict[str, Any]:
     """Each chart on a Streamlit AppTest page (an SVG of ``dashboard.svg``) by its title, as a
     frame of what its marks' tooltips name: a row per mark, a column per field (figures as
     numbers, the rest as text)."""
-    import xml.etree.ElementTree as ET
-
     import pandas as pd
 
     from engagement_platform.dashboard import svg
 
     ns = {"svg": "http://www.w3.org/2000/svg"}
     found = {}
-    for element in at.markdown:
-        body = element.value
-        if f'class="{svg.CLASS}"' not in body:
-            continue
-        root = ET.fromstring(body)
+    for root in markup(at, svg.CLASS):
         rows = []
         for mark in root.iterfind(".//svg:g[@class='mark']", ns):
             tip = mark.findtext("svg:title", "", ns)
@@ -979,15 +983,11 @@ class Shown(NamedTuple):
 
 def metrics(at: Any) -> dict[str, Shown]:
     """Each headline figure on a Streamlit AppTest page (``view.metric_html``) by its label."""
-    import xml.etree.ElementTree as ET
-
     from engagement_platform.dashboard.view import METRIC_CLASS
 
     found = {}
-    for element in at.markdown:
-        if f'class="{METRIC_CLASS}"' not in element.value:
-            continue
-        parts = {div.attrib["class"]: "".join(div.itertext()) for div in ET.fromstring(element.value)}
+    for root in markup(at, METRIC_CLASS):
+        parts = {div.attrib["class"]: "".join(div.itertext()) for div in root}
         delta = parts.get(f"{METRIC_CLASS}-delta", "").removeprefix("↑ ").removeprefix("↓ ")
         found[parts[f"{METRIC_CLASS}-label"]] = Shown(parts[f"{METRIC_CLASS}-value"], delta)
     return found

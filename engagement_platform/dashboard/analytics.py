@@ -38,20 +38,18 @@ class Analytics:
 
 
 def fetch(client: Client, view: View) -> Analytics:
-    """The section's queries, all at once (the client is thread-safe): the slowest sets the time."""
-    f = view.filters
-    found = services.concurrently(
-        {
-            "events": lambda: queries.events_by_type(client, f),
-            "completion": lambda: queries.completion_distribution(client, f),
-            "devices": lambda: queries.device_split(client, f),
-            "top": lambda: queries.top_content(client, f, view.top_n),
-            "users": lambda: queries.unique_users(client, f),
-            "previous_devices": lambda: queries.device_split(client, f.previous()),
-            "previous_users": lambda: queries.unique_users(client, f.previous()),
-        }
+    """The section's queries (``queries.analytics_queries``), all at once (the client is
+    thread-safe): the slowest sets the time."""
+    found = services.query_all(client, queries.analytics_queries(view.filters, view.top_n))
+    return Analytics(
+        events=found["events by type"],
+        completion=found["completion by content type"],
+        devices=found["device split"],
+        top=found["top content"],
+        users=found["unique users"],
+        previous_devices=found["device split, previous period"],
+        previous_users=found["unique users, previous period"],
     )
-    return Analytics(**found)
 
 
 @st.cache_data(ttl=services.RESULTS_TTL_S, show_spinner=False)
@@ -96,17 +94,22 @@ def events_chart(frame: pd.DataFrame, bucket_seconds: int, width: float = svg.WI
     return svg.lines(title, points, "events / minute", svg.number, "event type", dots=dots, width=width)
 
 
+def decile(pct_bucket: float) -> str:
+    """A completion decile's label: "0–10 %" for the bucket 0 ... "90–100 %"."""
+    return f"{int(pct_bucket)}–{int(pct_bucket) + 10} %"
+
+
+DECILES = tuple(decile(b) for b in range(0, 100, 10))
+
+
 def completion_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Deciles as labels ("0–10 %" ... "90–100 %") and each content type's share of its events,
     so types of different sizes compare."""
     out = frame.copy()
-    out["completion"] = [f"{int(b)}–{int(b) + 10} %" for b in out["pct_bucket"]]
+    out["completion"] = [decile(b) for b in out["pct_bucket"]]
     totals = out.groupby("content_type")["events"].transform("sum")
     out["share"] = out["events"] / totals.where(totals > 0, 1)
     return out
-
-
-DECILES = tuple(f"{b}–{b + 10} %" for b in range(0, 100, 10))
 
 
 def completion_chart(frame: pd.DataFrame) -> str:

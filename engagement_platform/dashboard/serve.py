@@ -3,7 +3,7 @@
 ``python -m engagement_platform.dashboard.serve run engagement_platform/dashboard/server.py
 [--server.port …]`` takes Streamlit's own command line. Beside the server, once its runtime is
 up, it imports the page's modules (pandas, the service clients: ~1 s of CPU, several under
-load), draws one chart and makes the shared clients,
+load) and makes the shared clients,
 so the first visitor after `up` waits for its own queries only (docs/performance.md, "The
 dashboard"). Warming is best effort: a service that is down is the page's to report.
 """
@@ -29,9 +29,7 @@ def warm() -> None:
     try:
         from engagement_platform import settings as settings_module
         from engagement_platform.dashboard import analytics, controls, health, leaderboard, services, title  # noqa: F401
-        from engagement_platform.serving.top_content import TopRow
 
-        leaderboard.chart([TopRow(1, "warm", 1.0, "warm", "warm")], "events")
         settings = settings_module.load()
         services.redis_client(settings)
         with services.warehouse(settings):

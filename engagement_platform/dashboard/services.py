@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import TypeVar
 
 import redis
@@ -93,6 +94,12 @@ def concurrently(calls: Mapping[str, Callable[[], T]]) -> dict[str, T]:
     with ThreadPoolExecutor(max_workers=len(calls) or 1, thread_name_prefix="dashboard-call") as pool:
         futures = {name: pool.submit(call) for name, call in calls.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def query_all(client: Client, queries: Mapping[str, Callable[[Client], T]]) -> dict[str, T]:
+    """Every query of ``queries`` on ``client`` at once (a client without a session id is
+    thread-safe), their results by name."""
+    return concurrently({name: partial(query, client) for name, query in queries.items()})
 
 
 def describe(exc: BaseException) -> str:

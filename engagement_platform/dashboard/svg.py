@@ -72,10 +72,18 @@ def cut(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start", size: int = FONT, fill: str = MUTED) -> str:
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    anchor: str = "start",
+    size: int = FONT,
+    fill: str = MUTED,
+    weight: int = 400,
+) -> str:
     return (
-        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}">'
-        f"{escape(text)}</text>"
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}" '
+        f'font-weight="{weight}">{escape(text)}</text>'
     )
 
 
@@ -84,25 +92,26 @@ def _frame(title: str, height: float, body: list[str], width: float = WIDTH) -> 
         f'<svg class="{CLASS}" data-title={quoteattr(title)} xmlns="http://www.w3.org/2000/svg" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" width="100%" role="img" '
         f'font-family="Source Sans Pro, sans-serif"><title>{escape(title)}</title>'
-        + _text(0, 17, title, size=14, fill=INK).replace("<text ", '<text font-weight="600" ', 1)
+        + _text(0, 17, title, size=14, fill=INK, weight=600)
         + "".join(body)
         + "</svg>"
     )
 
 
-def _legend(palette: Mapping[str, str], y: float, title: str = "") -> list[str]:
-    """Swatches and names in a row (none for a single unnamed series)."""
-    if len(palette) <= 1 and not any(palette):
-        return []
-    out, x = [], 0.0
-    if title:
-        out.append(_text(x, y + 10, title + ":"))
-        x += 7 * len(title) + 14
+def _header(palette: Mapping[str, str], legend: str) -> tuple[float, list[str]]:
+    """Where the plot starts below the title, and the legend above it: swatches and names in a
+    row, when there are several series or the legend is named."""
+    if len(palette) <= 1 and not legend:
+        return TITLE_H, []
+    out, x, y = [], 0.0, TITLE_H
+    if legend:
+        out.append(_text(x, y + 10, legend + ":"))
+        x += 7 * len(legend) + 14
     for name, colour in palette.items():
         out.append(f'<rect x="{x:.1f}" y="{y + 1:.1f}" width="10" height="10" fill="{colour}"/>')
         out.append(_text(x + 14, y + 10, name or "—"))
         x += 14 + 7 * len(name or "—") + 16
-    return out
+    return TITLE_H + LEGEND_H, out
 
 
 def _mark(shape: str, fields: Mapping[str, str]) -> str:
@@ -122,13 +131,12 @@ def hbars(
     """One horizontal bar per label, in the order given (a ranking reads top-down), coloured by
     its series; the value axis below."""
     palette = colours([m.series for m in marks])
-    top = TITLE_H + (LEGEND_H if len(palette) > 1 or legend else 0)
+    top, body = _header(palette, legend)
     left = min(max((len(cut(lb)) for lb in labels), default=0) * 6.2 + 8, width * 0.45)
     plot_w, bar_h = width - left - 24, 22  # room on the right for the last tick's label
     steps = ticks(max((m.value for m in marks), default=0.0))
     scale = plot_w / steps[-1]
     height = top + bar_h * len(marks) + AXIS_H
-    body = _legend(palette, TITLE_H, legend) if top > TITLE_H else []
     for value in steps:
         x = left + value * scale
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - AXIS_H}" stroke="{GRID}"/>')
@@ -173,21 +181,20 @@ def columns(
     """Vertical bars: per category (x), one bar per series, side by side. ``marks`` maps each
     category to its bars; a category's label shows when there is room (every k-th otherwise)."""
     series = colours([m.series for c in categories for m in marks.get(c, ())])
-    top = TITLE_H + (LEGEND_H if len(series) > 1 or legend else 0)
+    top, body = _header(series, legend)
     left, bottom = 58.0, AXIS_H - 14
     steps = ticks(max((m.value for c in categories for m in marks.get(c, ())), default=0.0))
     slot = (width - left - 8) / max(len(categories), 1)
     bar_w = slot * 0.8 / max(len(series), 1)
     widest = max((len(c) for c in categories), default=0) * FONT * 0.55 + 6  # a label's width, roughly
     every = max(1, math.ceil(widest / slot))  # every k-th label, so that none overlap
-    body = _legend(series, TITLE_H, legend) if top > TITLE_H else []
     body += _y_axis(steps, left, top, plot_h, fmt, axis, width)
-    order = list(series)
+    place = {name: i for i, name in enumerate(series)}  # a series' place within its category
     for i, category in enumerate(categories):
         x0 = left + i * slot + slot * 0.1
         for m in marks.get(category, ()):
             h = max(m.value, 0) / steps[-1] * plot_h
-            x = x0 + order.index(m.series) * bar_w
+            x = x0 + place[m.series] * bar_w
             rect = (
                 f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{max(bar_w - 1, 1):.1f}" '
                 f'height="{h:.1f}" fill="{series[m.series]}"/>'
@@ -220,13 +227,12 @@ def lines(
     """One line per series over time, the times' labels in UTC; each point a dot with its
     tooltip when ``dots`` (few points), else each line with its series' name."""
     series = colours([m.series for _t, m in points])
-    top = TITLE_H + (LEGEND_H if len(series) > 1 or legend else 0)
+    top, body = _header(series, legend)
     left = 58.0
     plot_w = width - left - 44  # room on the right for the last time's label
     steps = ticks(max((m.value for _t, m in points), default=0.0))
     times = [_seconds(t) for t, _m in points]
     start, span = (min(times), max(times) - min(times)) if times else (0.0, 0.0)
-    body = _legend(series, TITLE_H, legend) if top > TITLE_H else []
     body += _y_axis(steps, left, top, plot_h, fmt, axis, width)
 
     def xy(at: datetime, value: float) -> tuple[float, float]:
@@ -242,8 +248,9 @@ def lines(
             for t, m in mine:
                 x, y = xy(t, m.value)
                 body.append(_mark(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>', m.fields))
-    for i in range(6) if span else range(1 if times else 0):
-        at = datetime.fromtimestamp(start + span * i / 5, tz=UTC)
-        x = left + (plot_w * i / 5 if span else plot_w / 2)
-        body.append(_text(x, top + plot_h + 14, _time_label(at, span), "middle"))
+    # six times along the axis; a single time once, in the middle; none without data
+    labelled = [i / 5 for i in range(6)] if span else [0.5] if times else []
+    for share in labelled:
+        at = datetime.fromtimestamp(start + span * share, tz=UTC)
+        body.append(_text(left + plot_w * share, top + plot_h + 14, _time_label(at, span), "middle"))
     return _frame(title, top + plot_h + AXIS_H - 6, body, width)

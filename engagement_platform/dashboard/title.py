@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -41,8 +40,7 @@ class History:
 
 def fetch(client: Client, content_id: uuid.UUID, f: Filters) -> History:
     """The page's queries (``title.page_queries``), all at once: the slowest sets the time."""
-    queries = title.page_queries(content_id, f)
-    found = services.concurrently({name: partial(query, client) for name, query in queries.items()})
+    found = services.query_all(client, title.page_queries(content_id, f))
     return History(
         found=found["title: name"],
         now=found["title: summary"],
@@ -79,7 +77,7 @@ def summary_figures(now: title.Summary, before: title.Summary) -> dict[str, anal
 def completion_chart(frame: pd.DataFrame) -> str:
     marks: dict[str, list[svg.Mark]] = {}
     for bucket, events in zip(frame["pct_bucket"], frame["events"], strict=True):
-        label = f"{int(bucket)}–{int(bucket) + 10} %"
+        label = analytics.decile(bucket)
         fields = {"completion": label, "events": f"{int(events):,}"}
         marks.setdefault(label, []).append(svg.Mark(float(events), "", fields))
     return svg.columns(COMPLETION_TITLE, analytics.DECILES, marks, "events", svg.number)

@@ -254,20 +254,25 @@ def vocabulary(client: Client, start: date, end: date) -> Vocabulary:
     return Vocabulary(content_types, devices)
 
 
-# what `bench warehouse` times: every query the page runs, at the page's default filters
-# (the last 7 days) and for a single day (the events chart in minutes); the headline figures
-# run for the previous range too (the comparison)
-def _page(f: Filters) -> dict[str, Callable[[Client], Any]]:
+def analytics_queries(f: Filters, top_n: int = 10) -> dict[str, Callable[[Client], Any]]:
+    """The analytics section's queries by name, as the dashboard runs them (all at once) and
+    `bench warehouse` times them; the headline figures run for the previous range too (the
+    comparison)."""
     return {
         "events by type": lambda c: events_by_type(c, f),
         "completion by content type": lambda c: completion_distribution(c, f),
         "device split": lambda c: device_split(c, f),
-        "top content": lambda c: top_content(c, f),
-        "filter options": lambda c: vocabulary(c, f.start, f.end),
+        "top content": lambda c: top_content(c, f, top_n),
         "unique users": lambda c: unique_users(c, f),
         "device split, previous period": lambda c: device_split(c, f.previous()),
         "unique users, previous period": lambda c: unique_users(c, f.previous()),
     }
+
+
+# what `bench warehouse` times: every query the page runs (the sidebar's filter options too), at
+# the page's default filters (the last 7 days) and for a single day (the events chart in minutes)
+def _page(f: Filters) -> dict[str, Callable[[Client], Any]]:
+    return analytics_queries(f) | {"filter options": lambda c: vocabulary(c, f.start, f.end)}
 
 
 def page_queries(
